@@ -1,0 +1,1 @@
+"""docflow: a document-processing pipeline on Dagster."""
