@@ -1,0 +1,42 @@
+# Every target installs what it needs: a fresh clone needs only `make dev` or `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup dev test lint format bench down clean
+
+setup: $(STAMP)
+
+# torch is pinned to the CPU build (an unpinned torch pulls gigabytes of CUDA packages);
+# it must be installed before sentence-transformers so pip keeps it.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e ".[local-ml,dev]"
+	touch $(STAMP)
+
+dev: setup
+	$(BIN)/docflow dev
+
+test: setup
+	$(BIN)/ruff check docflow docflow_tests tools
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+lint: setup
+	$(BIN)/ruff check docflow docflow_tests tools
+	$(BIN)/ruff format --check docflow docflow_tests tools
+
+format: setup
+	$(BIN)/ruff format docflow docflow_tests tools
+	$(BIN)/ruff check --fix docflow docflow_tests tools
+
+bench: setup
+	$(BIN)/docflow bench
+
+down: setup
+	$(BIN)/docflow down
+
+clean: down
+	rm -rf .docflow

@@ -1,0 +1,84 @@
+"""Backends: the work of each asset, free of Dagster.
+
+Each concern has a Protocol and a registry keyed by a `kind` ("local", "llamacloud", "openai"). Settings pick
+the kind; `get_*` builds the backend once per process (models load once) and returns it.
+Remote backends import their client lazily and raise `MissingExtra`/`ConfigError` with a clear message.
+"""
+
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Protocol, runtime_checkable
+
+from docflow.errors import ConfigError
+from docflow.models import Classification, Extraction, ParsedDocument, RawFile
+from docflow.settings import Settings, get_settings
+
+
+@runtime_checkable
+class Parser(Protocol):
+    name: str
+
+    def parse(self, data: bytes, raw: RawFile) -> ParsedDocument: ...
+
+
+@runtime_checkable
+class Classifier(Protocol):
+    name: str
+
+    def classify(self, data: bytes, raw: RawFile) -> Classification: ...
+
+
+@runtime_checkable
+class Extractor(Protocol):
+    name: str
+
+    def extract(self, parsed: ParsedDocument, classification: Classification) -> Extraction: ...
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    name: str  # e.g. "local/all-MiniLM-L6-v2"; stored with each vector so models never mix
+    dimension: int
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]: ...
+
+
+PARSERS: dict[str, str] = {"local": "docflow.backends.parse.local:LocalParser"}
+CLASSIFIERS: dict[str, str] = {"local": "docflow.backends.classify.local:RuleClassifier"}
+EXTRACTORS: dict[str, str] = {"local": "docflow.backends.extract.local:LocalExtractor"}
+EMBEDDERS: dict[str, str] = {"local": "docflow.backends.embed.local:LocalEmbedder"}
+
+
+def _build(registry: dict[str, str], kind: str, settings: Settings, concern: str):
+    if kind not in registry:
+        known = ", ".join(sorted(registry))
+        raise ConfigError(f"unknown {concern} backend {kind!r}; known: {known}")
+    module_name, _, attr = registry[kind].partition(":")
+    module = __import__(module_name, fromlist=[attr])
+    return getattr(module, attr).from_settings(settings)
+
+
+@lru_cache(maxsize=8)
+def _cached(registry_name: str, kind: str, settings: Settings):
+    registry = {"parse": PARSERS, "classify": CLASSIFIERS, "extract": EXTRACTORS, "embed": EMBEDDERS}
+    return _build(registry[registry_name], kind, settings, registry_name)
+
+
+def get_parser(settings: Settings | None = None) -> Parser:
+    s = settings or get_settings()
+    return _cached("parse", s.parse_backend, s)
+
+
+def get_classifier(settings: Settings | None = None) -> Classifier:
+    s = settings or get_settings()
+    return _cached("classify", s.classify_backend, s)
+
+
+def get_extractor(settings: Settings | None = None) -> Extractor:
+    s = settings or get_settings()
+    return _cached("extract", s.extract_backend, s)
+
+
+def get_embedder(settings: Settings | None = None) -> Embedder:
+    s = settings or get_settings()
+    return _cached("embed", s.embed_backend, s)

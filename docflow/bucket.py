@@ -1,0 +1,171 @@
+"""S3 access: keys, tenants, document ids, streaming uploads and listings. No Dagster here."""
+
+import hashlib
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path, PurePosixPath
+from typing import IO
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from docflow.errors import BackendUnavailable, NotFound
+
+SHA256_META = "sha256"  # x-amz-meta-sha256, written by docflow's uploads so the sensor need not hash
+_SAFE = re.compile(r"[^a-z0-9_-]+")
+
+
+def safe_tenant(name: str) -> str:
+    """Tenant names become part of partition keys: lower-case letters, digits, '_' and '-' only."""
+    tenant = _SAFE.sub("-", name.strip().lower()).strip("-")[:40]
+    return tenant or "default"
+
+
+def make_doc_id(tenant: str, sha256: str) -> str:
+    """The partition key of a document: same tenant + same bytes = same document."""
+    return f"{safe_tenant(tenant)}-{sha256[:32]}"
+
+
+def tenant_of(key: str, prefix: str, default: str = "default") -> str:
+    """`<prefix><tenant>/<path>` -> tenant; a file directly under the prefix belongs to the default tenant."""
+    rest = key[len(prefix) :] if key.startswith(prefix) else key
+    head, sep, _ = rest.partition("/")
+    return safe_tenant(head) if sep and head else safe_tenant(default)
+
+
+def filename_of(key: str) -> str:
+    return PurePosixPath(key).name
+
+
+def sha256_stream(stream: IO[bytes], chunk: int = 1024 * 1024) -> tuple[str, int]:
+    digest, size = hashlib.sha256(), 0
+    while block := stream.read(chunk):
+        digest.update(block)
+        size += len(block)
+    return digest.hexdigest(), size
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    etag: str
+    size: int
+    last_modified: datetime
+
+
+class Bucket:
+    """A thin client over one S3 bucket (AWS, MinIO, R2 or the embedded SeaweedFS)."""
+
+    def __init__(
+        self,
+        bucket: str,
+        endpoint_url: str | None = None,
+        region: str = "us-east-1",
+        access_key: str | None = None,
+        secret_key: str | None = None,
+    ) -> None:
+        self.name = bucket
+        self.endpoint_url = endpoint_url
+        self._client = boto3.client(
+            "s3",
+            endpoint_url=endpoint_url,
+            region_name=region,
+            aws_access_key_id=access_key,
+            aws_secret_access_key=secret_key,
+            config=Config(
+                retries={"max_attempts": 5, "mode": "standard"},
+                connect_timeout=5,
+                read_timeout=60,
+                s3={"addressing_style": "path"},
+            ),
+        )
+
+    # --- writes ------------------------------------------------------------------------------------
+    def ensure_bucket(self) -> None:
+        try:
+            self._client.head_bucket(Bucket=self.name)
+        except ClientError:
+            with _s3_errors("create bucket"):
+                self._client.create_bucket(Bucket=self.name)
+
+    def upload_file(self, path: Path, key: str, sha256: str | None = None) -> str:
+        """Stream a local file to `key` with its sha256 in the object metadata; returns the etag."""
+        if sha256 is None:
+            with path.open("rb") as f:
+                sha256, _ = sha256_stream(f)
+        with _s3_errors(f"upload {key}"):
+            self._client.upload_file(str(path), self.name, key, ExtraArgs={"Metadata": {SHA256_META: sha256}})
+            return self.head(key).etag
+
+    def put_bytes(self, key: str, data: bytes, sha256: str | None = None) -> str:
+        sha256 = sha256 or hashlib.sha256(data).hexdigest()
+        with _s3_errors(f"put {key}"):
+            response = self._client.put_object(
+                Bucket=self.name, Key=key, Body=data, Metadata={SHA256_META: sha256}
+            )
+        return response["ETag"].strip('"')
+
+    def delete(self, key: str) -> None:
+        with _s3_errors(f"delete {key}"):
+            self._client.delete_object(Bucket=self.name, Key=key)
+
+    # --- reads -------------------------------------------------------------------------------------
+    def head(self, key: str) -> ObjectInfo:
+        with _s3_errors(f"head {key}"):
+            r = self._client.head_object(Bucket=self.name, Key=key)
+        return ObjectInfo(key, r["ETag"].strip('"'), r["ContentLength"], r["LastModified"])
+
+    def sha256_of(self, key: str) -> tuple[str, bool]:
+        """The content hash of an object: from its metadata when docflow uploaded it, else by streaming it.
+
+        Returns (sha256, downloaded)."""
+        with _s3_errors(f"head {key}"):
+            meta = self._client.head_object(Bucket=self.name, Key=key).get("Metadata", {})
+        if meta.get(SHA256_META):
+            return meta[SHA256_META], False
+        with _s3_errors(f"get {key}"):
+            body = self._client.get_object(Bucket=self.name, Key=key)["Body"]
+            return sha256_stream(body)[0], True
+
+    def get_bytes(self, key: str, max_bytes: int | None = None) -> bytes:
+        with _s3_errors(f"get {key}"):
+            body = self._client.get_object(Bucket=self.name, Key=key)["Body"]
+            data = body.read() if max_bytes is None else body.read(max_bytes + 1)
+        return data
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Every object under `prefix`, page by page (1000 keys per request)."""
+        paginator = self._client.get_paginator("list_objects_v2")
+        with _s3_errors(f"list {prefix!r}"):
+            for page in paginator.paginate(Bucket=self.name, Prefix=prefix):
+                for o in page.get("Contents", []):
+                    yield ObjectInfo(o["Key"], o["ETag"].strip('"'), o["Size"], o["LastModified"])
+
+    def url(self, key: str) -> str:
+        base = self.endpoint_url or "https://s3.amazonaws.com"
+        return f"{base.rstrip('/')}/{self.name}/{key}"
+
+
+class _s3_errors:
+    """Turn boto errors into docflow's tree: a missing key is NotFound, the rest may pass (retryable)."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc is None:
+            return False
+        if isinstance(exc, ClientError):
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if code in {"404", "NoSuchKey", "NotFound", "NoSuchBucket"}:
+                raise NotFound(f"S3 {self.what}: {code}") from exc
+            raise BackendUnavailable(f"S3 {self.what} failed: {code} {exc}") from exc
+        if isinstance(exc, BotoCoreError):
+            raise BackendUnavailable(f"S3 {self.what} failed: {exc}") from exc
+        return False

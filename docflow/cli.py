@@ -1,0 +1,205 @@
+"""The `docflow` command. Every command works with nothing configured (embedded Postgres and S3)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from docflow import services
+from docflow.errors import DocflowError
+from docflow.settings import get_settings
+
+
+def _echo_json(value: object) -> None:
+    click.echo(json.dumps(value, indent=2, default=str))
+
+
+@click.group()
+def cli() -> None:
+    """docflow: a document pipeline on Dagster (classify, parse, extract, embed, search)."""
+
+
+@cli.command()
+def up() -> None:
+    """Start (or reuse) the embedded Postgres and S3, migrate, and prepare the Dagster instance."""
+    settings = get_settings()
+    env = services.dagster_env(settings)
+    _configure_pools(settings)
+    for name in ("DOCFLOW_DATABASE_URL", "DOCFLOW_S3_ENDPOINT_URL", "DAGSTER_HOME"):
+        click.echo(f"{name}={env[name]}")
+
+
+@cli.command()
+def down() -> None:
+    """Stop the embedded services started by `docflow up`, `docflow run` or `make dev`."""
+    from docflow.embedded import stop_services
+
+    stopped = stop_services(get_settings())
+    click.echo(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--tenant", default=None, help="Tenant the documents belong to (default: DOCFLOW_DEFAULT_TENANT).")
+@click.option("--force", is_flag=True, help="Re-process documents already done with the same configuration.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def run(paths: tuple[Path, ...], tenant: str | None, force: bool, as_json: bool) -> None:
+    """Upload files/folders, materialize all five assets for them, wait, and print a summary."""
+    from docflow.runner import run_paths
+
+    settings = get_settings()
+    summary = run_paths(
+        list(paths), tenant or settings.default_tenant, settings, force=force, progress=click.echo
+    )
+    if as_json:
+        _echo_json([d.model_dump() for d in summary])
+    else:
+        _print_table(summary)
+    failed = [d for d in summary if d.status != "done"]
+    click.echo(f"{len(summary) - len(failed)} done, {len(failed)} failed", err=as_json)
+    sys.exit(1 if failed else 0)
+
+
+@cli.command()
+@click.argument("doc_id", required=False)
+@click.option("--failed", is_flag=True, help="Only documents that failed (the dead letters).")
+@click.option("--tenant", default=None)
+@click.option("--json", "as_json", is_flag=True)
+def status(doc_id: str | None, failed: bool, tenant: str | None, as_json: bool) -> None:
+    """Documents with their status (pending, running, done, failed), type and error."""
+    from docflow.runner import summarize
+
+    rt = services.runtime()
+    docs = rt.store.list_documents(doc_id=doc_id, tenant=tenant, status="failed" if failed else None)
+    if doc_id and not docs:
+        raise click.ClickException(f"no document {doc_id!r}")
+    rows = summarize(rt, docs)
+    if as_json:
+        _echo_json([r.model_dump() for r in rows])
+    else:
+        _print_table(rows)
+
+
+@cli.command()
+@click.argument("query")
+@click.option("--k", default=10, show_default=True, help="Number of hits.")
+@click.option("--tenant", default=None)
+@click.option("--type", "doc_type", default=None, help="Only documents of this type.")
+@click.option("--json", "as_json", is_flag=True)
+def search(query: str, k: int, tenant: str | None, doc_type: str | None, as_json: bool) -> None:
+    """Hybrid (vector + full-text) search over the chunks of processed documents."""
+    from docflow.retrieval import search as do_search
+
+    hits = do_search(services.runtime(), query, k=k, tenant=tenant, doc_type=doc_type)
+    if as_json:
+        _echo_json(
+            [
+                h.model_dump(include={"doc_id", "key", "filename", "doc_type", "chunk_index", "score", "text"})
+                for h in hits
+            ]
+        )
+        return
+    if not hits:
+        click.echo("no results")
+    for i, h in enumerate(hits, 1):
+        pages = f" p.{h.page_start}" if h.page_start else ""
+        click.echo(f"{i:>2}. {h.score:.4f}  {h.filename}{pages}  [{h.doc_type}]  {h.doc_id}#{h.chunk_index}")
+        click.echo("    " + " ".join(h.text.split())[:200])
+
+
+@cli.command()
+@click.argument("question")
+@click.option("--k", default=5, show_default=True, help="Passages to ground the answer on.")
+@click.option("--tenant", default=None)
+@click.option("--json", "as_json", is_flag=True)
+def ask(question: str, k: int, tenant: str | None, as_json: bool) -> None:
+    """Answer a question from the documents, with sources (extractive without an LLM)."""
+    from docflow.retrieval import ask as do_ask
+
+    answer = do_ask(services.runtime(), question, k=k, tenant=tenant)
+    if as_json:
+        _echo_json(answer.model_dump())
+        return
+    label = "extractive answer (no LLM configured)" if answer.extractive else "answer"
+    click.echo(f"{label}:\n{answer.answer}\n\nsources:")
+    for h in answer.sources:
+        click.echo(f"  - {h.filename} p.{h.page_start or '?'} ({h.doc_id}#{h.chunk_index})")
+
+
+@cli.command()
+@click.option("--samples/--no-samples", default=True, help="Upload data/samples when starting.")
+@click.option("--port", default=3000, show_default=True, help="Dagster UI port.")
+def dev(samples: bool, port: int) -> None:
+    """Embedded services + Dagster UI and daemon (sensor on) + sample documents; Ctrl-C stops it all."""
+    settings = get_settings()
+    env = {**os.environ, **services.dagster_env(settings)}
+    _configure_pools(settings)
+    root = services.REPO_ROOT
+    cmd = [sys.executable, "-m", "dagster", "dev", "-w", str(root / "workspace.yaml"), "-p", str(port)]
+    click.echo(f"starting Dagster: http://127.0.0.1:{port}  (DAGSTER_HOME={env['DAGSTER_HOME']})")
+    proc = subprocess.Popen(cmd, env=env, cwd=root, start_new_session=True)
+    try:
+        if samples:
+            _upload_samples(settings)
+        proc.wait()
+    except KeyboardInterrupt:
+        click.echo("\nstopping Dagster...")
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGINT)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+        from docflow.embedded import stop_services
+
+        stopped = stop_services(settings)
+        click.echo(f"stopped: {', '.join(['dagster', *stopped])}")
+
+
+def _upload_samples(settings) -> None:
+    from docflow import ingest
+
+    rt = services.runtime(settings)
+    time.sleep(2)  # let the daemon start its sensor loop first, so the UI shows the runs arrive
+    folder = services.REPO_ROOT / "data" / "samples"
+    uploads = [ingest.plan_upload(f, root, settings.prefix, settings.default_tenant)
+               for f, root in ingest.iter_files([folder])]
+    for up in uploads:
+        rt.bucket.upload_file(up.path, up.key, sha256=up.sha256)
+    click.echo(f"uploaded {len(uploads)} sample documents to s3://{rt.settings.bucket}/{settings.prefix}; "
+               "the sensor picks them up within seconds")
+
+
+def _configure_pools(settings) -> None:
+    from docflow.defs.assets import POOLS
+
+    instance = services.dagster_instance(settings)
+    for pool, limit in POOLS.items():
+        instance.event_log_storage.set_concurrency_slots(pool, limit)
+
+
+def _print_table(rows) -> None:
+    for r in rows:
+        doc_type = r.doc_type or "-"
+        line = f"{r.status:<8} {doc_type:<20} {r.doc_id}  {r.filename}"
+        if r.error:
+            line += f"\n         error: {r.error}"
+        click.echo(line)
+
+
+def main() -> None:
+    try:
+        cli(standalone_mode=True)
+    except DocflowError as exc:
+        click.echo(f"docflow: {exc}", err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

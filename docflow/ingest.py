@@ -1,0 +1,179 @@
+"""Finding new documents in the bucket and putting files into it. No Dagster here: the sensor and the CLI
+call these functions and turn the result into partitions and runs.
+
+The scan cursor is a last-modified watermark plus the (key, etag) pairs seen inside a slack window behind
+it. S3's Last-Modified is when an upload *started*, so a slow upload can appear after newer objects were
+listed; the window (SLACK) catches those, and the seen set keeps them from being requested twice.
+"""
+
+import hashlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from docflow.bucket import Bucket, ObjectInfo, filename_of, make_doc_id, safe_tenant, tenant_of
+from docflow.errors import BackendUnavailable, NotFound
+from docflow.models import Document
+from docflow.store import Store
+
+SLACK = timedelta(minutes=15)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class ScanCursor(BaseModel):
+    since: datetime = _EPOCH  # watermark: every object older than since - SLACK has been handled
+    seen: dict[str, tuple[str, float]] = Field(default_factory=dict)  # key -> (etag, last_modified ts)
+
+    @classmethod
+    def load(cls, raw: str | None) -> "ScanCursor":
+        return cls.model_validate_json(raw) if raw else cls()
+
+    def dump(self) -> str:
+        return self.model_dump_json()
+
+
+@dataclass(frozen=True)
+class NewDocument:
+    doc_id: str
+    key: str
+    etag: str
+    tenant: str
+
+
+@dataclass
+class ScanResult:
+    new: list[NewDocument]  # registered now: request a run for each
+    aliases: int  # objects whose bytes were already a document (no run)
+    skipped: list[str]  # keys that could not be handled this tick (will be retried), with reasons
+    cursor: ScanCursor
+    remaining: int  # candidates left for the next tick (bounded work per tick)
+
+
+def scan(
+    bucket: Bucket,
+    store: Store,
+    cursor: ScanCursor,
+    prefix: str,
+    default_tenant: str = "default",
+    max_objects: int = 500,
+    max_hash_bytes: int = 2 * 1024**3,
+) -> ScanResult:
+    """One sensor tick: register the documents behind new objects under `prefix`."""
+    floor = cursor.since - SLACK
+    candidates = sorted(
+        (
+            o
+            for o in bucket.list(prefix)
+            if o.last_modified >= floor and cursor.seen.get(o.key, ("",))[0] != o.etag
+            and not o.key.endswith("/")
+        ),
+        key=lambda o: (o.last_modified, o.key),
+    )
+    handled: list[ObjectInfo] = []
+    found: list[tuple[ObjectInfo, str, str]] = []  # (object, tenant, sha256)
+    skipped: list[str] = []
+    hashed_bytes = 0
+    for obj in candidates[:max_objects]:
+        if hashed_bytes > max_hash_bytes:
+            break
+        try:
+            sha256, downloaded = bucket.sha256_of(obj.key)
+        except NotFound:
+            continue  # deleted since the listing: nothing to do
+        except BackendUnavailable as exc:
+            skipped.append(f"{obj.key}: {exc}")
+            break  # S3 trouble: stop here, the watermark stays below this object and the next tick retries
+        hashed_bytes += obj.size if downloaded else 0
+        handled.append(obj)
+        found.append((obj, tenant_of(obj.key, prefix, default_tenant), sha256))
+
+    new: list[NewDocument] = []
+    aliases = 0
+    for obj, tenant, sha256 in found:
+        doc = Document(
+            doc_id=make_doc_id(tenant, sha256),
+            tenant=tenant,
+            bucket=bucket.name,
+            key=obj.key,
+            etag=obj.etag,
+            sha256=sha256,
+            size=obj.size,
+            filename=filename_of(obj.key),
+        )
+        if store.register(doc):
+            new.append(NewDocument(doc.doc_id, obj.key, obj.etag, tenant))
+        else:
+            aliases += 1
+    return ScanResult(new, aliases, skipped, _advance(cursor, handled), len(candidates) - len(handled))
+
+
+def _advance(cursor: ScanCursor, handled: list[ObjectInfo]) -> ScanCursor:
+    seen = dict(cursor.seen)
+    for o in handled:
+        seen[o.key] = (o.etag, o.last_modified.timestamp())
+    since = max([cursor.since, *(o.last_modified for o in handled)])
+    floor = (since - SLACK).timestamp()
+    return ScanCursor(since=since, seen={k: v for k, v in seen.items() if v[1] >= floor})
+
+
+# --- putting files into the bucket (docflow run, make dev, the API later) ---------------------------
+
+
+@dataclass(frozen=True)
+class Upload:
+    path: Path
+    key: str
+    sha256: str
+    doc_id: str
+    tenant: str
+    size: int
+
+
+def iter_files(paths: Iterable[Path]) -> Iterator[tuple[Path, Path]]:
+    """(file, the folder it was given under) for files and folders, recursively, hidden files skipped."""
+    for p in paths:
+        if p.is_dir():
+            for f in sorted(p.rglob("*")):
+                if f.is_file() and not any(part.startswith(".") for part in f.relative_to(p).parts):
+                    yield f, p
+        elif p.is_file():
+            yield p, p.parent
+        else:
+            raise FileNotFoundError(f"no such file or folder: {p}")
+
+
+def plan_upload(path: Path, root: Path, prefix: str, tenant: str) -> Upload:
+    data = path.read_bytes()
+    sha256 = hashlib.sha256(data).hexdigest()
+    tenant = safe_tenant(tenant)
+    relative = path.relative_to(root).as_posix() if path != root else path.name
+    return Upload(
+        path=path,
+        key=f"{prefix}{tenant}/{relative}",
+        sha256=sha256,
+        doc_id=make_doc_id(tenant, sha256),
+        tenant=tenant,
+        size=len(data),
+    )
+
+
+def upload(bucket: Bucket, store: Store, up: Upload) -> bool:
+    """Register the document (pending) then write the object. True if the bytes were a new document.
+
+    Registering first means a sensor tick that lists the object finds it known and requests no second run.
+    """
+    doc = Document(
+        doc_id=up.doc_id,
+        tenant=up.tenant,
+        bucket=bucket.name,
+        key=up.key,
+        sha256=up.sha256,
+        size=up.size,
+        filename=up.path.name,
+    )
+    is_new = store.register(doc)
+    bucket.upload_file(up.path, up.key, sha256=up.sha256)
+    return is_new

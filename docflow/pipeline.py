@@ -1,0 +1,158 @@
+"""The five steps of docflow as plain functions over (settings, store, bucket). No Dagster here.
+
+The assets in defs/assets.py call one step each; `process` runs all five in a plain loop (what
+`docflow bench` measures Dagster's overhead against).
+"""
+
+import hashlib
+from dataclasses import dataclass, field
+
+from docflow import backends
+from docflow.backends.embed.chunking import chunk_markdown
+from docflow.bucket import Bucket
+from docflow.errors import BadDocument, DocumentTooLarge
+from docflow.models import Classification, Document, Extraction, ParsedDocument, RawFile
+from docflow.schemas import schema_fingerprint
+from docflow.settings import Settings, get_settings
+from docflow.sniff import count_pages, sniff_content_type
+from docflow.store import Store
+
+
+@dataclass
+class Runtime:
+    """What a step needs: settings, the database and the bucket."""
+
+    store: Store
+    bucket: Bucket
+    settings: Settings = field(default_factory=get_settings)
+
+
+@dataclass(frozen=True)
+class EmbedResult:
+    chunks: int
+    model: str
+    dimension: int
+    tokens: int
+
+
+def config_fingerprint(settings: Settings) -> str:
+    """Backends, model and schema versions a document was processed with; a change means re-processing."""
+    parts = [
+        settings.parse_backend,
+        settings.classify_backend,
+        settings.extract_backend,
+        settings.embed_backend,
+        settings.embed_model or "bundled-minilm",
+        str(settings.chunk_tokens),
+        str(settings.chunk_overlap),
+        schema_fingerprint(),
+    ]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
+def load_bytes(rt: Runtime, doc: Document) -> bytes:
+    if doc.size > rt.settings.max_bytes:
+        raise DocumentTooLarge(f"{doc.size} bytes exceeds the limit of {rt.settings.max_bytes} bytes")
+    data = rt.bucket.get_bytes(doc.key, max_bytes=rt.settings.max_bytes)
+    if len(data) > rt.settings.max_bytes:
+        raise DocumentTooLarge(f"object exceeds the limit of {rt.settings.max_bytes} bytes")
+    return data
+
+
+def raw_file(rt: Runtime, doc_id: str) -> RawFile:
+    """Pin the object: verify the bytes hash to the document id, sniff the type, count pages."""
+    doc = rt.store.get_document(doc_id)
+    info = rt.bucket.head(doc.key)
+    data = load_bytes(rt, doc.model_copy(update={"size": info.size}))
+    sha256 = hashlib.sha256(data).hexdigest()
+    if doc.sha256 and sha256 != doc.sha256:
+        raise BadDocument(
+            f"object {doc.key} changed since it was registered (sha256 {sha256[:12]} != {doc.sha256[:12]})"
+        )
+    if not data:
+        raise BadDocument("the file is empty (0 bytes)")
+    content_type = sniff_content_type(data, doc.filename)
+    raw = RawFile(
+        doc_id=doc_id,
+        sha256=sha256,
+        size=len(data),
+        content_type=content_type,
+        filename=doc.filename,
+        pages=count_pages(data, content_type),
+    )
+    if raw.pages and raw.pages > rt.settings.max_pages:
+        raise DocumentTooLarge(f"{raw.pages} pages exceeds the limit of {rt.settings.max_pages} pages")
+    rt.store.save_raw(raw, info.etag)
+    return raw
+
+
+def _raw(rt: Runtime, doc_id: str) -> tuple[RawFile, bytes]:
+    doc = rt.store.get_document(doc_id)
+    raw = RawFile(
+        doc_id=doc_id,
+        sha256=doc.sha256,
+        size=doc.size,
+        content_type=doc.content_type,
+        filename=doc.filename,
+        pages=doc.pages,
+    )
+    return raw, load_bytes(rt, doc)
+
+
+def classification(rt: Runtime, doc_id: str) -> Classification:
+    raw, data = _raw(rt, doc_id)
+    result = backends.get_classifier(rt.settings).classify(data, raw)
+    rt.store.save_classification(doc_id, result)
+    return result
+
+
+def parsed_markdown(rt: Runtime, doc_id: str) -> ParsedDocument:
+    raw, data = _raw(rt, doc_id)
+    result = backends.get_parser(rt.settings).parse(data, raw)
+    rt.store.save_parsed(doc_id, result)
+    return result
+
+
+def extracted_fields(rt: Runtime, doc_id: str) -> Extraction:
+    parsed = rt.store.load_parsed(doc_id)
+    classified = rt.store.load_classification(doc_id)
+    result = backends.get_extractor(rt.settings).extract(parsed, classified)
+    rt.store.save_extraction(doc_id, result)
+    return result
+
+
+def embeddings(rt: Runtime, doc_id: str) -> EmbedResult:
+    parsed = rt.store.load_parsed(doc_id)
+    extraction = rt.store.load_extraction(doc_id)
+    doc = rt.store.get_document(doc_id)
+    metadata = {
+        "doc_type": extraction.doc_type,
+        "tenant": doc.tenant,
+        "filename": doc.filename,
+        "fields": extraction.fields,
+    }
+    chunks = chunk_markdown(parsed, rt.settings.chunk_tokens, rt.settings.chunk_overlap, metadata)
+    embedder = backends.get_embedder(rt.settings)
+    vectors = embedder.embed([c.text for c in chunks])
+    rt.store.ensure_vector_index(embedder.dimension)
+    rt.store.save_chunks(doc_id, chunks, vectors, embedder.name, config_fingerprint(rt.settings))
+    return EmbedResult(len(chunks), embedder.name, embedder.dimension, sum(c.n_tokens for c in chunks))
+
+
+STEPS = {
+    "raw_file": raw_file,
+    "classification": classification,
+    "parsed_markdown": parsed_markdown,
+    "extracted_fields": extracted_fields,
+    "embeddings": embeddings,
+}
+
+
+def process(rt: Runtime, doc_id: str) -> None:
+    """All five steps for one document in a plain loop (no Dagster), recording failure like the assets do."""
+    for name, step in STEPS.items():
+        try:
+            step(rt, doc_id)
+        except BadDocument as exc:
+            rt.store.set_status(doc_id, "failed", stage=name, error=f"{name}: {exc}")
+            return

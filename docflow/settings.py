@@ -1,0 +1,87 @@
+"""The one settings class. Every knob is an environment variable `DOCFLOW_<NAME>` (or a `.env` file)."""
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+BackendKind = Literal["local", "llamacloud", "openai"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="DOCFLOW_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    # --- where state lives -------------------------------------------------------------------------
+    home: Path = Field(Path(".docflow"), description="Embedded services' data and DAGSTER_HOME.")
+    database_url: str | None = Field(
+        None, description="Postgres with pgvector for docflow's tables; unset = embedded pgserver."
+    )
+    dagster_database_url: str | None = Field(
+        None, description="Postgres for Dagster's instance storage; unset = database_url's server."
+    )
+    s3_endpoint_url: str | None = Field(
+        None, description="S3 endpoint (MinIO, R2...); unset = embedded SeaweedFS, 'aws' = AWS S3."
+    )
+    s3_region: str = "us-east-1"
+    aws_access_key_id: str | None = None
+    aws_secret_access_key: SecretStr | None = None
+    bucket: str = "docflow"
+    prefix: str = Field("incoming/", description="Upload prefix the sensor watches: <prefix><tenant>/...")
+    default_tenant: str = "default"
+    embedded_pg_port: int = 5439
+    embedded_s3_port: int = 8339
+
+    # --- backends ----------------------------------------------------------------------------------
+    parse_backend: BackendKind = "local"
+    classify_backend: BackendKind = "local"
+    extract_backend: BackendKind = "local"
+    embed_backend: Literal["local", "openai"] = "local"
+    embed_model: str = Field(
+        "", description="Local: a sentence-transformers path or name; '' = the bundled MiniLM."
+    )
+    embed_batch_size: int = 32
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str | None = None
+    openai_model: str = "gpt-4o-mini"
+    openai_embed_model: str = "text-embedding-3-small"
+    openai_embed_dimensions: int | None = None
+    llama_cloud_api_key: SecretStr | None = None
+    llama_cloud_base_url: str | None = None
+
+    # --- processing --------------------------------------------------------------------------------
+    max_bytes: int = 100 * 1024 * 1024
+    max_pages: int = 2000
+    parse_timeout_s: float = 300.0
+    chunk_tokens: int = 300
+    chunk_overlap: int = 40
+    classify_threshold: float = 0.35
+    rules_path: Path | None = Field(None, description="Classification rules; unset = data/doc_types.yaml")
+
+    # --- sensor ------------------------------------------------------------------------------------
+    sensor_interval_s: int = 5
+    sensor_max_per_tick: int = 500
+    sensor_max_hash_bytes: int = Field(
+        2 * 1024**3, description="Bytes the sensor may download per tick to hash objects lacking a sha256."
+    )
+
+    @property
+    def embedded_db(self) -> bool:
+        return not self.database_url
+
+    @property
+    def embedded_s3(self) -> bool:
+        return not self.s3_endpoint_url
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
+
+
+def data_dir() -> Path:
+    """The package's data folder (rules, schemas, samples): `data/` at the repository root."""
+    return Path(__file__).resolve().parent.parent / "data"

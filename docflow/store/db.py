@@ -1,0 +1,308 @@
+"""Postgres access for docflow's tables: migrations, per-document upserts, reads. No Dagster here.
+
+Every write for one asset of one document is one transaction; re-running converges to the same rows.
+"""
+
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from importlib import resources
+from typing import Any
+
+import psycopg
+from pgvector.psycopg import register_vector
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+from psycopg_pool import ConnectionPool
+
+from docflow.errors import BackendUnavailable, NotFound
+from docflow.models import (
+    Chunk,
+    Classification,
+    DocStatus,
+    Document,
+    Extraction,
+    ParsedDocument,
+    RawFile,
+)
+
+_MIGRATION_LOCK = 0x646F63666C6F77  # "docflow"
+_pools: dict[str, ConnectionPool] = {}
+_indexed: set[tuple[str, int]] = set()  # (url, dimension) whose HNSW index this process has ensured
+
+
+def _configure(conn: psycopg.Connection) -> None:
+    try:
+        register_vector(conn)
+    except psycopg.ProgrammingError:  # the extension is created by the first migration
+        pass
+    conn.commit()
+
+
+def _pool(url: str) -> ConnectionPool:
+    """One small pool per database URL and process."""
+    if url not in _pools:
+        _pools[url] = ConnectionPool(
+            url, min_size=0, max_size=4, configure=_configure, open=True, timeout=30, max_idle=60
+        )
+    return _pools[url]
+
+
+class Store:
+    """docflow's Postgres tables for one database URL."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    @contextmanager
+    def tx(self) -> Iterator[psycopg.Connection]:
+        """A connection inside one transaction (committed on success, rolled back on error)."""
+        try:
+            with _pool(self.url).connection() as conn, conn.transaction():
+                conn.row_factory = dict_row
+                yield conn
+        except psycopg.OperationalError as exc:
+            raise BackendUnavailable(f"Postgres unavailable: {exc}") from exc
+
+    # --- schema ------------------------------------------------------------------------------------
+    def migrate(self) -> list[str]:
+        """Apply the SQL files in store/migrations that have not run yet; returns their names."""
+        files = sorted(
+            (f for f in resources.files("docflow.store").joinpath("migrations").iterdir()),
+            key=lambda f: f.name,
+        )
+        applied: list[str] = []
+        with psycopg.connect(self.url, autocommit=False) as conn:
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+            conn.execute("CREATE SCHEMA IF NOT EXISTS docflow")
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS docflow.schema_migrations "
+                "(name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            done = {r[0] for r in conn.execute("SELECT name FROM docflow.schema_migrations")}
+            for f in files:
+                if f.name.endswith(".sql") and f.name not in done:
+                    conn.execute(f.read_text())
+                    conn.execute("INSERT INTO docflow.schema_migrations (name) VALUES (%s)", (f.name,))
+                    applied.append(f.name)
+            conn.commit()
+        return applied
+
+    def ensure_vector_index(self, dimension: int) -> None:
+        """An HNSW (cosine) index for vectors of one dimension; chunks of other models are not in it."""
+        if (self.url, dimension) in _indexed:
+            return
+        with self.tx() as conn:
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK + dimension,))
+            conn.execute(
+                f"CREATE INDEX IF NOT EXISTS chunks_embedding_{dimension:d} ON docflow.chunks "
+                f"USING hnsw ((embedding::vector({dimension:d})) vector_cosine_ops) "
+                f"WHERE vector_dims(embedding) = {dimension:d}"
+            )
+        _indexed.add((self.url, dimension))
+
+    # --- documents ---------------------------------------------------------------------------------
+    def register(self, doc: Document) -> bool:
+        """Record a document as pending, or add `doc.key` to an existing one. True if it is new."""
+        with self.tx() as conn:
+            row = conn.execute(
+                """
+                INSERT INTO docflow.documents
+                    (doc_id, tenant, bucket, key, keys, etag, sha256, size, content_type, filename, status)
+                VALUES (%(doc_id)s, %(tenant)s, %(bucket)s, %(key)s, ARRAY[%(key)s], %(etag)s, %(sha256)s,
+                        %(size)s, %(content_type)s, %(filename)s, 'pending')
+                ON CONFLICT (doc_id) DO UPDATE SET
+                    keys = CASE WHEN %(key)s = ANY(documents.keys) THEN documents.keys
+                                ELSE documents.keys || %(key)s END
+                RETURNING (xmax = 0) AS inserted
+                """,
+                doc.model_dump(),
+            ).fetchone()
+        return bool(row and row["inserted"])
+
+    def known(self, doc_ids: Sequence[str]) -> dict[str, DocStatus]:
+        """Status of those of `doc_ids` that are registered."""
+        with self.tx() as conn:
+            rows = conn.execute(
+                "SELECT doc_id, status FROM docflow.documents WHERE doc_id = ANY(%s)", (list(doc_ids),)
+            ).fetchall()
+        return {r["doc_id"]: r["status"] for r in rows}
+
+    def get_document(self, doc_id: str) -> Document:
+        docs = self.list_documents(doc_id=doc_id)
+        if not docs:
+            raise NotFound(f"document {doc_id!r} is not registered")
+        return docs[0]
+
+    def list_documents(
+        self,
+        doc_id: str | None = None,
+        tenant: str | None = None,
+        status: DocStatus | None = None,
+        limit: int = 1000,
+    ) -> list[Document]:
+        with self.tx() as conn:
+            rows = conn.execute(
+                """
+                SELECT d.*, c.doc_type FROM docflow.documents d
+                LEFT JOIN docflow.classifications c USING (doc_id)
+                WHERE (%(doc_id)s::text IS NULL OR d.doc_id = %(doc_id)s)
+                  AND (%(tenant)s::text IS NULL OR d.tenant = %(tenant)s)
+                  AND (%(status)s::text IS NULL OR d.status = %(status)s)
+                ORDER BY d.created_at, d.doc_id LIMIT %(limit)s
+                """,
+                {"doc_id": doc_id, "tenant": tenant, "status": status, "limit": limit},
+            ).fetchall()
+        return [Document.model_validate(r) for r in rows]
+
+    def set_status(
+        self, doc_id: str, status: DocStatus, stage: str | None = None, error: str | None = None
+    ) -> None:
+        with self.tx() as conn:
+            conn.execute(
+                """UPDATE docflow.documents SET status = %s, stage = coalesce(%s, stage), error = %s,
+                   updated_at = now() WHERE doc_id = %s""",
+                (status, stage, error, doc_id),
+            )
+
+    # --- per-asset results -------------------------------------------------------------------------
+    def save_raw(self, raw: RawFile, etag: str) -> None:
+        with self.tx() as conn:
+            conn.execute(
+                """UPDATE docflow.documents SET sha256 = %s, size = %s, content_type = %s, pages = %s,
+                   etag = %s, status = 'running', stage = 'raw_file', error = NULL, updated_at = now()
+                   WHERE doc_id = %s""",
+                (raw.sha256, raw.size, raw.content_type, raw.pages, etag, raw.doc_id),
+            )
+
+    def save_classification(self, doc_id: str, c: Classification) -> None:
+        with self.tx() as conn:
+            conn.execute(
+                """INSERT INTO docflow.classifications
+                       (doc_id, doc_type, confidence, reasoning, scores, backend)
+                   VALUES (%s, %s, %s, %s, %s, %s)
+                   ON CONFLICT (doc_id) DO UPDATE SET doc_type = excluded.doc_type,
+                       confidence = excluded.confidence, reasoning = excluded.reasoning,
+                       scores = excluded.scores, backend = excluded.backend, updated_at = now()""",
+                (doc_id, c.doc_type, c.confidence, c.reasoning, Jsonb(c.scores), c.backend),
+            )
+            _stage(conn, doc_id, "classification")
+
+    def save_parsed(self, doc_id: str, p: ParsedDocument) -> None:
+        blocks = [b.model_dump() for b in p.blocks]
+        with self.tx() as conn:
+            conn.execute(
+                """INSERT INTO docflow.parsed_documents
+                       (doc_id, markdown, text, pages, blocks, parser, warnings)
+                   VALUES (%s, %s, %s, %s, %s, %s, %s)
+                   ON CONFLICT (doc_id) DO UPDATE SET markdown = excluded.markdown, text = excluded.text,
+                       pages = excluded.pages, blocks = excluded.blocks, parser = excluded.parser,
+                       warnings = excluded.warnings, updated_at = now()""",
+                (doc_id, p.markdown, p.text, p.pages, Jsonb(blocks), p.parser, Jsonb(p.warnings)),
+            )
+            _stage(conn, doc_id, "parsed_markdown")
+
+    def save_extraction(self, doc_id: str, e: Extraction) -> None:
+        with self.tx() as conn:
+            conn.execute(
+                """INSERT INTO docflow.extractions (doc_id, doc_type, schema_name, schema_version, fields,
+                       field_confidence, validation_errors, backend)
+                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+                   ON CONFLICT (doc_id) DO UPDATE SET doc_type = excluded.doc_type,
+                       schema_name = excluded.schema_name, schema_version = excluded.schema_version,
+                       fields = excluded.fields, field_confidence = excluded.field_confidence,
+                       validation_errors = excluded.validation_errors, backend = excluded.backend,
+                       updated_at = now()""",
+                (
+                    doc_id,
+                    e.doc_type,
+                    e.schema_name,
+                    e.schema_version,
+                    Jsonb(jsonable(e.fields)),
+                    Jsonb(e.field_confidence),
+                    Jsonb(e.validation_errors),
+                    e.backend,
+                ),
+            )
+            _stage(conn, doc_id, "extracted_fields")
+
+    def save_chunks(
+        self,
+        doc_id: str,
+        chunks: Sequence[Chunk],
+        vectors: Sequence[Sequence[float]],
+        model: str,
+        fingerprint: str,
+    ) -> None:
+        """Replace the document's chunks atomically and mark it done (readers see old or new, never none)."""
+        if len(chunks) != len(vectors):
+            raise ValueError(f"{len(chunks)} chunks but {len(vectors)} vectors")
+        rows = [
+            (
+                doc_id,
+                c.index,
+                c.text,
+                c.heading_path,
+                c.page_start,
+                c.page_end,
+                c.n_tokens,
+                Jsonb(jsonable(c.metadata)),
+                model,
+                _vector_literal(v),
+            )
+            for c, v in zip(chunks, vectors, strict=True)
+        ]
+        with self.tx() as conn:
+            conn.execute("DELETE FROM docflow.chunks WHERE doc_id = %s", (doc_id,))
+            with conn.cursor() as cur:
+                cur.executemany(
+                    """INSERT INTO docflow.chunks (doc_id, chunk_index, text, heading_path, page_start,
+                           page_end, n_tokens, metadata, embedding_model, embedding)
+                       VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s::vector)""",
+                    rows,
+                )
+            conn.execute(
+                """UPDATE docflow.documents SET status = 'done', stage = 'embeddings', error = NULL,
+                   config_fingerprint = %s, updated_at = now() WHERE doc_id = %s""",
+                (fingerprint, doc_id),
+            )
+
+    # --- reads for downstream assets ---------------------------------------------------------------
+    def load_classification(self, doc_id: str) -> Classification:
+        row = self._one("SELECT * FROM docflow.classifications WHERE doc_id = %s", doc_id, "classification")
+        return Classification.model_validate(row)
+
+    def load_parsed(self, doc_id: str) -> ParsedDocument:
+        row = self._one("SELECT * FROM docflow.parsed_documents WHERE doc_id = %s", doc_id, "parsed markdown")
+        return ParsedDocument.model_validate(row)
+
+    def load_extraction(self, doc_id: str) -> Extraction:
+        row = self._one("SELECT * FROM docflow.extractions WHERE doc_id = %s", doc_id, "extraction")
+        return Extraction.model_validate(row)
+
+    def count_chunks(self, doc_id: str) -> int:
+        with self.tx() as conn:
+            row = conn.execute("SELECT count(*) AS n FROM docflow.chunks WHERE doc_id = %s", (doc_id,))
+            return int(row.fetchone()["n"])
+
+    def _one(self, sql: str, doc_id: str, what: str) -> dict[str, Any]:
+        with self.tx() as conn:
+            row = conn.execute(sql, (doc_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"no {what} for document {doc_id!r}: materialize the upstream asset first")
+        return row
+
+
+def _stage(conn: psycopg.Connection, doc_id: str, stage: str) -> None:
+    conn.execute(
+        "UPDATE docflow.documents SET stage = %s, updated_at = now() WHERE doc_id = %s", (stage, doc_id)
+    )
+
+
+def _vector_literal(v: Sequence[float]) -> str:
+    return "[" + ",".join(f"{x:.7g}" for x in v) + "]"
+
+
+def jsonable(value: Any) -> Any:
+    """Round-trip through JSON so Decimals, dates and the like become plain JSON values."""
+    return json.loads(json.dumps(value, default=str))

@@ -1,0 +1,85 @@
+"""Session fixtures: real embedded Postgres (pgserver) and S3 (SeaweedFS) in a temp dir, a real Dagster
+instance on that Postgres. Started once per test session, on free ports so a `make dev` can keep running."""
+
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+EVAL_DEV = Path(__file__).resolve().parents[2] / "shared" / "eval" / "dev"
+
+
+def _free_port_block(size: int) -> int:
+    """A base port with `size` consecutive free ports above it (SeaweedFS uses a block)."""
+    for base in range(20000 + os.getpid() % 2000 * 10, 60000, 37):
+        ports = range(base, base + size)
+        if all(_free(p) for p in ports) and all(_free(p + 10000) for p in ports if p + 10000 < 65536):
+            return base
+    raise RuntimeError("no free port block")
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+@pytest.fixture(scope="session")
+def docflow_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """Start the embedded services for this session and point every `Settings()` and Dagster at them."""
+    from docflow import services
+    from docflow.embedded import stop_services
+    from docflow.settings import Settings, get_settings
+
+    home = tmp_path_factory.mktemp("docflow-home")
+    pg_port = _free_port_block(1)
+    s3_port = _free_port_block(8)
+    base = Settings(home=home, embedded_pg_port=pg_port, embedded_s3_port=s3_port, bucket="docflow-test")
+    saved = dict(os.environ)
+    for key in list(os.environ):
+        if key.startswith("DOCFLOW_") or key == "DAGSTER_HOME":
+            del os.environ[key]
+    os.environ.update(
+        {"DOCFLOW_HOME": str(home), "DOCFLOW_BUCKET": "docflow-test",
+         "DOCFLOW_EMBEDDED_PG_PORT": str(pg_port), "DOCFLOW_EMBEDDED_S3_PORT": str(s3_port)}
+    )
+    get_settings.cache_clear()
+    env = services.dagster_env(base)
+    os.environ.update(env)
+    get_settings.cache_clear()
+    services.resolve_settings.cache_clear()
+    try:
+        yield env
+    finally:
+        stop_services(base)
+        os.environ.clear()
+        os.environ.update(saved)
+        get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def rt(docflow_env):
+    from docflow import services
+
+    return services.runtime()
+
+
+@pytest.fixture(scope="session")
+def instance(docflow_env):
+    import dagster as dg
+
+    inst = dg.DagsterInstance.get()
+    yield inst
+    inst.dispose()
+
+
+@pytest.fixture(scope="session")
+def eval_dev() -> Path:
+    if not EVAL_DEV.exists():
+        pytest.skip(f"the shared eval set is not at {EVAL_DEV}")
+    return EVAL_DEV

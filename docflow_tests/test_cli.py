@@ -1,0 +1,80 @@
+"""`docflow run`, `status` and `search` end to end, in-process through click, on real services."""
+
+import json
+import shutil
+
+import pytest
+from click.testing import CliRunner
+
+from docflow.cli import cli
+from docflow.services import REPO_ROOT
+
+
+def _invoke(*args: str):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def invoice2data_run(docflow_env, eval_dev):
+    folder = eval_dev / "docs" / "invoice2data"
+    result = _invoke("run", str(folder), "--tenant", "cli", "--json")
+    return folder, result
+
+
+def test_run_processes_every_file_of_a_folder(invoice2data_run, rt) -> None:
+    folder, result = invoice2data_run
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout[result.stdout.index("[") :])
+    assert len(summary) == len(list(folder.iterdir()))
+    for doc in summary:
+        assert doc["status"] == "done", doc
+        assert doc["doc_type"] and doc["chunks"] > 0
+        assert rt.store.load_parsed(doc["doc_id"]).markdown.strip()
+        assert rt.store.load_extraction(doc["doc_id"]).fields
+
+
+def test_a_second_run_skips_what_is_already_processed(invoice2data_run) -> None:
+    folder, _ = invoice2data_run
+    result = _invoke("run", str(folder / "oyo.pdf"), "--tenant", "cli")
+    assert result.exit_code == 0
+    assert "already processed" in result.output
+
+
+@pytest.mark.parametrize(
+    ("query", "filename"),
+    [("Amazon Web Services", "AmazonWebServices.pdf"), ("Azure Interior", "AzureInterior.pdf"),
+     ("OYO", "oyo.pdf"), ("Coolblue", "coolblue1.pdf"), ("Free fiber invoice", "free_fiber.pdf")],
+)
+def test_search_for_a_vendor_returns_that_vendors_invoice_first(invoice2data_run, query, filename) -> None:
+    result = _invoke("search", query, "--k", "5", "--json", "--tenant", "cli")
+    assert result.exit_code == 0, result.output
+    hits = json.loads(result.stdout)
+    assert hits, "no hits"
+    assert set(hits[0]) == {"doc_id", "key", "filename", "doc_type", "chunk_index", "score", "text"}
+    assert hits[0]["filename"] == filename
+
+
+def test_status_lists_documents_as_json(invoice2data_run) -> None:
+    result = _invoke("status", "--json", "--tenant", "cli")
+    docs = json.loads(result.stdout)
+    assert docs and {"doc_id", "key", "filename", "status", "doc_type", "error"} <= set(docs[0])
+    one = json.loads(_invoke("status", docs[0]["doc_id"], "--json").stdout)
+    assert [d["doc_id"] for d in one] == [docs[0]["doc_id"]]
+
+
+def test_run_exits_non_zero_when_a_document_fails(docflow_env, tmp_path) -> None:
+    shutil.copy(REPO_ROOT / "data" / "samples" / "receipt-corner-cafe.txt", tmp_path / "ok.txt")
+    (tmp_path / "broken.pdf").write_bytes(b"%PDF-1.4\nthis is not really a pdf")
+    result = _invoke("run", str(tmp_path), "--tenant", "clifail")
+    assert result.exit_code == 1
+    assert "1 done, 1 failed" in result.output
+    assert "error: raw_file" in result.output
+
+    failed = json.loads(_invoke("status", "--failed", "--json", "--tenant", "clifail").stdout)
+    assert [d["filename"] for d in failed] == ["broken.pdf"]
+
+
+def test_ask_without_an_llm_is_extractive_and_cites_sources(invoice2data_run) -> None:
+    answer = json.loads(_invoke("ask", "What is the total of the OYO invoice?", "--json").stdout)
+    assert answer["extractive"] is True
+    assert answer["sources"] and answer["sources"][0]["doc_id"]

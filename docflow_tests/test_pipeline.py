@@ -1,0 +1,104 @@
+"""All five assets materialized through a real Dagster instance, embedded Postgres and S3."""
+
+import hashlib
+import uuid
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from docflow import ingest
+from docflow.defs.assets import ASSETS
+from docflow.defs.partitions import documents
+from docflow.defs.resources import DocflowResource
+from docflow.services import REPO_ROOT
+
+SAMPLES = REPO_ROOT / "data" / "samples"
+
+
+def _register(rt, instance, path: Path, tenant: str) -> str:
+    up = ingest.plan_upload(path, path.parent, rt.settings.prefix, tenant)
+    ingest.upload(rt.bucket, rt.store, up)
+    instance.add_dynamic_partitions(documents.name, [up.doc_id])
+    return up.doc_id
+
+
+def _materialize(instance, doc_id: str) -> dg.ExecuteInProcessResult:
+    return dg.materialize(
+        ASSETS,
+        partition_key=doc_id,
+        instance=instance,
+        resources={"docflow": DocflowResource()},
+        raise_on_error=False,
+    )
+
+
+def _rows(rt, doc_id: str) -> dict:
+    with rt.store.tx() as conn:
+        q = lambda sql: conn.execute(sql, (doc_id,)).fetchall()  # noqa: E731
+        return {
+            "documents": q("SELECT status, error, content_type, pages FROM docflow.documents WHERE doc_id = %s"),
+            "classifications": q("SELECT doc_type, confidence FROM docflow.classifications WHERE doc_id = %s"),
+            "parsed": q("SELECT markdown FROM docflow.parsed_documents WHERE doc_id = %s"),
+            "extractions": q("SELECT fields, schema_version FROM docflow.extractions WHERE doc_id = %s"),
+            "chunks": q(
+                "SELECT chunk_index, text, embedding::text AS v, embedding_model FROM docflow.chunks "
+                "WHERE doc_id = %s ORDER BY chunk_index"
+            ),
+        }
+
+
+@pytest.fixture(scope="module")
+def invoice(rt, instance) -> str:
+    tenant = f"p{uuid.uuid4().hex[:6]}"
+    doc_id = _register(rt, instance, SAMPLES / "invoice-northwind-2024-0042.pdf", tenant)
+    result = _materialize(instance, doc_id)
+    assert result.success, result.all_events
+    return doc_id
+
+
+def test_all_five_assets_write_their_rows(rt, instance, invoice) -> None:
+    rows = _rows(rt, invoice)
+    assert rows["documents"][0]["status"] == "done" and rows["documents"][0]["error"] is None
+    assert rows["documents"][0]["content_type"] == "application/pdf" and rows["documents"][0]["pages"] == 1
+    assert rows["classifications"][0]["doc_type"] == "invoice"
+    assert "Northwind Traders" in rows["parsed"][0]["markdown"]
+    fields = rows["extractions"][0]["fields"]
+    assert fields["invoice_number"] == "INV-2024-0042"
+    assert rows["chunks"] and all(c["embedding_model"].startswith("local/") for c in rows["chunks"])
+    assert len(rows["chunks"][0]["v"].split(",")) == 384
+
+    statuses = instance.get_status_by_partition(dg.AssetKey("embeddings"), [invoice], documents)
+    assert statuses == {invoice: dg.AssetPartitionStatus.MATERIALIZED}
+    event = instance.get_latest_materialization_event(dg.AssetKey("classification"))
+    assert event.asset_materialization.metadata["doc_type"].value == "invoice"
+
+
+def test_rerunning_a_partition_converges_to_the_same_rows(rt, instance, invoice) -> None:
+    before = _rows(rt, invoice)
+    assert _materialize(instance, invoice).success
+    after = _rows(rt, invoice)
+    assert after == before
+
+
+def test_a_bad_document_fails_with_a_clear_error_and_nothing_else_is_affected(rt, instance, tmp_path) -> None:
+    bad = tmp_path / "scan.pdf"
+    bad.write_bytes(b"%PDF-1.7\n" + hashlib.sha256(b"x").digest() * 10)  # truncated garbage behind a header
+    doc_id = _register(rt, instance, bad, "bad")
+    result = _materialize(instance, doc_id)
+    assert not result.success
+    doc = rt.store.get_document(doc_id)
+    assert doc.status == "failed"
+    assert doc.error and doc.error.startswith("raw_file: ") and "PDF" in doc.error
+    # a bad document is not retried: one attempt only
+    retries = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY]
+    assert retries == []
+
+
+def test_an_empty_file_fails_on_its_own(rt, instance, tmp_path) -> None:
+    empty = tmp_path / "empty.txt"
+    empty.write_bytes(b"")
+    doc_id = _register(rt, instance, empty, "bad")
+    assert not _materialize(instance, doc_id).success
+    doc = rt.store.get_document(doc_id)
+    assert doc.status == "failed" and "empty" in (doc.error or "")

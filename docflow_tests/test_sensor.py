@@ -1,0 +1,95 @@
+"""The S3 sensor against the real embedded bucket, Postgres and Dagster instance."""
+
+import uuid
+
+import dagster as dg
+import pytest
+
+from docflow.defs.resources import DocflowResource
+from docflow.defs.sensors import s3_document_sensor
+from docflow.ingest import ScanCursor
+
+
+def _tick(instance: dg.DagsterInstance, cursor: str | None) -> dg.SensorResult:
+    context = dg.build_sensor_context(
+        instance=instance, cursor=cursor, resources={"docflow": DocflowResource()}
+    )
+    result = s3_document_sensor(context)
+    assert isinstance(result, dg.SensorResult)
+    return result
+
+
+def _mine(result: dg.SensorResult, tenant: str) -> list[dg.RunRequest]:
+    return [r for r in result.run_requests or [] if r.partition_key.startswith(f"{tenant}-")]
+
+
+@pytest.fixture
+def tenant() -> str:
+    return f"t{uuid.uuid4().hex[:8]}"
+
+
+def test_new_object_gives_partition_and_run_then_same_bytes_give_nothing(rt, instance, tenant) -> None:
+    first = _tick(instance, None)  # whatever earlier tests left is taken in; start from here
+    body = f"Invoice number 7 for {tenant}\nTotal due: 10.00 EUR\n".encode()
+    rt.bucket.put_bytes(f"incoming/{tenant}/a.txt", body)
+
+    result = _tick(instance, first.cursor)
+    requests = _mine(result, tenant)
+    assert len(requests) == 1
+    doc_id = requests[0].partition_key
+    assert requests[0].run_key and doc_id in requests[0].run_key
+    assert requests[0].tags["docflow/tenant"] == tenant
+    added = [r for r in result.dynamic_partitions_requests if isinstance(r, dg.AddDynamicPartitionsRequest)]
+    assert any(doc_id in r.partition_keys for r in added)
+    doc = rt.store.get_document(doc_id)
+    assert (doc.status, doc.tenant, doc.filename) == ("pending", tenant, "a.txt")
+
+    # the same bytes under another name are the same document: no new partition, no run
+    rt.bucket.put_bytes(f"incoming/{tenant}/copy-of-a.txt", body)
+    again = _tick(instance, result.cursor)
+    assert _mine(again, tenant) == []
+    assert rt.store.get_document(doc_id).model_dump()["status"] == "pending"
+    assert f"incoming/{tenant}/copy-of-a.txt" in _keys(rt, doc_id)
+
+    # the same bytes for another tenant are another document
+    other = f"{tenant}x"
+    rt.bucket.put_bytes(f"incoming/{other}/a.txt", body)
+    assert len(_mine(_tick(instance, again.cursor), other)) == 1
+
+
+def _keys(rt, doc_id: str) -> list[str]:
+    with rt.store.tx() as conn:
+        return conn.execute("SELECT keys FROM docflow.documents WHERE doc_id = %s", (doc_id,)).fetchone()["keys"]
+
+
+def test_cursor_survives_a_restart_and_objects_outside_the_prefix_are_ignored(rt, instance, tenant) -> None:
+    base = _tick(instance, None).cursor
+    rt.bucket.put_bytes(f"incoming/{tenant}/one.txt", f"letter one {tenant}".encode())
+    rt.bucket.put_bytes(f"outside/{tenant}/two.txt", f"letter two {tenant}".encode())
+    result = _tick(instance, base)
+    assert len(_mine(result, tenant)) == 1
+
+    # a new sensor process only has the stored cursor string: nothing is requested twice
+    restored = ScanCursor.load(result.cursor)
+    assert f"incoming/{tenant}/one.txt" in restored.seen
+    assert _mine(_tick(instance, result.cursor), tenant) == []
+
+    # a changed object (new bytes under the same key) is new content: a new document
+    rt.bucket.put_bytes(f"incoming/{tenant}/one.txt", f"letter one, revised {tenant}".encode())
+    assert len(_mine(_tick(instance, result.cursor), tenant)) == 1
+
+
+def test_work_per_tick_is_bounded_and_the_rest_comes_next_tick(rt, instance, tenant, monkeypatch) -> None:
+    base = _tick(instance, None).cursor
+    for i in range(5):
+        rt.bucket.put_bytes(f"incoming/{tenant}/doc{i}.txt", f"document {i} of {tenant}".encode())
+    monkeypatch.setenv("DOCFLOW_SENSOR_MAX_PER_TICK", "2")
+    seen: set[str] = set()
+    cursor = base
+    for _ in range(3):
+        result = _tick(instance, cursor)
+        mine = _mine(result, tenant)
+        assert len(mine) <= 2
+        seen |= {r.partition_key for r in mine}
+        cursor = result.cursor
+    assert len(seen) == 5
