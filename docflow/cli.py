@@ -45,7 +45,9 @@ def down() -> None:
 
 @cli.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-@click.option("--tenant", default=None, help="Tenant the documents belong to (default: DOCFLOW_DEFAULT_TENANT).")
+@click.option(
+    "--tenant", default=None, help="Tenant the documents belong to (default: DOCFLOW_DEFAULT_TENANT)."
+)
 @click.option("--force", is_flag=True, help="Re-process documents already done with the same configuration.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def run(paths: tuple[Path, ...], tenant: str | None, force: bool, as_json: bool) -> None:
@@ -54,7 +56,7 @@ def run(paths: tuple[Path, ...], tenant: str | None, force: bool, as_json: bool)
 
     settings = get_settings()
     summary = run_paths(
-        list(paths), tenant or settings.default_tenant, settings, force=force, progress=click.echo
+        list(paths), tenant or settings.default_tenant, settings, force=force, progress=_progress
     )
     if as_json:
         _echo_json([d.model_dump() for d in summary])
@@ -99,7 +101,9 @@ def search(query: str, k: int, tenant: str | None, doc_type: str | None, as_json
     if as_json:
         _echo_json(
             [
-                h.model_dump(include={"doc_id", "key", "filename", "doc_type", "chunk_index", "score", "text"})
+                h.model_dump(
+                    include={"doc_id", "key", "filename", "doc_type", "chunk_index", "score", "text"}
+                )
                 for h in hits
             ]
         )
@@ -143,6 +147,7 @@ def dev(samples: bool, port: int) -> None:
     cmd = [sys.executable, "-m", "dagster", "dev", "-w", str(root / "workspace.yaml"), "-p", str(port)]
     click.echo(f"starting Dagster: http://127.0.0.1:{port}  (DAGSTER_HOME={env['DAGSTER_HOME']})")
     proc = subprocess.Popen(cmd, env=env, cwd=root, start_new_session=True)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill` stops cleanly, like Ctrl-C
     try:
         if samples:
             _upload_samples(settings)
@@ -168,12 +173,16 @@ def _upload_samples(settings) -> None:
     rt = services.runtime(settings)
     time.sleep(2)  # let the daemon start its sensor loop first, so the UI shows the runs arrive
     folder = services.REPO_ROOT / "data" / "samples"
-    uploads = [ingest.plan_upload(f, root, settings.prefix, settings.default_tenant)
-               for f, root in ingest.iter_files([folder])]
+    uploads = [
+        ingest.plan_upload(f, root, settings.prefix, settings.default_tenant)
+        for f, root in ingest.iter_files([folder])
+    ]
     for up in uploads:
         rt.bucket.upload_file(up.path, up.key, sha256=up.sha256)
-    click.echo(f"uploaded {len(uploads)} sample documents to s3://{rt.settings.bucket}/{settings.prefix}; "
-               "the sensor picks them up within seconds")
+    click.echo(
+        f"uploaded {len(uploads)} sample documents to s3://{rt.settings.bucket}/{settings.prefix}; "
+        "the sensor picks them up within seconds"
+    )
 
 
 def _configure_pools(settings) -> None:
@@ -182,6 +191,10 @@ def _configure_pools(settings) -> None:
     instance = services.dagster_instance(settings)
     for pool, limit in POOLS.items():
         instance.event_log_storage.set_concurrency_slots(pool, limit)
+
+
+def _progress(message: str) -> None:
+    click.echo(message, err=True)  # stdout stays clean for --json
 
 
 def _print_table(rows) -> None:

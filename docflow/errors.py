@@ -20,9 +20,7 @@ class MissingExtra(ConfigError, ImportError):
 
     def __init__(self, package: str, extra: str, purpose: str = "") -> None:
         what = f" for {purpose}" if purpose else ""
-        super().__init__(
-            f"{package} is required{what}: install it with `pip install 'docflow[{extra}]'`"
-        )
+        super().__init__(f"{package} is required{what}: install it with `pip install 'docflow[{extra}]'`")
 
 
 class BadDocument(DocflowError):

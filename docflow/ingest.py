@@ -67,7 +67,8 @@ def scan(
         (
             o
             for o in bucket.list(prefix)
-            if o.last_modified >= floor and cursor.seen.get(o.key, ("",))[0] != o.etag
+            if o.last_modified >= floor
+            and cursor.seen.get(o.key, ("",))[0] != o.etag
             and not o.key.endswith("/")
         ),
         key=lambda o: (o.last_modified, o.key),

@@ -5,6 +5,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pydantic import SecretStr
+
 from docflow.bucket import Bucket
 from docflow.pipeline import Runtime
 from docflow.settings import Settings, get_settings
@@ -32,7 +34,7 @@ def resolve_settings(settings: Settings) -> Settings:
         if not settings.s3_endpoint_url:
             update["s3_endpoint_url"] = urls.s3_endpoint_url
             update["aws_access_key_id"] = EMBEDDED_S3_KEY
-            update["aws_secret_access_key"] = EMBEDDED_S3_KEY
+            update["aws_secret_access_key"] = SecretStr(EMBEDDED_S3_KEY)
         resolved = settings.model_copy(update=update)
     Store(resolved.database_url or "").migrate()
     bucket_for(resolved).ensure_bucket()
@@ -62,15 +64,11 @@ def dagster_env(settings: Settings) -> dict[str, str]:
 
     DAGSTER_HOME defaults to `<home>/dagster` holding a copy of the repository's dagster.yaml; the instance
     stores runs, events and partitions in Postgres (`DOCFLOW_DAGSTER_DATABASE_URL`), never SQLite."""
+    from docflow.embedded import service_env
+
     s = resolve_settings(settings)
-    env = {
-        "DOCFLOW_DATABASE_URL": s.database_url or "",
-        "DOCFLOW_DAGSTER_DATABASE_URL": s.dagster_database_url or s.database_url or "",
-        "DOCFLOW_S3_ENDPOINT_URL": s.s3_endpoint_url or "",
-    }
-    if s.aws_access_key_id and s.aws_secret_access_key:
-        env["DOCFLOW_AWS_ACCESS_KEY_ID"] = s.aws_access_key_id
-        env["DOCFLOW_AWS_SECRET_ACCESS_KEY"] = s.aws_secret_access_key.get_secret_value()
+    env = service_env(settings)
+    env["DOCFLOW_DAGSTER_DATABASE_URL"] = sqlalchemy_psycopg2_url(env["DOCFLOW_DAGSTER_DATABASE_URL"])
     home = os.environ.get("DAGSTER_HOME")
     if not home:
         path = (s.home / "dagster").resolve()
@@ -82,6 +80,15 @@ def dagster_env(settings: Settings) -> dict[str, str]:
         home = str(path)
     env["DAGSTER_HOME"] = home
     return env
+
+
+def sqlalchemy_psycopg2_url(url: str) -> str:
+    """dagster-postgres speaks SQL that only psycopg2 accepts; SQLAlchemy >= 2.1 picks psycopg 3 for a plain
+    `postgresql://` URL, so name the driver explicitly."""
+    for scheme in ("postgresql://", "postgres://"):
+        if url.startswith(scheme):
+            return "postgresql+psycopg2://" + url[len(scheme) :]
+    return url
 
 
 def dagster_instance(settings: Settings) -> "DagsterInstance":

@@ -11,9 +11,7 @@ BackendKind = Literal["local", "llamacloud", "openai"]
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="DOCFLOW_", env_file=".env", extra="ignore", frozen=True
-    )
+    model_config = SettingsConfigDict(env_prefix="DOCFLOW_", env_file=".env", extra="ignore", frozen=True)
 
     # --- where state lives -------------------------------------------------------------------------
     home: Path = Field(Path(".docflow"), description="Embedded services' data and DAGSTER_HOME.")
@@ -52,12 +50,19 @@ class Settings(BaseSettings):
     llama_cloud_api_key: SecretStr | None = None
     llama_cloud_base_url: str | None = None
 
+    # --- execution ---------------------------------------------------------------------------------
+    executor: Literal["in_process", "multiprocess", "k8s"] = Field(
+        "in_process",
+        description="How a run executes its steps: in one process (model loaded once; the embedded default), "
+        "a process per step, or a Kubernetes pod per step (dagster-k8s, resources from op_tags).",
+    )
+
     # --- processing --------------------------------------------------------------------------------
     max_bytes: int = 100 * 1024 * 1024
     max_pages: int = 2000
     parse_timeout_s: float = 300.0
-    chunk_tokens: int = 300
-    chunk_overlap: int = 40
+    chunk_tokens: int = 180  # MiniLM reads 256 word pieces; ~1.3x this estimate at p95
+    chunk_overlap: int = 30
     classify_threshold: float = 0.35
     rules_path: Path | None = Field(None, description="Classification rules; unset = data/doc_types.yaml")
 

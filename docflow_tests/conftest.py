@@ -37,16 +37,20 @@ def docflow_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
     from docflow.settings import Settings, get_settings
 
     home = tmp_path_factory.mktemp("docflow-home")
-    pg_port = _free_port_block(1)
-    s3_port = _free_port_block(8)
+    pg_port = _free_port_block(10)  # Postgres on the first port, SeaweedFS on the 9 after it (+10008)
+    s3_port = pg_port + 1
     base = Settings(home=home, embedded_pg_port=pg_port, embedded_s3_port=s3_port, bucket="docflow-test")
     saved = dict(os.environ)
     for key in list(os.environ):
         if key.startswith("DOCFLOW_") or key == "DAGSTER_HOME":
             del os.environ[key]
     os.environ.update(
-        {"DOCFLOW_HOME": str(home), "DOCFLOW_BUCKET": "docflow-test",
-         "DOCFLOW_EMBEDDED_PG_PORT": str(pg_port), "DOCFLOW_EMBEDDED_S3_PORT": str(s3_port)}
+        {
+            "DOCFLOW_HOME": str(home),
+            "DOCFLOW_BUCKET": "docflow-test",
+            "DOCFLOW_EMBEDDED_PG_PORT": str(pg_port),
+            "DOCFLOW_EMBEDDED_S3_PORT": str(s3_port),
+        }
     )
     get_settings.cache_clear()
     env = services.dagster_env(base)

@@ -16,7 +16,10 @@ def test_definitions_load_with_five_partitioned_assets_a_job_and_the_sensor() ->
     assert keys == set(ASSET_NAMES)
     assert defs.resolve_job_def("process_documents") is not None
     assert defs.resolve_sensor_def("s3_document_sensor").default_status == dg.DefaultSensorStatus.RUNNING
-    lineage = {k.to_user_string(): {p.to_user_string() for p in graph.get(k).parent_keys} for k in graph.get_all_asset_keys()}
+    lineage = {
+        k.to_user_string(): {p.to_user_string() for p in graph.get(k).parent_keys}
+        for k in graph.get_all_asset_keys()
+    }
     assert lineage["extracted_fields"] == {"classification", "parsed_markdown"}
     assert lineage["classification"] == {"raw_file"}
 

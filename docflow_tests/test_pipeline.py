@@ -37,8 +37,12 @@ def _rows(rt, doc_id: str) -> dict:
     with rt.store.tx() as conn:
         q = lambda sql: conn.execute(sql, (doc_id,)).fetchall()  # noqa: E731
         return {
-            "documents": q("SELECT status, error, content_type, pages FROM docflow.documents WHERE doc_id = %s"),
-            "classifications": q("SELECT doc_type, confidence FROM docflow.classifications WHERE doc_id = %s"),
+            "documents": q(
+                "SELECT status, error, content_type, pages FROM docflow.documents WHERE doc_id = %s"
+            ),
+            "classifications": q(
+                "SELECT doc_type, confidence FROM docflow.classifications WHERE doc_id = %s"
+            ),
             "parsed": q("SELECT markdown FROM docflow.parsed_documents WHERE doc_id = %s"),
             "extractions": q("SELECT fields, schema_version FROM docflow.extractions WHERE doc_id = %s"),
             "chunks": q(

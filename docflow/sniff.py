@@ -1,0 +1,275 @@
+"""Content sniffing: what a blob of bytes is, decided by its content first and its file name last.
+
+`sniff_content_type` returns a standard MIME type (no parameters). `count_pages` counts PDF pages.
+`open_pdf` and `decode_text` are shared with the local parser.
+"""
+
+import codecs
+import io
+import json
+import re
+import threading
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import PurePosixPath
+
+import pypdfium2 as pdfium
+import pypdfium2.raw as pdfium_c
+
+from docflow.errors import BadDocument
+
+PDF = "application/pdf"
+DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+PPTX = "application/vnd.openxmlformats-officedocument.presentationml.presentation"
+MSG = "application/vnd.ms-outlook"
+DOC = "application/msword"
+XLS = "application/vnd.ms-excel"
+PPT = "application/vnd.ms-powerpoint"
+OLE = "application/x-ole-storage"
+ZIP = "application/zip"
+EMAIL = "message/rfc822"
+HTML = "text/html"
+JSON = "application/json"
+XML = "application/xml"
+SVG = "image/svg+xml"
+RTF = "application/rtf"
+MARKDOWN = "text/markdown"
+CSV = "text/csv"
+TSV = "text/tab-separated-values"
+PLAIN = "text/plain"
+BINARY = "application/octet-stream"
+
+_HEAD = 64 * 1024  # bytes looked at for text decisions
+_JSON_FULL_PARSE_LIMIT = 8 * 1024 * 1024
+# Every byte but the C0 controls (tab, newlines, form feed and ^Z excepted) and DEL: deleting these
+# from a text leaves its control bytes.
+_TEXT_BYTES = bytes(b for b in range(256) if b >= 0x20 and b != 0x7F) + b"\t\n\r\f\x1a"
+
+_MAGIC: list[tuple[bytes, int, str]] = [  # (signature, offset, type); PDF and zip/OLE are handled apart
+    (b"\x89PNG\r\n\x1a\n", 0, "image/png"),
+    (b"\xff\xd8\xff", 0, "image/jpeg"),
+    (b"GIF87a", 0, "image/gif"),
+    (b"GIF89a", 0, "image/gif"),
+    (b"II*\x00", 0, "image/tiff"),
+    (b"MM\x00*", 0, "image/tiff"),
+    (b"WEBP", 8, "image/webp"),
+    (b"{\\rtf", 0, RTF),
+    (b"\x1f\x8b", 0, "application/gzip"),
+]
+
+_OOXML_DIRS = {"word/": DOCX, "xl/": XLSX, "ppt/": PPTX}
+_OLE_MARKERS: list[tuple[str, str]] = [  # stream names (UTF-16LE in the directory) -> type
+    ("__substg1.0_", MSG),
+    ("__properties_version1.0", MSG),
+    ("WordDocument", DOC),
+    ("Workbook", XLS),
+    ("PowerPoint Document", PPT),
+]
+_OLE_EXT = {".msg": MSG, ".doc": DOC, ".xls": XLS, ".ppt": PPT}
+_TEXT_EXT = {
+    ".md": MARKDOWN,
+    ".markdown": MARKDOWN,
+    ".csv": CSV,
+    ".tsv": TSV,
+    ".tab": TSV,
+}
+
+_HTML_STRONG = re.compile(rb"<(!doctype\s+html|html)[\s>]", re.IGNORECASE)
+_HTML_LINE_START = re.compile(rb"^[ \t]*<(!doctype\s+html|html)[\s>]", re.IGNORECASE | re.MULTILINE)
+_HTML_TAGS = re.compile(rb"<(head|body|table|div|p|meta|title|h[1-6]|ul|ol|span|br)[\s/>]", re.IGNORECASE)
+_XML_START = re.compile(rb"<(\?xml|[A-Za-z_][\w.:-]*[\s/>]|!--)")
+_SVG = re.compile(rb"<svg[\s>]", re.IGNORECASE)
+_HEADER_LINE = re.compile(r"^[!-9;-~]+:[ \t]?")  # RFC 5322 field name: printable ASCII except ':'
+_EMAIL_HEADERS = {
+    "from",
+    "to",
+    "cc",
+    "subject",
+    "date",
+    "message-id",
+    "mime-version",
+    "received",
+    "return-path",
+    "delivered-to",
+    "reply-to",
+    "content-type",
+    "x-mailer",
+    "in-reply-to",
+    "references",
+}
+
+
+def sniff_content_type(data: bytes, filename: str = "") -> str:
+    """The MIME type of `data`, by content first; the file name only refines text (markdown, csv...)."""
+    if not data:
+        return BINARY
+    head = data[:_HEAD]
+    if b"%PDF-" in head[:1024]:
+        return PDF
+    if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        return _sniff_zip(data)
+    if head.startswith(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"):
+        return _sniff_ole(data, filename)
+    for signature, offset, mime in _MAGIC:
+        if head[offset : offset + len(signature)] == signature:
+            return mime
+    text = _decode_head(head)
+    if text is None:
+        return BINARY
+    return _sniff_text(data, head, text, filename)
+
+
+def _sniff_zip(data: bytes) -> str:
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            names = archive.namelist()
+            if "mimetype" in names:  # OpenDocument, EPUB: the type is stored verbatim
+                declared = archive.read("mimetype").decode("ascii", "replace").strip()
+                if re.fullmatch(r"[\w.+-]+/[\w.+-]+", declared):
+                    return declared
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return ZIP
+    if "[Content_Types].xml" in names:
+        for prefix, mime in _OOXML_DIRS.items():
+            if any(name.startswith(prefix) for name in names):
+                return mime
+    return ZIP
+
+
+def _sniff_ole(data: bytes, filename: str) -> str:
+    for marker, mime in _OLE_MARKERS:
+        if marker.encode("utf-16-le") in data:
+            return mime
+    return _OLE_EXT.get(PurePosixPath(filename).suffix.lower(), OLE)
+
+
+def _decode_head(head: bytes) -> str | None:
+    """The head as text, or None when it looks binary (NUL bytes, or more than 1% control bytes)."""
+    for bom, codec in ((codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be")):
+        if head.startswith(bom):
+            return head[len(bom) : len(head) - (len(head) - len(bom)) % 2].decode(codec, "replace")
+    body = head.removeprefix(codecs.BOM_UTF8)
+    if b"\x00" in body or len(body.translate(None, _TEXT_BYTES)) > max(1, len(body) // 100):
+        return None
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if len(head) == _HEAD and exc.reason == "unexpected end of data":
+            return body[: exc.start].decode("utf-8", "replace")  # a character cut by the head limit
+    return body.decode("cp1252", "replace")
+
+
+def _sniff_text(data: bytes, head: bytes, text: str, filename: str) -> str:
+    start = text.lstrip("\ufeff \t\r\n")
+    raw_start = head.lstrip(codecs.BOM_UTF8 + b" \t\r\n")
+    if start.startswith("<"):
+        markup = _sniff_markup(raw_start)
+        if markup:
+            return markup
+    elif _HTML_LINE_START.search(raw_start[:1024]):  # a little junk before the document
+        return HTML
+    if _looks_like_email(text):
+        return EMAIL
+    if start[:1] in ("{", "[") and _is_json(data, start):
+        return JSON
+    return _TEXT_EXT.get(PurePosixPath(filename).suffix.lower(), PLAIN)
+
+
+def _sniff_markup(raw_start: bytes) -> str | None:
+    window = raw_start[:4096]
+    if _HTML_STRONG.search(window):
+        return HTML
+    if not window.startswith(b"<?xml") and _HTML_TAGS.search(window[:1024]):
+        return HTML
+    if _XML_START.match(raw_start):
+        return SVG if _SVG.search(window) else XML
+    return None
+
+
+def _looks_like_email(text: str) -> bool:
+    lines = text.replace("\r\n", "\n").split("\n")
+    if lines and lines[0].startswith("From "):  # mbox separator line
+        lines = lines[1:]
+    known = 0
+    for index, line in enumerate(lines[:200]):
+        if not line:
+            return index > 0 and known >= 2
+        if line[0] in " \t" and index > 0:
+            continue  # folded header
+        match = _HEADER_LINE.match(line)
+        if not match:
+            return False
+        known += line[: match.end()].rstrip(": \t").lower() in _EMAIL_HEADERS
+    return known >= 3
+
+
+def _is_json(data: bytes, start: str) -> bool:
+    if len(data) <= _JSON_FULL_PARSE_LIMIT:
+        try:
+            json.loads(decode_text(data))
+        except ValueError:
+            return False
+        return True
+    return re.match(r'[\[{]\s*("|\{|\[|-?\d|true|false|null|\]|\})', start) is not None
+
+
+# --- text decoding ------------------------------------------------------------------------------------
+
+
+def decode_text(data: bytes) -> str:
+    """Bytes as text: UTF-8 (with or without BOM), UTF-16 with BOM, else cp1252/latin-1; newlines = \\n."""
+    if data.startswith(codecs.BOM_UTF8):
+        text = data[len(codecs.BOM_UTF8) :].decode("utf-8", "replace")
+    elif data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        text = data.decode("utf-16", "replace")
+    else:
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            try:
+                text = data.decode("cp1252")
+            except UnicodeDecodeError:
+                text = data.decode("latin-1")
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+# --- PDF ----------------------------------------------------------------------------------------------
+
+# PDFium is not thread-safe: every use of it in docflow goes through this lock.
+PDFIUM_LOCK = threading.RLock()
+
+_PDFIUM_ERRORS = {
+    pdfium_c.FPDF_ERR_PASSWORD: "the PDF is encrypted and needs a password",
+    pdfium_c.FPDF_ERR_SECURITY: "the PDF uses an unsupported security (encryption) handler",
+    pdfium_c.FPDF_ERR_FORMAT: "the PDF is corrupt or truncated (PDFium: data format error)",
+    pdfium_c.FPDF_ERR_FILE: "the PDF could not be read (PDFium: file error)",
+}
+
+
+@contextmanager
+def open_pdf(data: bytes) -> Iterator[pdfium.PdfDocument]:
+    """Open a PDF under the PDFium lock; corrupt, encrypted or empty PDFs raise `BadDocument`."""
+    if not data:
+        raise BadDocument("empty document (0 bytes)")
+    with PDFIUM_LOCK:
+        try:
+            document = pdfium.PdfDocument(data)
+        except pdfium.PdfiumError as exc:
+            reason = _PDFIUM_ERRORS.get(getattr(exc, "err_code", None), f"the PDF cannot be opened ({exc})")
+            raise BadDocument(reason) from exc
+        try:
+            if len(document) == 0:
+                raise BadDocument("the PDF has no pages")
+            yield document
+        finally:
+            document.close()
+
+
+def count_pages(data: bytes, content_type: str) -> int | None:
+    """Page count of a PDF (None for other types); `BadDocument` if the PDF is corrupt or encrypted."""
+    if content_type != PDF:
+        return None
+    with open_pdf(data) as document:
+        return len(document)
