@@ -108,6 +108,7 @@ def scan(
             new.append(NewDocument(doc.doc_id, obj.key, obj.etag, tenant))
         else:
             aliases += 1
+        store.move_key(obj.key, doc.doc_id)  # new bytes under an old key supersede the old document
     return ScanResult(new, aliases, skipped, _advance(cursor, handled), len(candidates) - len(handled))
 
 
@@ -178,3 +179,41 @@ def upload(bucket: Bucket, store: Store, up: Upload) -> bool:
     is_new = store.register(doc)
     bucket.upload_file(up.path, up.key, sha256=up.sha256)
     return is_new
+
+
+# --- reconciliation: objects deleted from the bucket, superseded documents ---------------------------
+
+GRACE = timedelta(minutes=10)  # uploads register before they write: never judge a document younger than this
+
+
+class ReconcileRefused(BackendUnavailable):
+    """The listing does not look complete or sane; deleting on it could destroy good documents."""
+
+
+@dataclass
+class Reconciliation:
+    deleted_objects: list[str]  # documents whose every key is gone from the bucket
+    superseded: list[str]  # documents replaced by new bytes under their key, successor finished
+    listed: int
+
+
+def reconcile(
+    bucket: Bucket, store: Store, prefix: str, max_fraction: float = 0.2, now: datetime | None = None
+) -> Reconciliation:
+    """Find documents to remove. Raises ReconcileRefused rather than act on a partial or suspicious listing:
+    a listing that fails part-way raises (BackendUnavailable) before anything is decided, and a listing that
+    would remove more than `max_fraction` of the documents (an empty bucket, a wrong prefix) is refused."""
+    listed = {o.key for o in bucket.list(prefix)}  # all pages or an exception: never a partial set
+    cutoff = (now or datetime.now(UTC)) - GRACE
+    docs = [d for d in store.document_keys() if d["keys"] and all(k.startswith(prefix) for k in d["keys"])]
+    gone = [
+        d["doc_id"]
+        for d in docs
+        if not any(k in listed for k in d["keys"]) and d["created_at"] <= cutoff
+    ]
+    if docs and len(gone) > max(3, max_fraction * len(docs)):
+        raise ReconcileRefused(
+            f"refusing to delete {len(gone)} of {len(docs)} documents: the listing of {prefix!r} "
+            f"({len(listed)} objects) looks incomplete; delete them explicitly if this is intended"
+        )
+    return Reconciliation(gone, store.removable_superseded(), len(listed))

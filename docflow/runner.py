@@ -11,6 +11,9 @@ from docflow.models import Document
 from docflow.pipeline import Runtime, config_fingerprint
 from docflow.settings import Settings
 
+# Dagster's console logger prints every event at DEBUG; the CLI prints its own progress instead.
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
 
 class DocSummary(BaseModel):
     doc_id: str
@@ -72,6 +75,7 @@ def run_paths(
             partition_key=doc_id,
             instance=instance,
             raise_on_error=False,
+            run_config=QUIET,
             tags={"docflow/tenant": doc.tenant, "docflow/source": "cli"},
         )
     return summarize(rt, [rt.store.get_document(d) for d in doc_ids])

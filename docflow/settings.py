@@ -47,6 +47,23 @@ class Settings(BaseSettings):
     openai_model: str = "gpt-4o-mini"
     openai_embed_model: str = "text-embedding-3-small"
     openai_embed_dimensions: int | None = None
+    openai_embed_batch_size: int = Field(128, description="Texts per embeddings request (OpenAI API).")
+    openai_max_retries: int = Field(6, description="Retries of a rate-limited/failed OpenAI call (429, 5xx).")
+    openai_timeout_s: float = 60.0
+    openai_requests_per_minute: int | None = Field(
+        None, description="Client-side request rate limit for OpenAI calls (per process); unset = none."
+    )
+    # --- search and ask ----------------------------------------------------------------------------
+    rerank: Literal["none", "local", "api"] = Field(
+        "none", description="Rerank hits: a local cross-encoder (rerank_model) or a /rerank API."
+    )
+    rerank_model: str = Field("", description="Local cross-encoder folder, or the API reranker's model.")
+    rerank_url: str | None = Field(None, description="Cohere/Jina-style /rerank endpoint (rerank=api).")
+    rerank_api_key: SecretStr | None = None
+    rerank_candidates: int = Field(30, description="Hits fetched for the reranker to reorder.")
+    ask_backend: Literal["auto", "extractive", "openai"] = Field(
+        "auto", description="ask: 'auto' = an OpenAI(-compatible) LLM when openai_api_key is set."
+    )
     llama_cloud_api_key: SecretStr | None = None
     llama_cloud_base_url: str | None = None
 
@@ -69,6 +86,10 @@ class Settings(BaseSettings):
     # --- sensor ------------------------------------------------------------------------------------
     sensor_interval_s: int = 5
     sensor_max_per_tick: int = 500
+    reconcile_interval_s: int = Field(60, description="Seconds between reconciliation ticks.")
+    stale_per_tick: int = Field(
+        20, description="Documents re-processed per tick after a configuration change (not all at once)."
+    )
     sensor_max_hash_bytes: int = Field(
         2 * 1024**3, description="Bytes the sensor may download per tick to hash objects lacking a sha256."
     )

@@ -1,0 +1,52 @@
+"""`docflow bench`: the performance report. Each section measures one thing and returns a flat-ish dict;
+sections are registered in SECTIONS and selected with `--only`. Sections import their heavy parts lazily."""
+
+import importlib
+import json
+import platform
+import time
+from collections.abc import Callable
+from typing import Any
+
+from docflow.settings import Settings
+
+# name -> "module:function"; the function takes (settings, BenchOptions, progress) and returns a dict.
+SECTIONS: dict[str, str] = {}
+
+
+class BenchOptions:
+    def __init__(self, docs: int = 100, extra: dict[str, Any] | None = None) -> None:
+        self.docs = docs
+        self.extra = extra or {}
+
+
+def machine() -> dict[str, Any]:
+    import os
+
+    return {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
+
+
+def run_bench(
+    settings: Settings,
+    options: BenchOptions,
+    only: list[str] | None = None,
+    progress: Callable[[str], None] = lambda _: None,
+) -> dict[str, Any]:
+    unknown = set(only or []) - set(SECTIONS)
+    if unknown:
+        raise ValueError(f"unknown bench section(s) {sorted(unknown)}; known: {sorted(SECTIONS)}")
+    report: dict[str, Any] = {"machine": machine()}
+    for name, target in SECTIONS.items():
+        if only and name not in only:
+            continue
+        module_name, _, attr = target.partition(":")
+        progress(f"bench {name}...")
+        started = time.perf_counter()
+        section = getattr(importlib.import_module(module_name), attr)(settings, options, progress)
+        section.setdefault("section_s", round(time.perf_counter() - started, 2))
+        report[name] = section
+    return report
+
+
+def dumps(report: dict[str, Any]) -> str:
+    return json.dumps(report, indent=2, default=str)
