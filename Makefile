@@ -3,10 +3,11 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+CHROMIUM_STAMP := $(VENV)/.chromium
 
 .PHONY: setup dev test lint format bench down clean
 
-setup: $(STAMP)
+setup: $(STAMP) $(CHROMIUM_STAMP)
 
 # torch is pinned to the CPU build (an unpinned torch pulls gigabytes of CUDA packages);
 # it must be installed before sentence-transformers so pip keeps it.
@@ -16,6 +17,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q torch==2.13.0
 	$(BIN)/python -m pip install -q -e ".[local-ml,dev]"
 	touch $(STAMP)
+
+# The browser tests (test_ui.py, test_api_web.py) drive Debian's chromium through Playwright; they skip
+# without it. Installed when missing and we are root; never fatal (no apt, no network: the tests skip).
+$(CHROMIUM_STAMP): $(STAMP)
+	@if [ ! -x /usr/bin/chromium ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
+			|| echo "could not install chromium: the browser tests will skip"; \
+	fi
+	touch $(CHROMIUM_STAMP)
 
 dev: setup
 	$(BIN)/docflow dev

@@ -68,6 +68,24 @@ def run(paths: tuple[Path, ...], tenant: str | None, force: bool, as_json: bool)
 
 
 @cli.command()
+@click.option("--failed", is_flag=True, required=True, help="Retry every failed document (required).")
+@click.option("--tenant", default=None, help="Only this tenant's failed documents.")
+@click.option("--json", "as_json", is_flag=True)
+def retry(failed: bool, tenant: str | None, as_json: bool) -> None:
+    """Process the failed documents again (after a fix or an outage); exit 1 if any still fails."""
+    from docflow.runner import retry_failed
+
+    summary = retry_failed(get_settings(), tenant, progress=_progress)
+    if as_json:
+        _echo_json([d.model_dump() for d in summary])
+    else:
+        _print_table(summary)
+    still = [d for d in summary if d.status != "done"]
+    click.echo(f"{len(summary) - len(still)} recovered, {len(still)} still failing", err=as_json)
+    sys.exit(1 if still else 0)
+
+
+@cli.command()
 @click.argument("doc_id", required=False)
 @click.option("--failed", is_flag=True, help="Only documents that failed (the dead letters).")
 @click.option("--tenant", default=None)
@@ -92,12 +110,52 @@ def status(doc_id: str | None, failed: bool, tenant: str | None, as_json: bool) 
 @click.option("--k", default=10, show_default=True, help="Number of hits.")
 @click.option("--tenant", default=None)
 @click.option("--type", "doc_type", default=None, help="Only documents of this type.")
+@click.option("--from", "date_from", type=click.DateTime(["%Y-%m-%d"]), help="Document date on/after.")
+@click.option("--to", "date_to", type=click.DateTime(["%Y-%m-%d"]), help="Document date on/before.")
+@click.option("--field", "field_filters", multiple=True, metavar="NAME=TEXT", help="Field contains TEXT.")
+@click.option("--vendor", default=None, help="Shorthand for --field vendor_name=TEXT.")
+@click.option("--amount-min", type=float, default=None, help="Document amount (total) at least.")
+@click.option("--amount-max", type=float, default=None, help="Document amount (total) at most.")
+@click.option("--rerank/--no-rerank", default=None, help="Override DOCFLOW_RERANK for this query.")
 @click.option("--json", "as_json", is_flag=True)
-def search(query: str, k: int, tenant: str | None, doc_type: str | None, as_json: bool) -> None:
+def search(
+    query: str,
+    k: int,
+    tenant: str | None,
+    doc_type: str | None,
+    date_from,
+    date_to,
+    field_filters: tuple[str, ...],
+    vendor: str | None,
+    amount_min: float | None,
+    amount_max: float | None,
+    rerank: bool | None,
+    as_json: bool,
+) -> None:
     """Hybrid (vector + full-text) search over the chunks of processed documents."""
     from docflow.retrieval import search as do_search
 
-    hits = do_search(services.runtime(), query, k=k, tenant=tenant, doc_type=doc_type)
+    fields = {}
+    for item in field_filters:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise click.BadParameter(f"expected NAME=TEXT, got {item!r}", param_hint="--field")
+        fields[name.strip()] = value
+    if vendor:
+        fields["vendor_name"] = vendor
+    hits = do_search(
+        services.runtime(),
+        query,
+        k=k,
+        tenant=tenant,
+        doc_type=doc_type,
+        date_from=date_from.date() if date_from else None,
+        date_to=date_to.date() if date_to else None,
+        fields=fields,
+        amount_min=amount_min,
+        amount_max=amount_max,
+        rerank=False if rerank is False else None,
+    )
     if as_json:
         _echo_json(
             [
@@ -120,25 +178,66 @@ def search(query: str, k: int, tenant: str | None, doc_type: str | None, as_json
 @click.argument("question")
 @click.option("--k", default=5, show_default=True, help="Passages to ground the answer on.")
 @click.option("--tenant", default=None)
+@click.option("--type", "doc_type", default=None, help="Only documents of this type.")
 @click.option("--json", "as_json", is_flag=True)
-def ask(question: str, k: int, tenant: str | None, as_json: bool) -> None:
+def ask(question: str, k: int, tenant: str | None, doc_type: str | None, as_json: bool) -> None:
     """Answer a question from the documents, with sources (extractive without an LLM)."""
     from docflow.retrieval import ask as do_ask
 
-    answer = do_ask(services.runtime(), question, k=k, tenant=tenant)
+    answer = do_ask(services.runtime(), question, k=k, tenant=tenant, doc_type=doc_type)
     if as_json:
         _echo_json(answer.model_dump())
         return
-    label = "extractive answer (no LLM configured)" if answer.extractive else "answer"
+    label = "extractive (passages, not a generated answer)" if answer.extractive else "answer"
     click.echo(f"{label}:\n{answer.answer}\n\nsources:")
     for h in answer.sources:
         click.echo(f"  - {h.filename} p.{h.page_start or '?'} ({h.doc_id}#{h.chunk_index})")
 
 
+@cli.command(name="eval")
+@click.argument("manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), help="Write the report here."
+)
+@click.option("--force", is_flag=True, help="Re-process documents already done with the same configuration.")
+def eval_(manifest: Path, json_out: Path | None, force: bool) -> None:
+    """Process a manifest's documents and report quality against its truth."""
+    from docflow.evaluation import run_eval
+
+    report = run_eval(manifest, get_settings(), force=force, progress=_progress)
+    if json_out:
+        json_out.write_text(json.dumps(report, indent=2, default=str))
+        click.echo(f"report written to {json_out}")
+    for name in ("classification", "fields"):
+        section = report.get(name) or {}
+        click.echo(f"{name}: accuracy {section.get('accuracy')} over {section.get('n')}")
+    for key in ("parse", "retrieval"):
+        if key in report:
+            summary = {k: v for k, v in report[key].items() if not isinstance(v, dict | list)}
+            click.echo(f"{key}: {summary}")
+    click.echo(f"{report['n_documents']} documents, {report['failed']} failed, {report['seconds']} s")
+
+
+@cli.command()
+@click.option("--docs", default=100, show_default=True, help="Documents for the pipeline sections.")
+@click.option("--only", multiple=True, help="Run only these sections (repeatable).")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), help="Write the report.")
+def bench(docs: int, only: tuple[str, ...], json_out: Path | None) -> None:
+    """Measure speed: each registered section (see docflow.bench.SECTIONS)."""
+    from docflow.bench import BenchOptions, dumps, run_bench
+
+    report = run_bench(get_settings(), BenchOptions(docs=docs), list(only) or None, progress=_progress)
+    text = dumps(report)
+    if json_out:
+        json_out.write_text(text)
+    click.echo(text)
+
+
 @cli.command()
 @click.option("--samples/--no-samples", default=True, help="Upload data/samples when starting.")
 @click.option("--port", default=3000, show_default=True, help="Dagster UI port.")
-def dev(samples: bool, port: int) -> None:
+@click.option("--api-port", default=8000, show_default=True, help="HTTP API port (0: no API).")
+def dev(samples: bool, port: int, api_port: int) -> None:
     """Embedded services + Dagster UI and daemon (sensor on) + sample documents; Ctrl-C stops it all."""
     settings = get_settings()
     env = {**os.environ, **services.dagster_env(settings)}
@@ -147,6 +246,7 @@ def dev(samples: bool, port: int) -> None:
     cmd = [sys.executable, "-m", "dagster", "dev", "-w", str(root / "workspace.yaml"), "-p", str(port)]
     click.echo(f"starting Dagster: http://127.0.0.1:{port}  (DAGSTER_HOME={env['DAGSTER_HOME']})")
     proc = subprocess.Popen(cmd, env=env, cwd=root, start_new_session=True)
+    api = _start_api(settings, env, api_port)
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill` stops cleanly, like Ctrl-C
     try:
         if samples:
@@ -155,6 +255,9 @@ def dev(samples: bool, port: int) -> None:
     except KeyboardInterrupt:
         click.echo("\nstopping Dagster...")
     finally:
+        if api is not None and api.poll() is None:
+            api.terminate()
+            api.wait(timeout=15)
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGINT)
             try:
@@ -165,6 +268,42 @@ def dev(samples: bool, port: int) -> None:
 
         stopped = stop_services(settings)
         click.echo(f"stopped: {', '.join(['dagster', *stopped])}")
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True)
+@click.option("--workers", default=1, show_default=True, help="uvicorn worker processes.")
+def api(host: str, port: int, workers: int) -> None:
+    """Serve the HTTP API: uploads, live progress, search, ask, a web page at / (schema: /openapi.json)."""
+    from docflow.api import serve
+
+    services.dagster_env(get_settings())  # starts the embedded services once, before the workers
+    serve(host, port, workers)
+
+
+@cli.command(name="api-key")
+@click.argument("tenant")
+@click.option("--name", default="", help="A label for the key.")
+def api_key(tenant: str, name: str) -> None:
+    """Create an API key for TENANT (printed once; only its hash is stored)."""
+    from docflow.api.db import create_api_key
+    from docflow.bucket import safe_tenant
+
+    click.echo(create_api_key(services.runtime().store, safe_tenant(tenant), name))
+
+
+def _start_api(settings, env: dict[str, str], port: int) -> subprocess.Popen | None:
+    if not port:
+        return None
+    from docflow.api.server import development_key
+
+    key = development_key(settings)
+    cmd = [sys.executable, "-m", "docflow.cli", "api", "--port", str(port)]
+    api = subprocess.Popen(cmd, env=env, cwd=services.REPO_ROOT, start_new_session=True)
+    click.echo(f"starting the API: http://127.0.0.1:{port}  (schema: /docs)")
+    click.echo(f"DOCFLOW_API_KEY={key}")
+    return api
 
 
 def _upload_samples(settings) -> None:

@@ -41,6 +41,8 @@ class NewDocument:
     key: str
     etag: str
     tenant: str
+    priority: int = 0  # the run's dagster/priority (set on upload through the API)
+    run_key: str = ""  # "" = <doc_id>:<etag>
 
 
 @dataclass
@@ -106,10 +108,25 @@ def scan(
         )
         if store.register(doc):
             new.append(NewDocument(doc.doc_id, obj.key, obj.etag, tenant))
+        elif (queued := registered_for_sensor(store, doc.doc_id, obj.etag)) is not None:
+            new.append(NewDocument(doc.doc_id, obj.key, obj.etag, tenant, *queued))
         else:
             aliases += 1
         store.move_key(obj.key, doc.doc_id)  # new bytes under an old key supersede the old document
     return ScanResult(new, aliases, skipped, _advance(cursor, handled), len(candidates) - len(handled))
+
+
+def registered_for_sensor(store: Store, doc_id: str, etag: str) -> tuple[int, str] | None:
+    """(priority, run key) of a pending document the API registered before writing its object (its run is
+    the sensor's to request), else None. The run key carries the registration time, so bytes deleted and
+    uploaded again are run again, and a repeated listing of the same upload is not."""
+    with store.tx() as conn:
+        row = conn.execute(
+            """SELECT priority, extract(epoch FROM created_at)::bigint AS registered FROM docflow.documents
+               WHERE doc_id = %s AND run_by_sensor AND status = 'pending'""",
+            (doc_id,),
+        ).fetchone()
+    return None if row is None else (int(row["priority"]), f"{doc_id}:{etag}:{row['registered']}")
 
 
 def _advance(cursor: ScanCursor, handled: list[ObjectInfo]) -> ScanCursor:
@@ -207,9 +224,7 @@ def reconcile(
     cutoff = (now or datetime.now(UTC)) - GRACE
     docs = [d for d in store.document_keys() if d["keys"] and all(k.startswith(prefix) for k in d["keys"])]
     gone = [
-        d["doc_id"]
-        for d in docs
-        if not any(k in listed for k in d["keys"]) and d["created_at"] <= cutoff
+        d["doc_id"] for d in docs if not any(k in listed for k in d["keys"]) and d["created_at"] <= cutoff
     ]
     if docs and len(gone) > max(3, max_fraction * len(docs)):
         raise ReconcileRefused(

@@ -47,6 +47,8 @@ def config_fingerprint(settings: Settings) -> str:
         str(settings.chunk_overlap),
         schema_fingerprint(),
     ]
+    if settings.embed_backend == "openai":  # the remote model and vector size decide the vectors too
+        parts += [settings.openai_embed_model, str(settings.openai_embed_dimensions or "")]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 

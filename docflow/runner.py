@@ -48,29 +48,41 @@ def run_paths(
     progress: Callable[[str], None] = lambda _: None,
 ) -> list[DocSummary]:
     """Upload, register and process files; documents already done with the current config are skipped."""
-    from docflow.defs import build_defs
-    from docflow.defs.partitions import documents
-
     rt = services.runtime(settings)
-    instance = services.dagster_instance(settings)
     uploads: dict[str, ingest.Upload] = {}
     for path, root in ingest.iter_files(paths):
         up = ingest.plan_upload(path, root, rt.settings.prefix, tenant)
         ingest.upload(rt.bucket, rt.store, up)
         uploads.setdefault(up.doc_id, up)
-    doc_ids = list(uploads)
-    existing = set(instance.get_dynamic_partitions(documents.name))
-    instance.add_dynamic_partitions(documents.name, [d for d in doc_ids if d not in existing])
+    return process(rt, list(uploads), force, progress)
 
+
+def retry_failed(
+    settings: Settings, tenant: str | None = None, progress: Callable[[str], None] = lambda _: None
+) -> list[DocSummary]:
+    """Process the failed documents (the dead letters) again, e.g. after a fix or an outage."""
+    rt = services.runtime(settings)
+    failed = rt.store.list_documents(tenant=tenant, status="failed", limit=100_000)
+    return process(rt, [d.doc_id for d in failed], force=True, progress=progress)
+
+
+def process(
+    rt: Runtime, doc_ids: list[str], force: bool, progress: Callable[[str], None]
+) -> list[DocSummary]:
+    """Materialize all five assets for each document through the Dagster instance, one run each."""
+    from docflow.defs import build_defs
+    from docflow.defs.partitions import documents
+
+    instance = services.dagster_instance(rt.settings)
+    instance.add_dynamic_partitions(documents.name, doc_ids)  # keys already there are left alone
     fingerprint = config_fingerprint(rt.settings)
     job = build_defs().resolve_job_def("process_documents")
     for i, doc_id in enumerate(doc_ids, 1):
         doc = rt.store.get_document(doc_id)
-        name = uploads[doc_id].path.name
         if not force and doc.status == "done" and doc.config_fingerprint == fingerprint:
-            progress(f"[{i}/{len(doc_ids)}] {name}: already processed")
+            progress(f"[{i}/{len(doc_ids)}] {doc.filename}: already processed")
             continue
-        progress(f"[{i}/{len(doc_ids)}] {name}: processing {doc_id}")
+        progress(f"[{i}/{len(doc_ids)}] {doc.filename}: processing {doc_id}")
         job.execute_in_process(
             partition_key=doc_id,
             instance=instance,

@@ -11,7 +11,9 @@ BackendKind = Literal["local", "llamacloud", "openai"]
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="DOCFLOW_", env_file=".env", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="DOCFLOW_", env_file=".env", extra="ignore", frozen=True, env_ignore_empty=True
+    )
 
     # --- where state lives -------------------------------------------------------------------------
     home: Path = Field(Path(".docflow"), description="Embedded services' data and DAGSTER_HOME.")
@@ -66,6 +68,12 @@ class Settings(BaseSettings):
     )
     llama_cloud_api_key: SecretStr | None = None
     llama_cloud_base_url: str | None = None
+    remote_timeout_s: float = Field(120.0, description="Remote classify/extract: per request and job wait.")
+    remote_max_retries: int = Field(
+        2, ge=0, description="Retries inside the official clients (429/5xx/timeouts) before the asset's own."
+    )
+    remote_poll_interval_s: float = Field(1.0, gt=0, description="LlamaCloud: first job-status poll (s).")
+    llama_parse_tier: str = Field("cost_effective", description="LlamaParse tier: fast, cost_effective...")
 
     # --- execution ---------------------------------------------------------------------------------
     executor: Literal["in_process", "multiprocess", "k8s"] = Field(
@@ -81,17 +89,46 @@ class Settings(BaseSettings):
     chunk_tokens: int = 180  # MiniLM reads 256 word pieces; ~1.3x this estimate at p95
     chunk_overlap: int = 30
     classify_threshold: float = 0.35
+    classify_embed_weight: float = Field(
+        15.0, ge=0.0, description="Local classifier: points per unit of description similarity; 0 = rules."
+    )
     rules_path: Path | None = Field(None, description="Classification rules; unset = data/doc_types.yaml")
 
     # --- sensor ------------------------------------------------------------------------------------
     sensor_interval_s: int = 5
     sensor_max_per_tick: int = 500
+    run_batch_size: int = Field(
+        20, description="Documents per run when many arrive in one sensor tick (bulk loads); 1 = a run each."
+    )
     reconcile_interval_s: int = Field(60, description="Seconds between reconciliation ticks.")
     stale_per_tick: int = Field(
-        20, description="Documents re-processed per tick after a configuration change (not all at once)."
+        4, description="Re-processing runs kept in flight after a configuration change (not all at once)."
     )
     sensor_max_hash_bytes: int = Field(
         2 * 1024**3, description="Bytes the sensor may download per tick to hash objects lacking a sha256."
+    )
+
+    # --- HTTP API (docflow/api) --------------------------------------------------------------------
+    api_key: SecretStr | None = Field(
+        None, description="Development API key `make dev` registers for the default tenant; unset = new."
+    )
+    api_database_url: str | None = Field(
+        None,
+        description="Postgres URL the API connects as: a role subject to row-level security; "
+        "unset = database_url with the user docflow_api (created by the migrations).",
+    )
+    api_fetch_timeout_s: float = Field(30.0, description="POST /v1/documents:fromUrl: download timeout.")
+    api_fetch_max_redirects: int = 5
+    api_fetch_allow_networks: tuple[str, ...] = Field(
+        (),
+        description='CIDRs fromUrl and webhooks may reach although private/loopback, e.g. ["10.0.0.0/8"].',
+    )
+    api_docs_per_day: int = Field(10_000, description="Default quota: new documents per tenant per UTC day.")
+    api_bytes_per_day: int = Field(10 * 1024**3, description="Default quota: new bytes per tenant per day.")
+    webhook_timeout_s: float = 10.0
+    webhook_retries: int = Field(5, description="Passthrough webhook attempts per sensor tick (backoff).")
+    webhook_give_up_s: int = Field(
+        3600, description="Passthrough: after this long undelivered, the results are deleted anyway."
     )
 
     @property

@@ -109,7 +109,7 @@ def sniff_content_type(data: bytes, filename: str = "") -> str:
     if b"%PDF-" in head[:1024]:
         return PDF
     if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
-        return _sniff_zip(data)
+        return _sniff_zip(data, filename)
     if head.startswith(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"):
         return _sniff_ole(data, filename)
     for signature, offset, mime in _MAGIC:
@@ -121,7 +121,17 @@ def sniff_content_type(data: bytes, filename: str = "") -> str:
     return _sniff_text(data, head, text, filename)
 
 
-def _sniff_zip(data: bytes) -> str:
+_ZIP_EXT = {
+    ".docx": DOCX,
+    ".xlsx": XLSX,
+    ".pptx": PPTX,
+    ".odt": "application/vnd.oasis.opendocument.text",
+    ".epub": "application/epub+zip",
+}
+
+
+def _sniff_zip(data: bytes, filename: str = "") -> str:
+    """The package type; a zip too broken to list takes its type from the name, so parsing says 'corrupt'."""
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             names = archive.namelist()
@@ -130,7 +140,7 @@ def _sniff_zip(data: bytes) -> str:
                 if re.fullmatch(r"[\w.+-]+/[\w.+-]+", declared):
                     return declared
     except (zipfile.BadZipFile, OSError, ValueError):
-        return ZIP
+        return _ZIP_EXT.get(PurePosixPath(filename).suffix.lower(), ZIP)
     if "[Content_Types].xml" in names:
         for prefix, mime in _OOXML_DIRS.items():
             if any(name.startswith(prefix) for name in names):

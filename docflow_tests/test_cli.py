@@ -80,3 +80,18 @@ def test_ask_without_an_llm_is_extractive_and_cites_sources(invoice2data_run) ->
     answer = json.loads(_invoke("ask", "What is the total of the OYO invoice?", "--json").stdout)
     assert answer["extractive"] is True
     assert answer["sources"] and answer["sources"][0]["doc_id"]
+
+
+def test_retry_failed_recovers_what_can_recover_and_reports_the_rest(docflow_env, rt, tmp_path) -> None:
+    shutil.copy(REPO_ROOT / "data" / "samples" / "letter-tenancy.html", tmp_path / "letter.html")
+    (tmp_path / "broken.pdf").write_bytes(b"%PDF-1.4\nstill not a pdf")
+    assert _invoke("run", str(tmp_path), "--tenant", "retry").exit_code == 1
+    letter = next(d for d in rt.store.list_documents(tenant="retry") if d.filename == "letter.html")
+    rt.store.set_status(letter.doc_id, "failed", error="embeddings: BackendUnavailable: outage (simulated)")
+
+    result = _invoke("retry", "--failed", "--tenant", "retry", "--json")
+    assert result.exit_code == 1  # the broken PDF is still broken
+    summary = {d["filename"]: d for d in json.loads(result.stdout)}
+    assert summary["letter.html"]["status"] == "done" and summary["letter.html"]["error"] is None
+    assert summary["broken.pdf"]["status"] == "failed"
+    assert "1 recovered, 1 still failing" in result.stderr

@@ -13,7 +13,7 @@ def test_definitions_load_with_five_partitioned_assets_a_job_and_the_sensor() ->
     defs = build_defs()
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
-    assert keys == set(ASSET_NAMES)
+    assert keys == {*ASSET_NAMES, "document_report"}  # the five per-document assets and the report
     assert defs.resolve_job_def("process_documents") is not None
     assert defs.resolve_sensor_def("s3_document_sensor").default_status == dg.DefaultSensorStatus.RUNNING
     lineage = {

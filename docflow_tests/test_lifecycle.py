@@ -49,7 +49,9 @@ def test_new_bytes_under_a_key_supersede_the_old_document_once_the_new_one_is_do
     instance.add_dynamic_partitions(documents.name, [old_id, new_id])
     rt.store.set_status(new_id, "done")
     result = reconcile_sensor(_context(instance))
-    deletes = [r for r in result.dynamic_partitions_requests if isinstance(r, dg.DeleteDynamicPartitionsRequest)]
+    deletes = [
+        r for r in result.dynamic_partitions_requests if isinstance(r, dg.DeleteDynamicPartitionsRequest)
+    ]
     assert any(old_id in r.partition_keys for r in deletes)
     assert rt.store.known([old_id, new_id]) == {new_id: "done"}
 
@@ -87,6 +89,7 @@ def test_reconciliation_refuses_a_listing_that_would_remove_too_much(rt, tenant)
 def test_a_configuration_change_requests_re_processing_a_few_at_a_time(rt, instance, tenant, monkeypatch):
     rt.bucket.put_bytes(f"incoming/{tenant}/cfg.txt", b"processed with an old model " + tenant.encode())
     doc_id = next(d.doc_id for d in _scan(rt, ScanCursor()).new if d.key.endswith("cfg.txt"))
+    instance.add_dynamic_partitions(documents.name, [doc_id])  # what the s3 sensor's result does
     with rt.store.tx() as conn:
         conn.execute(
             "UPDATE docflow.documents SET status = 'done', config_fingerprint = 'old' WHERE doc_id = %s",
@@ -107,4 +110,4 @@ def test_an_unchanged_object_requests_nothing(rt, instance, tenant):
     rt.bucket.put_bytes(f"incoming/{tenant}/same.txt", b"unchanged " + tenant.encode())
     first = s3_document_sensor(_context(instance))
     second = s3_document_sensor(_context(instance, first.cursor))
-    assert not [r for r in second.run_requests if r.partition_key.startswith(tenant)]
+    assert not [r for r in second.run_requests if r.tags.get("docflow/tenant") == tenant]

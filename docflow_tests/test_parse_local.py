@@ -120,13 +120,16 @@ def test_contract_paragraphs_are_split_on_vertical_space() -> None:
 def test_pdf_without_unicode_map_warns_garbled() -> None:
     doc = parse_dev("parsee_invoices/Invoice___TeamGantt-May.pdf")
     assert any("page 1" in warning and "garbled" in warning for warning in doc.warnings)
+    assert doc.parser == "local/pypdfium2+rapidocr" and "Gantt" in doc.text
 
 
 def test_pdf_pages_without_text_layer_warn() -> None:
     doc = parse(pdf_bytes(2), "scan.pdf")
     assert doc.pages == 2
-    assert doc.warnings == [
-        f"page {n} has no text layer (OCR not available in this parser yet)" for n in (1, 2)
+    assert doc.warnings == [f"page {n} has no text layer: OCRed" for n in (1, 2)]
+    blank = pdf_bytes(1)
+    assert LocalParser(ocr=False).parse(blank, raw_for(blank, "scan.pdf")).warnings == [
+        "page 1 has no text layer (OCR is off)"
     ]
 
 
@@ -249,8 +252,8 @@ def test_over_max_bytes_is_checked_before_any_work() -> None:
 
 @needs_dev
 def test_unsupported_format_names_the_type() -> None:
-    with pytest.raises(UnsupportedFormat, match=re.escape(sniff.DOCX)):
-        parse_dev("docling/word_sample.docx")
+    with pytest.raises(UnsupportedFormat, match=re.escape(sniff.PPT)):
+        parse(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 600, "old.ppt", sniff.PPT)
 
 
 def test_unsupported_binary() -> None:
@@ -285,7 +288,8 @@ def test_quick_text_of_invoice_and_html() -> None:
         (b"", sniff.PDF, BadDocument, "empty"),
         (encrypted(pdf_bytes(1)), sniff.PDF, BadDocument, "encrypted"),
         (b"%PDF-1.4 broken", sniff.PDF, BadDocument, "corrupt"),
-        (b"PK\x03\x04", sniff.DOCX, UnsupportedFormat, "cannot read"),
+        (b"PK\x03\x04", sniff.DOCX, BadDocument, "corrupt"),
+        (b"PK\x03\x04", sniff.ZIP, UnsupportedFormat, "cannot read"),
     ],
 )
 def test_quick_text_errors(data: bytes, content_type: str, error: type[Exception], message: str) -> None:

@@ -106,3 +106,38 @@ def test_an_empty_file_fails_on_its_own(rt, instance, tmp_path) -> None:
     assert not _materialize(instance, doc_id).success
     doc = rt.store.get_document(doc_id)
     assert doc.status == "failed" and "empty" in (doc.error or "")
+
+
+def test_a_batch_run_processes_each_document_and_isolates_a_bad_one(rt, instance, tmp_path) -> None:
+    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+    from docflow.defs import build_defs
+
+    bad = tmp_path / "bad.pdf"
+    bad.write_bytes(b"%PDF-1.5\nnot really")
+    paths = [SAMPLES / "receipt-corner-cafe.txt", bad, SAMPLES / "letter-tenancy.html"]
+    ids = [_register(rt, instance, p, "batch") for p in paths]  # contiguous partitions, in this order
+    job = build_defs().resolve_job_def("process_batch")
+    result = job.execute_in_process(
+        instance=instance,
+        tags={ASSET_PARTITION_RANGE_START_TAG: ids[0], ASSET_PARTITION_RANGE_END_TAG: ids[-1]},
+        raise_on_error=False,
+    )
+    assert result.success  # one bad document does not fail the batch
+    docs = {d.doc_id: d for d in (rt.store.get_document(i) for i in ids)}
+    assert [docs[i].status for i in ids] == ["done", "failed", "done"]
+    assert docs[ids[1]].error.startswith("raw_file: ")
+    assert rt.store.count_chunks(ids[0]) > 0 and rt.store.count_chunks(ids[2]) > 0
+    observed = [
+        e.asset_observation_data.asset_observation.partition
+        for e in result.all_events
+        if e.event_type == dg.DagsterEventType.ASSET_OBSERVATION and e.asset_key == dg.AssetKey("embeddings")
+    ]
+    assert sorted(observed) == sorted([ids[0], ids[2]])
+    summary = [
+        e.step_materialization_data.materialization.metadata
+        for e in result.all_events
+        if e.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION
+        and e.asset_key == dg.AssetKey("raw_file")
+    ]
+    assert summary and summary[0]["failed"].value == 1

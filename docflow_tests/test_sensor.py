@@ -20,7 +20,16 @@ def _tick(instance: dg.DagsterInstance, cursor: str | None) -> dg.SensorResult:
 
 
 def _mine(result: dg.SensorResult, tenant: str) -> list[dg.RunRequest]:
-    return [r for r in result.run_requests or [] if r.partition_key.startswith(f"{tenant}-")]
+    return [r for r in result.run_requests or [] if r.tags.get("docflow/tenant") == tenant]
+
+
+def _covered(result: dg.SensorResult, request: dg.RunRequest) -> list[str]:
+    """The documents a run request processes: its partition, or its range over this tick's new partitions."""
+    if request.partition_key:
+        return [request.partition_key]
+    added = [k for r in result.dynamic_partitions_requests for k in r.partition_keys]
+    rng = request.partition_key_range
+    return added[added.index(rng.start) : added.index(rng.end) + 1]
 
 
 @pytest.fixture
@@ -86,12 +95,27 @@ def test_work_per_tick_is_bounded_and_the_rest_comes_next_tick(rt, instance, ten
     for i in range(5):
         rt.bucket.put_bytes(f"incoming/{tenant}/doc{i}.txt", f"document {i} of {tenant}".encode())
     monkeypatch.setenv("DOCFLOW_SENSOR_MAX_PER_TICK", "2")
-    seen: set[str] = set()
+    seen: list[str] = []
     cursor = base
     for _ in range(3):
         result = _tick(instance, cursor)
-        mine = _mine(result, tenant)
-        assert len(mine) <= 2
-        seen |= {r.partition_key for r in mine}
+        covered = [doc for r in _mine(result, tenant) for doc in _covered(result, r)]
+        assert len(covered) <= 2
+        seen += covered
         cursor = result.cursor
-    assert len(seen) == 5
+    assert len(set(seen)) == len(seen) == 5
+
+
+def test_a_bulk_load_is_batched_into_partition_range_runs(rt, instance, tenant, monkeypatch) -> None:
+    base = _tick(instance, None).cursor
+    for i in range(5):
+        rt.bucket.put_bytes(f"incoming/{tenant}/bulk{i}.txt", f"bulk document {i} of {tenant}".encode())
+    monkeypatch.setenv("DOCFLOW_RUN_BATCH_SIZE", "2")
+    result = _tick(instance, base)
+    mine = _mine(result, tenant)
+    assert [len(_covered(result, r)) for r in mine] == [2, 2, 1]
+    assert mine[0].partition_key_range is not None and mine[0].tags["docflow/batch_size"] == "2"
+    assert mine[2].partition_key is not None
+    covered = [doc for r in mine for doc in _covered(result, r)]
+    assert len(set(covered)) == 5 and all(d.startswith(f"{tenant}-") for d in covered)
+    assert len({r.run_key for r in mine}) == 3

@@ -43,10 +43,24 @@ class Embedder(Protocol):
     def embed(self, texts: Sequence[str]) -> list[list[float]]: ...
 
 
-PARSERS: dict[str, str] = {"local": "docflow.backends.parse.local:LocalParser"}
-CLASSIFIERS: dict[str, str] = {"local": "docflow.backends.classify.local:RuleClassifier"}
-EXTRACTORS: dict[str, str] = {"local": "docflow.backends.extract.local:LocalExtractor"}
-EMBEDDERS: dict[str, str] = {"local": "docflow.backends.embed.local:LocalEmbedder"}
+PARSERS: dict[str, str] = {
+    "local": "docflow.backends.parse.local:LocalParser",
+    "llamacloud": "docflow.backends.parse.llamacloud:LlamaParseParser",
+}
+CLASSIFIERS: dict[str, str] = {
+    "local": "docflow.backends.classify.local:LocalClassifier",
+    "llamacloud": "docflow.backends.classify.llamacloud:LlamaCloudClassifier",
+    "openai": "docflow.backends.classify.openai:OpenAIClassifier",
+}
+EXTRACTORS: dict[str, str] = {
+    "local": "docflow.backends.extract.local:LocalExtractor",
+    "llamacloud": "docflow.backends.extract.llamacloud:LlamaExtractor",
+    "openai": "docflow.backends.extract.openai:OpenAIExtractor",
+}
+EMBEDDERS: dict[str, str] = {
+    "local": "docflow.backends.embed.local:LocalEmbedder",
+    "openai": "docflow.backends.embed.openai:OpenAIEmbedder",
+}
 
 
 def _build(registry: dict[str, str], kind: str, settings: Settings, concern: str):

@@ -11,7 +11,28 @@ from typing import Any
 from docflow.settings import Settings
 
 # name -> "module:function"; the function takes (settings, BenchOptions, progress) and returns a dict.
-SECTIONS: dict[str, str] = {}
+SECTIONS: dict[str, str] = {
+    "pipeline": "docflow.bench.pipeline:pipeline_section",
+    "search": "docflow.bench.search:search_section",
+    "parse": "docflow.bench.parse:parse_section",
+    "api": "docflow.bench.api:api_section",
+}
+# The headline numbers are also copied to the top level of the report.
+HEADLINE = {
+    "pipeline": [
+        "docs",
+        "pages",
+        "wall_s",
+        "docs_per_min",
+        "bare_wall_s",
+        "overhead_ratio",
+        "latency_p50_s",
+        "latency_p95_s",
+        "per_asset_s",
+        "peak_rss_mb",
+    ],
+    "search": ["search_p50_ms", "search_p95_ms"],
+}
 
 
 class BenchOptions:
@@ -45,6 +66,7 @@ def run_bench(
         section = getattr(importlib.import_module(module_name), attr)(settings, options, progress)
         section.setdefault("section_s", round(time.perf_counter() - started, 2))
         report[name] = section
+        report.update({k: section[k] for k in HEADLINE.get(name, []) if k in section})
     return report
 
 

@@ -7,14 +7,24 @@ from docflow.settings import get_settings
 
 
 def build_defs() -> dg.Definitions:
-    from docflow.defs.assets import ASSETS, process_documents
+    from docflow.defs.assets import ASSETS, process_batch, process_documents
+    from docflow.defs.checks import CHECKS
+    from docflow.defs.jobs import JOBS, SCHEDULES
+    from docflow.defs.report import document_report
     from docflow.defs.resources import DocflowResource
-    from docflow.defs.sensors import s3_document_sensor
+    from docflow.defs.sensors import (
+        passthrough_sensor,
+        reconcile_sensor,
+        s3_document_sensor,
+        stale_documents_sensor,
+    )
 
     return dg.Definitions(
-        assets=ASSETS,
-        jobs=[process_documents],
-        sensors=[s3_document_sensor],
+        assets=[*ASSETS, document_report],
+        asset_checks=CHECKS,
+        jobs=[process_documents, process_batch, *JOBS],
+        schedules=SCHEDULES,
+        sensors=[s3_document_sensor, stale_documents_sensor, reconcile_sensor, passthrough_sensor],
         resources={"docflow": DocflowResource()},
         executor=executor(get_settings().executor),
     )

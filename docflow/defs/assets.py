@@ -1,4 +1,5 @@
-"""The five document assets. Each body calls one step of docflow.pipeline and reports metadata.
+"""The five document assets. Each body calls one step of docflow.pipeline and reports metadata for the UI
+(built by defs/metadata.py; every asset shows `duration_s` and `backend`).
 
 Retry policies (exponential backoff with +/- jitter so that many failing runs do not retry in lock-step):
 - raw_file: S3 blips are short and frequent at scale -> many quick retries (6 x from 1 s).
@@ -9,17 +10,17 @@ Retry policies (exponential backoff with +/- jitter so that many failing runs do
 A `BadDocument` (corrupt, encrypted, too large...) is never retried: the document is marked failed at once.
 """
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import dagster as dg
 
 from docflow import pipeline
+from docflow.defs import metadata as md
 from docflow.defs.partitions import documents
 from docflow.defs.resources import DocflowResource
-from docflow.errors import BadDocument
-from docflow.models import Classification, Extraction, ParsedDocument, RawFile
-from docflow.store.db import jsonable
+from docflow.errors import BadDocument, NotFound
 
 GROUP = "documents"
 OWNERS = ["team:data-platform"]
@@ -43,6 +44,9 @@ def _k8s(cpu: str, memory: str, cpu_limit: str, memory_limit: str) -> dict[str, 
     return {"dagster-k8s/config": {"container_config": {"resources": resources}}}
 
 
+# Documents per run for backfills launched from the UI (bulk re-processing), like the sensor's bulk batches.
+BATCH = 20
+
 RETRY = {
     "raw_file": _retry(6, 1),
     "classification": _retry(5, 5),
@@ -52,20 +56,65 @@ RETRY = {
 }
 
 
-def run_step(context: dg.AssetExecutionContext, docflow: DocflowResource, step: str) -> Any:
-    """Run one pipeline step for the partition's document; record failures against the document."""
-    rt = docflow.runtime()
-    doc_id = context.partition_key
+def run_step(
+    context: dg.AssetExecutionContext, rt: pipeline.Runtime, step: str, doc_id: str, batch: bool = False
+) -> tuple[Any, float]:
+    """Run one pipeline step for one document; record failures against the document.
+
+    Returns the step's typed result and how long it took (seconds, shown as `duration_s` in the UI).
+    A bad document raises a non-retryable Failure; other errors are retried by the asset's RetryPolicy and
+    mark the document failed when the retries run out (in a batch, that document is then given up alone)."""
+    started = time.perf_counter()
     try:
-        return pipeline.STEPS[step](rt, doc_id)
+        return pipeline.STEPS[step](rt, doc_id), time.perf_counter() - started
     except BadDocument as exc:
         rt.store.set_status(doc_id, "failed", stage=step, error=f"{step}: {exc}")
         raise dg.Failure(description=f"{step}: {exc}", allow_retries=False) from exc
     except Exception as exc:
-        if context.retry_number >= RETRY[step].max_retries:
-            error = f"{step}: {type(exc).__name__}: {exc} (after {context.retry_number} retries)"
-            rt.store.set_status(doc_id, "failed", stage=step, error=error)
+        if context.retry_number < RETRY[step].max_retries:
+            raise  # the whole step is retried; steps are idempotent
+        error = f"{step}: {type(exc).__name__}: {exc} (after {context.retry_number} retries)"
+        rt.store.set_status(doc_id, "failed", stage=step, error=error)
+        if batch:
+            raise dg.Failure(description=error, allow_retries=False) from exc
         raise
+
+
+MetadataFn = Callable[[pipeline.Runtime, str, Any, float], Mapping[str, Any]]
+
+
+def materialize(
+    context: dg.AssetExecutionContext, docflow: DocflowResource, step: str, metadata: MetadataFn
+) -> dg.MaterializeResult:
+    """The body of every document asset: run `step` for the run's document, or for each document of a
+    batch (a partition range requested by the sensor during a bulk load). In a batch, each document's
+    metadata is logged as an observation of its partition, a bad document is marked failed and skipped by
+    the later steps while the others go on, and the materialization carries a summary."""
+    rt = docflow.runtime()
+    keys = context.partition_keys
+    if len(keys) == 1:
+        result, seconds = run_step(context, rt, step, keys[0])
+        return dg.MaterializeResult(metadata=metadata(rt, keys[0], result, seconds))
+    failed: dict[str, str] = {}
+    for doc_id in keys:
+        if step != "raw_file" and rt.store.get_document(doc_id).status == "failed":
+            failed[doc_id] = "failed in an earlier step"
+            continue
+        try:
+            result, seconds = run_step(context, rt, step, doc_id, batch=True)
+        except dg.Failure as exc:
+            failed[doc_id] = exc.description or "failed"
+            continue
+        context.log_event(
+            dg.AssetObservation(
+                asset_key=context.asset_key, partition=doc_id, metadata=metadata(rt, doc_id, result, seconds)
+            )
+        )
+    if len(failed) == len(keys):
+        raise dg.Failure(description=f"{step}: every document of the batch failed", metadata=failed)
+    return dg.MaterializeResult(
+        metadata={"documents": len(keys), "failed": len(failed), "failures": dg.MetadataValue.json(failed)}
+    )
 
 
 def _asset(
@@ -81,111 +130,104 @@ def _asset(
         kinds=kinds,
         pool=pool,
         retry_policy=RETRY[name],
+        backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=BATCH),
         op_tags=k8s,
     )
 
 
 @_asset(
     "raw_file",
-    "The uploaded object pinned: content hash verified, type sniffed from the bytes, pages counted.",
+    "The uploaded object pinned: content hash verified, type sniffed from the bytes, pages counted. "
+    "Shows file name, size, pages, content type and a link to the object.",
     "docflow_s3",
     _k8s("100m", "256Mi", "500m", "1Gi"),
     {"s3", "python"},
     [],
 )
 def raw_file(context: dg.AssetExecutionContext, docflow: DocflowResource) -> dg.MaterializeResult:
-    raw: RawFile = run_step(context, docflow, "raw_file")
-    return dg.MaterializeResult(
-        metadata={
-            "filename": raw.filename,
-            "size_bytes": raw.size,
-            "content_type": raw.content_type,
-            "pages": raw.pages or 0,
-            "sha256": raw.sha256,
-        }
-    )
+    return materialize(context, docflow, "raw_file", _raw_file_metadata)
+
+
+def _raw_file_metadata(rt: pipeline.Runtime, doc_id: str, raw: Any, seconds: float) -> Mapping[str, Any]:
+    doc = rt.store.get_document(doc_id)
+    return md.raw_file_metadata(raw, doc, rt.bucket.url(doc.key), seconds)
 
 
 @_asset(
     "classification",
-    "Document type (invoice, receipt, contract, ...) with a calibrated confidence and the evidence.",
+    "Document type (invoice, receipt, contract, ...) with a calibrated confidence and the evidence. "
+    "Shows the type, confidence, reasoning and the score of every type.",
     "docflow_api",
     _k8s("250m", "512Mi", "1", "2Gi"),
     {"python"},
     ["raw_file"],
 )
 def classification(context: dg.AssetExecutionContext, docflow: DocflowResource) -> dg.MaterializeResult:
-    result: Classification = run_step(context, docflow, "classification")
-    return dg.MaterializeResult(
-        metadata={
-            "doc_type": result.doc_type,
-            "confidence": float(result.confidence),
-            "reasoning": result.reasoning,
-            "backend": result.backend,
-        }
+    return materialize(
+        context, docflow, "classification", lambda _rt, _id, result, s: md.classification_metadata(result, s)
     )
 
 
 @_asset(
     "parsed_markdown",
-    "Faithful markdown and plain text of the document, page by page, tables as markdown tables.",
+    "Faithful markdown and plain text of the document, page by page, tables as markdown tables. "
+    "Shows a markdown preview, pages, blocks, tables and parser warnings.",
     "docflow_parse",
     _k8s("1", "1Gi", "2", "4Gi"),
     {"python", "markdown"},
     ["raw_file"],
 )
 def parsed_markdown(context: dg.AssetExecutionContext, docflow: DocflowResource) -> dg.MaterializeResult:
-    result: ParsedDocument = run_step(context, docflow, "parsed_markdown")
-    return dg.MaterializeResult(
-        metadata={
-            "parser": result.parser,
-            "pages": result.pages or 0,
-            "characters": len(result.markdown),
-            "warnings": "\n".join(result.warnings) or "none",
-            "preview": dg.MetadataValue.md(result.markdown[:3000]),
-        }
+    return materialize(
+        context, docflow, "parsed_markdown", lambda _rt, _id, result, s: md.parsed_metadata(result, s)
     )
 
 
 @_asset(
     "extracted_fields",
-    "Typed fields for the document's type, validated against its pydantic schema.",
+    "Typed fields for the document's type, validated against its pydantic schema. Shows the fields as a "
+    "table and the validation errors; checked by `schema_valid` (blocking) and `required_fields_present`.",
     "docflow_api",
     _k8s("250m", "512Mi", "1", "2Gi"),
     {"python", "pydantic"},
     ["classification", "parsed_markdown"],
 )
 def extracted_fields(context: dg.AssetExecutionContext, docflow: DocflowResource) -> dg.MaterializeResult:
-    result: Extraction = run_step(context, docflow, "extracted_fields")
-    return dg.MaterializeResult(
-        metadata={
-            "doc_type": result.doc_type,
-            "schema": f"{result.schema_name} v{result.schema_version}",
-            "fields": dg.MetadataValue.json(jsonable(result.fields)),
-            "validation_errors": "\n".join(result.validation_errors) or "none",
-            "backend": result.backend,
-        }
+    return materialize(
+        context, docflow, "extracted_fields", lambda _rt, _id, result, s: md.extraction_metadata(result, s)
     )
 
 
 @_asset(
     "embeddings",
-    "Structure-aware chunks with vectors (pgvector, HNSW) and a full-text index, ready for search.",
+    "Structure-aware chunks with vectors (pgvector, HNSW) and a full-text index, ready for search. Shows a "
+    "summary card of the document, chunk count, model and dimension; checked by `chunks_present` and "
+    "`dimension_matches`.",
     "docflow_embed",
     _k8s("1", "2Gi", "2", "4Gi"),
     {"pgvector", "postgres"},
     ["parsed_markdown", "extracted_fields"],
 )
 def embeddings(context: dg.AssetExecutionContext, docflow: DocflowResource) -> dg.MaterializeResult:
-    result: pipeline.EmbedResult = run_step(context, docflow, "embeddings")
-    return dg.MaterializeResult(
-        metadata={
-            "chunks": result.chunks,
-            "tokens": result.tokens,
-            "embedding_model": result.model,
-            "dimension": result.dimension,
-        }
-    )
+    return materialize(context, docflow, "embeddings", _embeddings_metadata)
+
+
+def _embeddings_metadata(rt: pipeline.Runtime, doc_id: str, result: Any, seconds: float) -> Mapping[str, Any]:
+    return md.embeddings_metadata(result, seconds, document_summary(rt, doc_id, result))
+
+
+def document_summary(rt: pipeline.Runtime, doc_id: str, result: pipeline.EmbedResult) -> str | None:
+    """The whole story of the document for the last asset's page; None if an upstream row is missing."""
+    store = rt.store
+    try:
+        doc, c, e = (
+            store.get_document(doc_id),
+            store.load_classification(doc_id),
+            store.load_extraction(doc_id),
+        )
+    except NotFound:
+        return None
+    return md.summary_markdown(doc, c, e, result)
 
 
 ASSETS = [raw_file, classification, parsed_markdown, extracted_fields, embeddings]
@@ -194,4 +236,12 @@ process_documents = dg.define_asset_job(
     "process_documents",
     selection=dg.AssetSelection.assets(*ASSETS),
     description="All five assets for one document (what the sensor and `docflow run` launch).",
+)
+
+process_batch = dg.define_asset_job(
+    "process_batch",
+    selection=dg.AssetSelection.assets(*ASSETS).without_checks(),
+    description="All five assets for a batch of documents (a partition range), what the sensor launches "
+    "for bulk loads. Asset checks run on single-document runs; a batch reports per-document failures in "
+    "its materialization metadata and in documents.error.",
 )

@@ -1,9 +1,13 @@
-import dagster as dg
+import hashlib
+from itertools import groupby
 
-from docflow.defs.assets import process_documents
+import dagster as dg
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+from docflow.defs.assets import process_batch, process_documents
 from docflow.defs.partitions import documents
 from docflow.defs.resources import DocflowResource
-from docflow.ingest import ScanCursor, reconcile, scan
+from docflow.ingest import NewDocument, ScanCursor, reconcile, scan
 from docflow.pipeline import config_fingerprint
 from docflow.settings import get_settings
 
@@ -12,7 +16,7 @@ from docflow.settings import get_settings
     name="s3_document_sensor",
     description="Registers each new object under the upload prefix as a document partition and "
     "requests its run.",
-    target=process_documents,
+    jobs=[process_documents, process_batch],
     minimum_interval_seconds=get_settings().sensor_interval_s,
     default_status=dg.DefaultSensorStatus.RUNNING,
 )
@@ -33,20 +37,46 @@ def s3_document_sensor(context: dg.SensorEvaluationContext, docflow: DocflowReso
     context.log.info(
         f"{len(result.new)} new documents, {result.aliases} known, {result.remaining} left for later ticks"
     )
+    # stable sort: each (tenant, priority) group's partitions are added contiguously, in this order
+    new = sorted(result.new, key=lambda d: (d.tenant, -d.priority))
     return dg.SensorResult(
-        run_requests=[
-            dg.RunRequest(
-                partition_key=d.doc_id,
-                run_key=f"{d.doc_id}:{d.etag}",
-                tags={"docflow/tenant": d.tenant},
-            )
-            for d in result.new
-        ],
-        dynamic_partitions_requests=[documents.build_add_request([d.doc_id for d in result.new])]
-        if result.new
-        else [],
+        run_requests=run_requests(new, s.run_batch_size),
+        dynamic_partitions_requests=[documents.build_add_request([d.doc_id for d in new])] if new else [],
         cursor=result.cursor.dump(),
     )
+
+
+def run_requests(new: list[NewDocument], batch_size: int) -> list[dg.RunRequest]:
+    """One run per document when they trickle in (lowest latency); during a bulk load, one run per batch of
+    up to `batch_size` documents of a tenant, as a partition range over the partitions this tick adds in
+    this order. A run costs seconds of process start and model load: batching makes bulk loads run at the
+    speed of the backends themselves."""
+    requests = []
+    for (tenant, priority), group in groupby(new, key=lambda d: (d.tenant, d.priority)):
+        docs = list(group)
+        tags = {"docflow/tenant": tenant} | ({"dagster/priority": str(priority)} if priority else {})
+        for i in range(0, len(docs), batch_size):
+            batch = docs[i : i + batch_size]
+            if len(batch) == 1:
+                d = batch[0]
+                run_key = d.run_key or f"{d.doc_id}:{d.etag}"
+                requests.append(
+                    dg.RunRequest(
+                        partition_key=d.doc_id, run_key=run_key, tags=tags, job_name=process_documents.name
+                    )
+                )
+                continue
+            keys = "|".join(d.run_key or f"{d.doc_id}:{d.etag}" for d in batch)
+            range_tags = {
+                ASSET_PARTITION_RANGE_START_TAG: batch[0].doc_id,
+                ASSET_PARTITION_RANGE_END_TAG: batch[-1].doc_id,
+                "docflow/batch_size": str(len(batch)),
+            }
+            run_key = f"batch:{hashlib.sha256(keys.encode()).hexdigest()[:32]}"
+            requests.append(
+                dg.RunRequest(run_key=run_key, tags=tags | range_tags, job_name=process_batch.name)
+            )
+    return requests
 
 
 @dg.sensor(
@@ -60,13 +90,27 @@ def s3_document_sensor(context: dg.SensorEvaluationContext, docflow: DocflowReso
 def stale_documents_sensor(context: dg.SensorEvaluationContext, docflow: DocflowResource) -> dg.SensorResult:
     rt = docflow.runtime()
     fingerprint = config_fingerprint(rt.settings)
-    stale = rt.store.stale_documents(fingerprint, rt.settings.stale_per_tick)
+    in_flight = context.instance.get_runs_count(
+        dg.RunsFilter(
+            tags={"docflow/reason": "stale"},
+            statuses=[dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED],
+        )
+    )
+    room = rt.settings.stale_per_tick - in_flight  # keep at most stale_per_tick re-processing runs in flight
+    if room <= 0:
+        return dg.SensorResult(skip_reason=f"{in_flight} re-processing runs still in flight")
+    stale = [
+        d
+        for d in rt.store.stale_documents(fingerprint, room)
+        if context.instance.has_dynamic_partition(documents.name, d.doc_id)
+    ]
     return dg.SensorResult(
         run_requests=[
             dg.RunRequest(
                 partition_key=d.doc_id,
                 run_key=f"{d.doc_id}:config:{fingerprint}",
-                tags={"docflow/tenant": d.tenant, "docflow/reason": "stale"},
+                # below new uploads in the queue: re-processing never delays fresh documents
+                tags={"docflow/tenant": d.tenant, "docflow/reason": "stale", "dagster/priority": "-1"},
             )
             for d in stale
         ]
@@ -93,3 +137,17 @@ def reconcile_sensor(context: dg.SensorEvaluationContext, docflow: DocflowResour
     return dg.SensorResult(
         dynamic_partitions_requests=[documents.build_delete_request([d for d in doomed if d in existing])]
     )
+
+
+@dg.sensor(
+    name="passthrough_sensor",
+    description="Zero retention: posts the results of finished passthrough documents to the tenant's webhook "
+    "(signed, retried), then deletes their object, rows, chunks, partition and runs.",
+    minimum_interval_seconds=get_settings().sensor_interval_s,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)
+def passthrough_sensor(context: dg.SensorEvaluationContext, docflow: DocflowResource) -> dg.SkipReason:
+    from docflow.api.passthrough import flush
+
+    done = flush(docflow.runtime(), context.instance)
+    return dg.SkipReason(f"delivered {done.delivered}, dropped {done.dropped}, waiting {done.waiting}")

@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 from docflow.errors import NotFound
 from docflow.evaluation.compare import field_score
+from docflow.evaluation.parse import parse_section
+from docflow.evaluation.retrieval import retrieval_section
 from docflow.pipeline import Runtime
 
 if TYPE_CHECKING:
@@ -54,6 +56,8 @@ def fields(rt: Runtime, items: list["Item"]) -> dict[str, Any]:
         except NotFound:
             predicted = {}
         for name, truth in truth_fields.items():
+            if truth is None:  # no upstream truth for this field: not scored
+                continue
             score = field_score(truth, predicted.get(name))
             scores[f"{item.doc_type}.{name}"].append(score)
             if score < 1.0:
@@ -74,4 +78,6 @@ def fields(rt: Runtime, items: list["Item"]) -> dict[str, Any]:
 SECTIONS: dict[str, Callable[[Runtime, list["Item"]], dict[str, Any]]] = {
     "classification": classification,
     "fields": fields,
+    "retrieval": retrieval_section,
+    "parse": parse_section,
 }

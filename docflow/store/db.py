@@ -40,8 +40,17 @@ def _configure(conn: psycopg.Connection) -> None:
 def _pool(url: str) -> ConnectionPool:
     """One small pool per database URL and process."""
     if url not in _pools:
+        # no server-side prepared statements: a migration that adds a column (`SELECT d.*`) would make
+        # their cached plans fail ("cached plan must not change result type") on long-lived connections
         _pools[url] = ConnectionPool(
-            url, min_size=0, max_size=4, configure=_configure, open=True, timeout=30, max_idle=60
+            url,
+            min_size=0,
+            max_size=4,
+            configure=_configure,
+            open=True,
+            timeout=30,
+            max_idle=60,
+            kwargs={"prepare_threshold": None},
         )
     return _pools[url]
 
@@ -163,6 +172,50 @@ class Store:
                 (status, stage, error, doc_id),
             )
 
+    # --- lifecycle: changed objects, deleted objects, configuration changes -------------------------
+    def move_key(self, key: str, to_doc_id: str) -> list[str]:
+        """`key` now holds the bytes of `to_doc_id`: take it from other documents. Those left with no key
+        are marked superseded by `to_doc_id`. Returns the ids of the documents that lost the key."""
+        with self.tx() as conn:
+            rows = conn.execute(
+                """UPDATE docflow.documents SET keys = array_remove(keys, %(key)s),
+                       superseded_by = CASE WHEN keys = ARRAY[%(key)s] THEN %(to)s ELSE superseded_by END,
+                       updated_at = now()
+                   WHERE keys @> ARRAY[%(key)s] AND doc_id <> %(to)s RETURNING doc_id""",
+                {"key": key, "to": to_doc_id},
+            ).fetchall()
+        return [r["doc_id"] for r in rows]
+
+    def removable_superseded(self) -> list[str]:
+        """Superseded documents whose successor has finished (done or failed): safe to remove now."""
+        with self.tx() as conn:
+            rows = conn.execute(
+                """SELECT old.doc_id FROM docflow.documents old
+                   JOIN docflow.documents new ON new.doc_id = old.superseded_by
+                   WHERE cardinality(old.keys) = 0 AND new.status IN ('done', 'failed')"""
+            ).fetchall()
+        return [r["doc_id"] for r in rows]
+
+    def stale_documents(self, fingerprint: str, limit: int) -> list[Document]:
+        """Done documents processed with another configuration, oldest first."""
+        with self.tx() as conn:
+            rows = conn.execute(
+                """SELECT d.*, c.doc_type FROM docflow.documents d
+                   LEFT JOIN docflow.classifications c USING (doc_id)
+                   WHERE d.status = 'done' AND d.config_fingerprint IS DISTINCT FROM %s
+                   ORDER BY d.updated_at LIMIT %s""",
+                (fingerprint, limit),
+            ).fetchall()
+        return [Document.model_validate(r) for r in rows]
+
+    def delete_documents(self, doc_ids: Sequence[str]) -> int:
+        """Remove documents with all their rows (classifications, parsed, extractions, chunks cascade)."""
+        if not doc_ids:
+            return 0
+        with self.tx() as conn:
+            cur = conn.execute("DELETE FROM docflow.documents WHERE doc_id = ANY(%s)", (list(doc_ids),))
+            return cur.rowcount
+
     # --- per-asset results -------------------------------------------------------------------------
     def save_raw(self, raw: RawFile, etag: str) -> None:
         with self.tx() as conn:
@@ -282,6 +335,32 @@ class Store:
         with self.tx() as conn:
             row = conn.execute("SELECT count(*) AS n FROM docflow.chunks WHERE doc_id = %s", (doc_id,))
             return int(row.fetchone()["n"])
+
+    # --- reads for asset checks and the reconciliation report --------------------------------------
+    def chunk_vectors(self, doc_id: str) -> dict[tuple[str, int], int]:
+        """Number of the document's chunks per (embedding model, vector dimension)."""
+        with self.tx() as conn:
+            rows = conn.execute(
+                """SELECT embedding_model, vector_dims(embedding) AS dims, count(*) AS n
+                   FROM docflow.chunks WHERE doc_id = %s GROUP BY 1, 2""",
+                (doc_id,),
+            ).fetchall()
+        return {(r["embedding_model"], int(r["dims"])): int(r["n"]) for r in rows}
+
+    def counts_by_type(self) -> list[dict[str, Any]]:
+        """Documents per (doc_type or NULL when not classified yet, status): rows of doc_type, status, n."""
+        with self.tx() as conn:
+            return conn.execute(
+                """SELECT c.doc_type, d.status, count(*) AS n FROM docflow.documents d
+                   LEFT JOIN docflow.classifications c USING (doc_id) GROUP BY 1, 2 ORDER BY 1, 2"""
+            ).fetchall()
+
+    def document_keys(self) -> list[dict[str, Any]]:
+        """Every document's id, status and object keys (for drift between bucket, table and partitions)."""
+        with self.tx() as conn:
+            return conn.execute(
+                "SELECT doc_id, status, keys, created_at FROM docflow.documents ORDER BY doc_id"
+            ).fetchall()
 
     def _one(self, sql: str, doc_id: str, what: str) -> dict[str, Any]:
         with self.tx() as conn:

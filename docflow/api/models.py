@@ -1,0 +1,92 @@
+"""Request and response bodies of the HTTP API (they make the published OpenAPI schema)."""
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from docflow.models import DocStatus, SearchHit
+
+
+class Accepted(BaseModel):
+    doc_id: str
+    status: DocStatus
+    duplicate: bool = Field(description="The tenant already had these bytes: no second processing.")
+    filename: str
+    size: int
+    content_type: str
+    priority: int
+    passthrough: bool
+    url: str = Field(description="GET this for the document's status and results.")
+    events_url: str = Field(description="Server-Sent Events with the document's stages.")
+
+
+class FromUrl(BaseModel):
+    url: str = Field(max_length=4096, description="http(s) URL to download (public addresses only).")
+    filename: str | None = Field(None, max_length=300, description="Default: from the response or the URL.")
+    priority: int = Field(0, ge=-100, le=100, description="Run priority (dagster/priority); higher first.")
+    passthrough: bool = Field(False, description="Zero retention: results go to the webhook, then deleted.")
+
+
+class DocumentOut(BaseModel):
+    doc_id: str
+    filename: str
+    status: DocStatus
+    stage: str | None = None
+    doc_type: str | None = None
+    error: str | None = None
+    size: int = 0
+    content_type: str = ""
+    pages: int | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+class DocumentDetail(DocumentOut):
+    confidence: float | None = None
+    reasoning: str | None = None
+    fields: dict[str, Any] | None = None
+    field_confidence: dict[str, float] | None = None
+    validation_errors: list[str] = Field(default_factory=list)
+    chunks: int = 0
+    events_url: str
+
+
+class DocumentList(BaseModel):
+    documents: list[DocumentOut]
+
+
+class SearchResults(BaseModel):
+    query: str
+    hits: list[SearchHit]
+
+
+class AskIn(BaseModel):
+    question: str = Field(min_length=1, max_length=2000)
+    k: int = Field(5, ge=1, le=50)
+    doc_type: str | None = None
+
+
+class WebhookIn(BaseModel):
+    url: str | None = Field(
+        None, max_length=2048, description="https URL to POST passthrough results to; null clears it."
+    )
+
+
+class WebhookOut(BaseModel):
+    url: str | None
+    secret: str | None = Field(description="HMAC-SHA256 key of X-Docflow-Signature (shown once).")
+
+
+class Usage(BaseModel):
+    tenant: str
+    day: str
+    documents: int
+    bytes: int
+    docs_per_day: int
+    bytes_per_day: int
+
+
+class ErrorOut(BaseModel):
+    error: str
+    detail: str

@@ -1,0 +1,79 @@
+"""OpenAI (or any OpenAI-compatible server) extraction with structured outputs (extra `openai`).
+
+The type's pydantic schema (`docflow.schemas.get_schema`) is sent as the JSON schema of the answer; a type
+without a schema of its own gets the generic key-value schema. The answer is validated with
+`validate_fields` like every other backend's: invalid values are dropped and reported, never raised.
+"""
+
+from typing import Any, Self
+
+from docflow.backends.classify.remote import (
+    OPENAI_KEY_ENV,
+    RemoteError,
+    api_error,
+    openai_client,
+    parse_json_object,
+)
+from docflow.models import Classification, Extraction, ParsedDocument
+from docflow.schemas import get_schema, validate_fields
+from docflow.settings import Settings
+
+SERVICE = "OpenAI"
+MAX_PROMPT_CHARS = 60_000
+
+
+def _client_errors(exc: Exception) -> bool:
+    return type(exc).__module__.startswith(("openai", "httpx"))
+
+
+class OpenAIExtractor:
+    def __init__(self, client: Any, model: str) -> None:
+        self.client = client
+        self.model = model
+        self.name = f"openai/{model}"
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Self:
+        return cls(openai_client(settings), settings.openai_model)
+
+    def messages(self, doc_type: str, markdown: str) -> list[dict[str, str]]:
+        system = (
+            f"You extract fields from a document of type {doc_type!r} into the given JSON schema. "
+            "Copy values as they appear; dates as ISO yyyy-mm-dd; amounts as plain numbers without thousands "
+            "separators or currency symbols; currencies as ISO 4217 codes. Use null for a field the "
+            "document does not state. Never invent values."
+        )
+        return [
+            {"role": "system", "content": system},
+            {"role": "user", "content": markdown[:MAX_PROMPT_CHARS] or "(empty document)"},
+        ]
+
+    def extract(self, parsed: ParsedDocument, classification: Classification) -> Extraction:
+        doc_type = classification.doc_type
+        schema = get_schema(doc_type)
+        try:
+            response = self.client.chat.completions.create(
+                model=self.model,
+                messages=self.messages(doc_type, parsed.markdown or parsed.text),
+                temperature=0,
+                response_format={
+                    "type": "json_schema",
+                    "json_schema": {"name": schema.__name__, "schema": schema.model_json_schema()},
+                },
+            )
+        except Exception as exc:
+            if _client_errors(exc):
+                raise api_error(exc, SERVICE, OPENAI_KEY_ENV) from exc
+            raise
+        if not response.choices:
+            raise RemoteError(f"{SERVICE} answered no choices")
+        answer = parse_json_object(response.choices[0].message.content, SERVICE)
+        fields, errors = validate_fields(schema, answer)
+        return Extraction(
+            doc_type=doc_type,
+            schema_name=schema.__name__,
+            schema_version=schema.schema_version,
+            fields=fields,
+            validation_errors=errors,
+            backend=self.name,
+        )

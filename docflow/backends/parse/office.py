@@ -1,0 +1,296 @@
+"""Word processing and slides read straight from their XML (zip + ElementTree): DOCX, PPTX and ODT.
+
+Headings from paragraph styles/outline levels, lists from numbering, tables as pipe tables with merged
+cells kept in their top-left position (the covered positions are left empty), slides as pages.
+"""
+
+import re
+import xml.etree.ElementTree as ET
+import zipfile
+
+from docflow.backends.parse.guard import Deadline, open_zip, read_member
+from docflow.backends.parse.markdown import escape_line_starts, from_markdown, pipe_table
+from docflow.errors import BadDocument
+from docflow.models import ParsedDocument
+
+W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
+A = "{http://schemas.openxmlformats.org/drawingml/2006/main}"
+P = "{http://schemas.openxmlformats.org/presentationml/2006/main}"
+TEXT = "{urn:oasis:names:tc:opendocument:xmlns:text:1.0}"
+TABLE = "{urn:oasis:names:tc:opendocument:xmlns:table:1.0}"
+OFFICE = "{urn:oasis:names:tc:opendocument:xmlns:office:1.0}"
+STYLE = "{urn:oasis:names:tc:opendocument:xmlns:style:1.0}"
+
+
+def _xml(archive: zipfile.ZipFile, name: str, what: str) -> ET.Element:
+    data = read_member(archive, name, what)
+    if b"<!ENTITY" in data[:4096]:
+        raise BadDocument(f"the {what} file declares XML entities in {name} (refused)")
+    try:
+        return ET.fromstring(data)
+    except ET.ParseError as exc:
+        raise BadDocument(f"the {what} file is corrupt ({name}: {exc})") from exc
+
+
+def _table(rows: list[list[str]]) -> str:
+    rows = [row for row in rows if any(cell.strip() for cell in row)]
+    return pipe_table(rows) if rows else ""
+
+
+# --- DOCX -----------------------------------------------------------------------------------------------
+
+
+def parse_docx(data: bytes, deadline: Deadline) -> ParsedDocument:
+    with open_zip(data, "DOCX") as archive:
+        body = _xml(archive, "word/document.xml", "DOCX").find(f"{W}body")
+        styles = _docx_heading_styles(archive)
+        if body is None:
+            raise BadDocument("the DOCX file has no document body")
+        parts = _docx_blocks(body, styles, deadline)
+    return from_markdown(_join_parts(parts), parser="local/docx")
+
+
+def _docx_blocks(container: ET.Element, styles: dict[str, int], deadline: Deadline) -> list[str]:
+    parts: list[str] = []
+    for child in container:
+        deadline.check("DOCX body")
+        if child.tag == f"{W}p":
+            parts.append(_docx_paragraph(child, styles))
+        elif child.tag == f"{W}tbl":
+            cells = [tr.findall(f"{W}tc") for tr in child.findall(f"{W}tr")]
+            if cells and all(len(row) == 1 for row in cells):  # a layout box: its content, not a table
+                for row in cells:
+                    parts.extend(_docx_blocks(row[0], styles, deadline))
+            else:
+                parts.append(_table(_docx_rows(child, styles)))
+        elif child.tag == f"{W}sdt":  # content controls (e.g. a table of contents) hold paragraphs
+            content = child.find(f"{W}sdtContent")
+            if content is not None:
+                parts.extend(_docx_blocks(content, styles, deadline))
+    return parts
+
+
+def _docx_heading_styles(archive: zipfile.ZipFile) -> dict[str, int]:
+    """styleId -> heading level, from the style names ('heading 1', 'Title') and outline levels."""
+    if "word/styles.xml" not in archive.namelist():
+        return {}
+    levels: dict[str, int] = {}
+    for style in _xml(archive, "word/styles.xml", "DOCX").iter(f"{W}style"):
+        style_id = style.get(f"{W}styleId", "")
+        name_el = style.find(f"{W}name")
+        name = (name_el.get(f"{W}val", "") if name_el is not None else style_id).lower()
+        outline = style.find(f"{W}pPr/{W}outlineLvl")
+        if name == "title":
+            levels[style_id] = 1
+        elif match := re.fullmatch(r"heading\s*(\d)", name):
+            levels[style_id] = min(int(match.group(1)), 6)
+        elif (
+            outline is not None and outline.get(f"{W}val", "9").isdigit() and int(outline.get(f"{W}val")) < 6
+        ):
+            levels[style_id] = int(outline.get(f"{W}val")) + 1
+    return levels
+
+
+def _docx_text(element: ET.Element) -> str:
+    out: list[str] = []
+    for node in element.iter():
+        if node.tag == f"{W}t":
+            out.append(node.text or "")
+        elif node.tag == f"{W}tab":
+            out.append("\t")
+        elif node.tag in (f"{W}br", f"{W}cr"):
+            out.append("\n")
+    return "".join(out)
+
+
+def _docx_paragraph(p: ET.Element, styles: dict[str, int]) -> str:
+    text = " ".join(_docx_text(p).split()) if "\n" not in _docx_text(p) else _docx_text(p).strip()
+    if not text:
+        return ""
+    style = p.find(f"{W}pPr/{W}pStyle")
+    style_id = style.get(f"{W}val", "") if style is not None else ""
+    level = styles.get(style_id) or _style_level(style_id)
+    if level:
+        return f"{'#' * level} {' '.join(text.split())}"
+    numbering = p.find(f"{W}pPr/{W}numPr")
+    if numbering is not None or style_id.lower().startswith("list"):
+        ilvl = numbering.find(f"{W}ilvl") if numbering is not None else None
+        depth = int(ilvl.get(f"{W}val", "0")) if ilvl is not None else 0
+        return f"{'  ' * depth}- {' '.join(text.split())}"
+    return escape_line_starts(text)
+
+
+def _style_level(style_id: str) -> int | None:
+    match = re.fullmatch(r"(?i)heading(\d)", style_id)
+    return min(int(match.group(1)), 6) if match else (1 if style_id.lower() == "title" else None)
+
+
+def _docx_rows(tbl: ET.Element, styles: dict[str, int]) -> list[list[str]]:
+    rows: list[list[str]] = []
+    for tr in tbl.findall(f"{W}tr"):
+        row: list[str] = []
+        for tc in tr.findall(f"{W}tc"):
+            props = tc.find(f"{W}tcPr")
+            span_el = props.find(f"{W}gridSpan") if props is not None else None
+            span = int(span_el.get(f"{W}val", "1")) if span_el is not None else 1
+            vmerge = props.find(f"{W}vMerge") if props is not None else None
+            continued = vmerge is not None and vmerge.get(f"{W}val", "continue") == "continue"
+            text = "" if continued else _cell_text(tc)
+            row.extend([text] + [""] * (span - 1))
+        rows.append(row)
+    return rows
+
+
+def _cell_text(tc: ET.Element) -> str:
+    """A cell's paragraphs on one line; a nested table flattened ('a b; c d')."""
+    pieces = []
+    for child in tc:
+        if child.tag == f"{W}p":
+            pieces.append(" ".join(_docx_text(child).split()))
+        elif child.tag == f"{W}tbl":
+            pieces.append("; ".join(" ".join(r) for r in _docx_rows(child, {})))
+    return " ".join(piece for piece in pieces if piece)
+
+
+def _join_parts(parts: list[str]) -> str:
+    """Blocks separated by blank lines, but consecutive list items kept together as one list."""
+    out: list[str] = []
+    for part in (p for p in parts if p and p.strip()):
+        if out and part.lstrip().startswith("- ") and out[-1].lstrip().startswith("- "):
+            out[-1] += "\n" + part
+        else:
+            out.append(part)
+    return "\n\n".join(out) + "\n"
+
+
+# --- PPTX -----------------------------------------------------------------------------------------------
+
+
+def parse_pptx(data: bytes, deadline: Deadline) -> ParsedDocument:
+    with open_zip(data, "PPTX") as archive:
+        slides = sorted(
+            (n for n in archive.namelist() if re.fullmatch(r"ppt/slides/slide\d+\.xml", n)),
+            key=lambda n: int(re.findall(r"\d+", n)[-1]),
+        )
+        if not slides:
+            raise BadDocument("the PPTX file has no slides")
+        parts: list[str] = []
+        for number, name in enumerate(slides, start=1):
+            deadline.check(f"slide {number}")
+            parts.append(f"<!-- page {number} -->")
+            parts.extend(_slide_parts(_xml(archive, name, "PPTX")))
+    return from_markdown(_join_parts(parts), parser="local/pptx", pages=len(slides))
+
+
+def _slide_parts(slide: ET.Element) -> list[str]:
+    parts: list[str] = []
+    tree = slide.find(f"{P}cSld/{P}spTree")
+    for shape in tree.iter() if tree is not None else []:
+        if shape.tag == f"{P}sp":
+            placeholder = shape.find(f"{P}nvSpPr/{P}nvPr/{P}ph")
+            kind = placeholder.get("type", "") if placeholder is not None else ""
+            body = shape.find(f"{P}txBody")
+            if body is None:
+                continue
+            for paragraph in body.findall(f"{A}p"):
+                text = " ".join("".join(t.text or "" for t in paragraph.iter(f"{A}t")).split())
+                if not text:
+                    continue
+                if kind in ("title", "ctrTitle"):
+                    parts.append(f"{'#' if kind == 'ctrTitle' else '##'} {text}")
+                elif kind == "subTitle":
+                    parts.append(text)
+                else:
+                    props = paragraph.find(f"{A}pPr")
+                    depth = int(props.get("lvl", "0")) if props is not None else 0
+                    bulleted = (kind in ("body", "") and placeholder is not None) or depth > 0
+                    bulleted = bulleted or (props is not None and props.find(f"{A}buChar") is not None)
+                    parts.append(f"{'  ' * depth}- {text}" if bulleted else escape_line_starts(text))
+        elif shape.tag == f"{A}tbl":
+            parts.append(_table(_pptx_rows(shape)))
+    return parts
+
+
+def _pptx_rows(tbl: ET.Element) -> list[list[str]]:
+    rows = []
+    for tr in tbl.findall(f"{A}tr"):
+        row = []
+        for tc in tr.findall(f"{A}tc"):
+            covered = tc.get("hMerge") == "1" or tc.get("vMerge") == "1"
+            text = " ".join(" ".join(t.text or "" for t in tc.iter(f"{A}t")).split())
+            row.append("" if covered else text)
+        rows.append(row)
+    return rows
+
+
+# --- ODT ------------------------------------------------------------------------------------------------
+
+
+def parse_odt(data: bytes, deadline: Deadline) -> ParsedDocument:
+    with open_zip(data, "ODT") as archive:
+        root = _xml(archive, "content.xml", "ODT")
+    text_root = root.find(f"{OFFICE}body/{OFFICE}text")
+    if text_root is None:
+        raise BadDocument("the OpenDocument file has no text body")
+    parts: list[str] = []
+    for child in text_root:
+        deadline.check("ODT body")
+        parts.extend(_odt_block(child, 0))
+    return from_markdown(_join_parts(parts), parser="local/odt")
+
+
+def _odt_text(element: ET.Element) -> str:
+    out = [element.text or ""]
+    for child in element:
+        if child.tag == f"{TEXT}s":
+            out.append(" " * int(child.get(f"{TEXT}c", "1")))
+        elif child.tag in (f"{TEXT}tab", f"{TEXT}line-break"):
+            out.append(" ")
+        elif child.tag != f"{TEXT}note":
+            out.append(_odt_text(child))
+        out.append(child.tail or "")
+    return "".join(out)
+
+
+def _odt_block(element: ET.Element, depth: int) -> list[str]:
+    tag = element.tag
+    if tag == f"{TEXT}h":
+        level = min(int(element.get(f"{TEXT}outline-level", "1")), 6)
+        text = " ".join(_odt_text(element).split())
+        return [f"{'#' * level} {text}"] if text else []
+    if tag == f"{TEXT}p":
+        text = " ".join(_odt_text(element).split())
+        return [escape_line_starts(text)] if text else []
+    if tag == f"{TEXT}list":
+        items = []
+        for item in element.findall(f"{TEXT}list-item"):
+            for child in item:
+                if child.tag == f"{TEXT}list":
+                    items.extend(_odt_block(child, depth + 1))
+                else:
+                    text = " ".join(_odt_text(child).split())
+                    if text:
+                        items.append(f"{'  ' * depth}- {text}")
+        return items
+    if tag == f"{TABLE}table":
+        return [_table(_odt_rows(element))]
+    if tag == f"{TEXT}section":
+        return [part for child in element for part in _odt_block(child, depth)]
+    return []
+
+
+def _odt_rows(table: ET.Element) -> list[list[str]]:
+    rows = []
+    for tr in table.iter(f"{TABLE}table-row"):
+        row: list[str] = []
+        for cell in tr:
+            repeat = min(int(cell.get(f"{TABLE}number-columns-repeated", "1")), 64)
+            if cell.tag == f"{TABLE}covered-table-cell":
+                row.extend([""] * repeat)
+            elif cell.tag == f"{TABLE}table-cell":
+                text = " ".join(" ".join(_odt_text(p).split()) for p in cell.findall(f"{TEXT}p"))
+                row.extend([text] * repeat)  # a span is followed by covered cells: they stay empty
+        while row and not row[-1]:
+            row.pop()
+        rows.append(row)
+    return rows

@@ -1,0 +1,467 @@
+"""PDF: the text layer page by page (pypdfium2), layout to markdown (headings, lists, paragraphs, tables),
+and OCR for pages without a usable text layer (no text, or fonts without a Unicode map)."""
+
+import re
+from dataclasses import dataclass, field
+
+import pypdfium2 as pdfium
+import pypdfium2.raw as pdfium_c
+
+from docflow.backends.parse.guard import Deadline
+from docflow.backends.parse.markdown import escape_line_starts, pipe_table
+from docflow.errors import DocumentTooLarge
+from docflow.models import Block, ParsedDocument
+from docflow.sniff import PDFIUM_LOCK, open_pdf
+
+# --- layout ----------------------------------------------------------------------------------------------
+
+_BULLETS = "•◦▪▫‣⁃●○■□–-*·"
+_LIST_START = re.compile(rf"^\s*([{re.escape(_BULLETS)}]|\(?\d{{1,3}}[.)]|\(?[a-z][.)])\s+\S")
+_NUMBERING = re.compile(r"^(\(?[0-9A-Za-z]{1,3}[.)]|\d+(\.\d+)+\.?|[•·*–-])$")
+_GARBLED_RATIO = 0.3
+_COLUMN_GAP = 2.0  # a horizontal gap wider than this many font sizes separates columns
+COLUMN_GAP = "  "  # how a column gap shows in a line of PDF text
+_HEADING_RATIO = 1.15  # a line this much bigger than the body text may be a heading
+_MAX_HEADING_CHARS = 120
+_SAME_SIZE = 1.07  # sizes within 7% are one size
+_HEADING_SHARE = 0.15  # at most this share of the characters are in one heading size
+
+
+@dataclass
+class _Line:
+    """One text line: its first character's size and top, its last character's bottom (PDF units, y up)."""
+
+    text: str
+    left: float = 0.0
+    right: float = 0.0
+    top: float = 0.0
+    bottom: float = 0.0
+    size: float = 1.0  # height of the first character's (loose) box: the rendered font size
+    tabular: bool = False  # has a column gap: never joined to its neighbours as wrapped prose
+    cells: list[tuple[float, float, str]] = field(default_factory=list)  # (left, right, text) per column
+
+
+@dataclass
+class _Page:
+    number: int
+    lines: list[_Line] = field(default_factory=list)
+    chars: int = 0
+    garbled: int = 0
+    width: float = 0.0
+    height: float = 0.0
+    ocr: bool = False
+
+
+def parse_pdf(
+    data: bytes, max_pages: int, deadline: Deadline | None = None, ocr: bool = True
+) -> ParsedDocument:
+    """The text layer of every page; pages without one (or with a garbled one) are OCRed when `ocr`."""
+    deadline = deadline or Deadline(None)
+    to_ocr: dict[int, object] = {}
+    with open_pdf(data) as document:
+        n_pages = len(document)
+        if n_pages > max_pages:
+            raise DocumentTooLarge(f"the PDF has {n_pages:,} pages, over the limit of {max_pages:,} pages")
+        pages = []
+        for index in range(n_pages):
+            deadline.check(f"page {index + 1}")
+            page = _read_page(document, index)
+            if ocr and _needs_ocr(page):
+                to_ocr[index] = render_page(document, index)
+            pages.append(page)
+    ocred = 0
+    for index, image in to_ocr.items():
+        deadline.check(f"OCR of page {index + 1}")
+        from docflow.backends.parse.ocr import ocr_lines
+
+        height = pages[index].height
+        scale = pages[index].width / image.width  # type: ignore[attr-defined]
+        lines = [
+            _Line(
+                text,
+                left * scale,
+                right * scale,
+                height - top * scale,
+                height - bottom * scale,
+                (bottom - top) * scale * 0.8,
+                cells=[(left * scale, right * scale, text)],
+            )
+            for text, left, top, right, bottom in ocr_lines(image)
+        ]
+        garbled = pages[index].garbled
+        pages[index] = _Page(
+            index + 1,
+            lines,
+            sum(len(line.text) for line in lines),
+            garbled,
+            pages[index].width,
+            height,
+            ocr=True,
+        )
+        ocred += 1
+    parser = "local/pypdfium2" + ("+rapidocr" if ocred else "")
+    return layout_document(pages, parser)
+
+
+def render_page(document: pdfium.PdfDocument, index: int, dpi: int = 200):
+    """A page as a PIL image (under the PDFium lock), for OCR."""
+    with PDFIUM_LOCK:
+        page = document[index]
+        try:
+            width, height = page.get_size()
+            scale = min(dpi / 72, 4000 / max(width, height, 1))  # at most 4000 pixels on a side
+            return page.render(scale=scale, grayscale=True).to_pil()
+        finally:
+            page.close()
+
+
+def _needs_ocr(page: "_Page") -> bool:
+    total = page.chars + page.garbled
+    no_text = not any(line.text for line in page.lines)
+    return no_text or (total > 0 and page.garbled / total > _GARBLED_RATIO)
+
+
+def layout_document(pages: list["_Page"], parser: str) -> ParsedDocument:
+    """Lines of every page (PDF units, y up) to markdown: headings by size, lists, paragraphs, tables."""
+    for page in pages:
+        page.lines = _merge_rows(page.lines)
+    _unify_sizes(pages)
+    warnings = [warning for page in pages for warning in _page_warnings(page)]
+    weights = _size_weights(pages)
+    body_size = max(weights, key=lambda size: weights[size]) if weights else 0.0
+    levels = _heading_levels(pages, weights, body_size)
+    blocks: list[Block] = []
+    markdown_parts: list[str] = []
+    text_parts: list[str] = []
+    for page in pages:
+        markdown_parts.append(f"<!-- page {page.number} -->")
+        for block, plain in _page_blocks(page, body_size, levels):
+            blocks.append(block)
+            markdown_parts.append(block.text)
+            text_parts.append(plain)
+    return ParsedDocument(
+        markdown="\n\n".join(markdown_parts) + "\n",
+        text="\n\n".join(text_parts),
+        pages=len(pages),
+        blocks=blocks,
+        parser=parser,
+        warnings=warnings,
+    )
+
+
+def _read_page(document: pdfium.PdfDocument, index: int) -> _Page:
+    """The page's text lines with their boxes (PDF units, y up), in PDFium's reading order."""
+    page = document[index]
+    textpage = page.get_textpage()
+    try:
+        result = _read_textpage(textpage.raw, index + 1)
+        result.width, result.height = page.get_size()
+        return result
+    finally:
+        textpage.close()
+        page.close()
+
+
+def _read_textpage(raw_textpage: object, number: int) -> _Page:
+    result = _Page(number)
+    rect = pdfium_c.FS_RECTF()
+    chars: list[str] = []
+    starts: list[float] = []  # left edge of each cell of the current line
+    ends: list[float] = []  # right edge of each closed cell
+    first = last = -1
+    size = 0.0
+    gap_from: float | None = None  # right edge of the character before a run of spaces
+    count = pdfium_c.FPDFText_CountChars(raw_textpage)
+    for index in range(count + 1):
+        code = pdfium_c.FPDFText_GetUnicode(raw_textpage, index) if index < count else 0x0A
+        if code == 0x0A:  # PDFium's generated line break (or the end of the page)
+            if first >= 0:
+                line = _make_line(raw_textpage, rect, "".join(chars), first, last, size)
+                ends.append(line.right)
+                texts = [" ".join(cell.split()) for cell in "".join(chars).split("\t")]
+                line.cells = [(a, b, t) for a, b, t in zip(starts, ends, texts, strict=False) if t]
+                result.lines.append(line)
+            chars, starts, ends, first, last, gap_from = [], [], [], -1, -1, None
+            continue
+        if code in (0x0D, 0x02):  # CR of a line break; 0x02 marks a hyphen PDFium removed at a line end
+            continue
+        if (code < 0x20 and code != 0x09) or code in (0xFFFD, 0xFFFE, 0xFFFF) or 0xD800 <= code < 0xE000:
+            result.garbled += 1
+            continue
+        result.chars += 1
+        char = chr(code)
+        if char.isspace():
+            if first >= 0 and gap_from is None:
+                pdfium_c.FPDFText_GetLooseCharBox(raw_textpage, last, rect)
+                gap_from = rect.right
+            chars.append(" ")
+            continue
+        if first < 0:
+            first = index
+            pdfium_c.FPDFText_GetLooseCharBox(raw_textpage, index, rect)
+            size = rect.top - rect.bottom
+            starts.append(rect.left)
+        elif gap_from is not None:
+            pdfium_c.FPDFText_GetLooseCharBox(raw_textpage, index, rect)
+            if rect.left - gap_from > _COLUMN_GAP * max(size, 1.0):
+                chars.append("\t")
+                ends.append(gap_from)
+                starts.append(rect.left)
+        gap_from = None
+        chars.append(char)
+        last = index
+    return result
+
+
+def _make_line(
+    raw_textpage: object, rect: pdfium_c.FS_RECTF, text: str, first: int, last: int, size: float
+) -> _Line:
+    """A line from its characters; a tab in `text` marks a column gap."""
+    cells = [" ".join(cell.split()) for cell in text.split("\t")]
+    cells = [cell for cell in cells if cell]
+    numbered = len(cells) == 2 and _NUMBERING.match(cells[0]) is not None  # "1.1   The term..."
+    line = _Line(COLUMN_GAP.join(cells), tabular=len(cells) > 1 and not numbered)
+    pdfium_c.FPDFText_GetLooseCharBox(raw_textpage, first, rect)
+    line.left, line.top = rect.left, rect.top
+    line.size = max(size, 0.1)
+    pdfium_c.FPDFText_GetLooseCharBox(raw_textpage, last, rect)
+    line.right, line.bottom = rect.right, rect.bottom
+    return line
+
+
+def _merge_rows(lines: list[_Line]) -> list[_Line]:
+    """PDFium breaks a visual line at superscripts and wide gaps: put such pieces back on one line."""
+    merged: list[_Line] = []
+    for line in lines:
+        previous = merged[-1] if merged else None
+        if previous and line.left >= previous.right - 1 and _same_row(previous, line):
+            gap = line.left - previous.right
+            separator = "" if gap < 0.15 * previous.size else " "
+            if gap > _COLUMN_GAP * previous.size:
+                separator, previous.tabular = COLUMN_GAP, True
+                previous.cells = previous.cells + line.cells
+            elif previous.cells and line.cells:
+                a, _, text = previous.cells[-1]
+                previous.cells = [
+                    *previous.cells[:-1],
+                    (a, line.cells[0][1], f"{text}{separator}{line.cells[0][2]}"),
+                ]
+                previous.cells += line.cells[1:]
+            previous.text = f"{previous.text}{separator}{line.text}".strip()
+            previous.tabular = previous.tabular or line.tabular
+            previous.right, previous.bottom = line.right, min(previous.bottom, line.bottom)
+            if line.size > previous.size and len(line.text) > len(previous.text) / 2:
+                previous.size = line.size
+        else:
+            merged.append(line)
+    return merged
+
+
+def _same_row(a: _Line, b: _Line) -> bool:
+    overlap = min(a.top, b.top) - max(a.bottom, b.bottom)
+    return overlap > 0.4 * min(a.top - a.bottom, b.top - b.bottom)
+
+
+def _page_warnings(page: _Page) -> list[str]:
+    if page.ocr:
+        why = "text layer looks garbled" if page.garbled else "has no text layer"
+        return [f"page {page.number} {why}: OCRed"]
+    if not any(line.text for line in page.lines) and page.garbled == 0:
+        return [f"page {page.number} has no text layer (OCR is off)"]
+    total = page.chars + page.garbled
+    if total and page.garbled / total > _GARBLED_RATIO:
+        return [
+            f"page {page.number} text layer looks garbled ({page.garbled} of {total} characters have no "
+            "Unicode mapping; OCR needed)"
+        ]
+    return []
+
+
+def _size_weights(pages: list[_Page]) -> dict[float, int]:
+    """Characters per line height (rounded to half a unit)."""
+    weights: dict[float, int] = {}
+    for page in pages:
+        for line in page.lines:
+            key = _size_key(line)
+            weights[key] = weights.get(key, 0) + len(line.text)
+    return weights
+
+
+def _size_key(line: _Line) -> float:
+    return round(line.size, 1)
+
+
+def _unify_sizes(pages: list[_Page]) -> None:
+    """Sizes within a few percent of each other (one font, measured on different glyphs) become one."""
+    lines = sorted((line for page in pages for line in page.lines), key=lambda line: line.size)
+    start = 0.0
+    for line in lines:
+        if line.size > start * _SAME_SIZE:
+            start = line.size
+        line.size = start
+
+
+def _is_heading_candidate(line: _Line, body_size: float) -> bool:
+    return (
+        body_size > 0
+        and line.size >= body_size * _HEADING_RATIO
+        and len(line.text) <= _MAX_HEADING_CHARS
+        and sum(char.isalpha() for char in line.text) >= 2
+        and not line.text.endswith((".", ",", ";"))
+    )
+
+
+def _heading_levels(pages: list[_Page], weights: dict[float, int], body_size: float) -> dict[float, int]:
+    """Heading sizes, biggest first, mapped to levels 1..6; a size that holds much of the text is body."""
+    total = sum(weights.values())
+    sizes = {
+        _size_key(line)
+        for page in pages
+        for line in page.lines
+        if _is_heading_candidate(line, body_size) and weights[_size_key(line)] <= _HEADING_SHARE * total
+    }
+    return {size: min(rank + 1, 6) for rank, size in enumerate(sorted(sizes, reverse=True))}
+
+
+@dataclass
+class _Group:
+    kind: str
+    lines: list[_Line]
+    level: int | None = None
+
+
+def _page_blocks(page: _Page, body_size: float, levels: dict[float, int]) -> list[tuple[Block, str]]:
+    """The page's blocks, each with its plain text; runs of two or more tabular rows are one table."""
+    groups: list[_Group] = []
+    page_width = max((line.right - line.left for line in page.lines), default=0.0)
+    lines = [line for line in page.lines if line.text]
+    index = 0
+    while index < len(lines):
+        end = index
+        while (
+            end < len(lines)
+            and _table_row(lines[end])
+            and (end == index or _near(lines[end - 1], lines[end]))
+        ):
+            end += 1
+        if end - index >= 2:
+            groups.append(_Group("table", lines[index:end]))
+            index = end
+            continue
+        line = lines[index]
+        index += 1
+        level = levels.get(_size_key(line)) if _is_heading_candidate(line, body_size) else None
+        kind = "heading" if level else "list" if _LIST_START.match(line.text) else "paragraph"
+        current = groups[-1] if groups else None
+        if current and current.kind != "table" and _continues(current, kind, level, line, page_width):
+            current.lines.append(line)
+        else:
+            groups.append(_Group(kind, [line], level))
+    return [_group_block(group, page.number) for group in groups]
+
+
+def _table_row(line: _Line) -> bool:
+    return line.tabular and len(line.cells) >= 2
+
+
+def _near(previous: _Line, line: _Line) -> bool:
+    """`line` is the next table row under `previous`: below it, at most a blank line between."""
+    height = min(previous.size, line.size)
+    return line.top <= previous.top and previous.bottom - line.top < 2.5 * height
+
+
+def _table_block(lines: list[_Line], page_number: int) -> tuple[Block, str]:
+    """Rows of cells to a grid: the columns are those of the most common row width; every cell goes to the
+    column it overlaps most (a spanning cell to its widest overlap), cells of one column are joined."""
+    counts: dict[int, int] = {}
+    for line in lines:
+        counts[len(line.cells)] = counts.get(len(line.cells), 0) + 1
+    width = max(counts, key=lambda n: (counts[n], n))
+    model = [line for line in lines if len(line.cells) == width]
+    columns = [
+        (min(line.cells[k][0] for line in model), max(line.cells[k][1] for line in model))
+        for k in range(width)
+    ]
+
+    def column_of(left: float, right: float) -> int:
+        def score(k: int) -> float:
+            a, b = columns[k]
+            overlap = min(right, b) - max(left, a)
+            return overlap if overlap > 0 else -abs((left + right) / 2 - (a + b) / 2)
+
+        return max(range(width), key=score)
+
+    rows = []
+    for line in lines:
+        row = [""] * width
+        for left, right, text in line.cells:
+            k = column_of(left, right)
+            row[k] = f"{row[k]} {text}".strip()
+        rows.append(row)
+    plain = "\n".join("\t".join(cell for cell in row if cell) for row in rows)
+    return Block(kind="table", text=pipe_table(rows), page=page_number), plain
+
+
+def _continues(group: _Group, kind: str, level: int | None, line: _Line, page_width: float) -> bool:
+    previous = group.lines[-1]
+    height = min(previous.size, line.size)
+    gap = previous.bottom - line.top
+    if gap > 0.8 * height or line.top > previous.top + 2 * height:
+        return False  # a blank space, or a jump up to a new column
+    if abs(previous.size - line.size) > 0.1 * max(previous.size, line.size):
+        return False
+    if group.kind == "heading" or kind == "heading":
+        wrapped = previous.right - previous.left >= 0.5 * page_width  # a long title wrapped
+        return group.kind == kind and group.level == level and wrapped
+    return kind == "paragraph"  # a list item starts a new block; its wrapped lines continue it
+
+
+def _group_block(group: _Group, page_number: int) -> tuple[Block, str]:
+    if group.kind == "table":
+        return _table_block(group.lines, page_number)
+    text = group.lines[0].text
+    right = max(line.right for line in group.lines)
+    for previous, line in zip(group.lines, group.lines[1:], strict=False):
+        text = _join_lines(text, line.text, _wrapped(previous, line, right))
+    if group.kind == "heading":
+        text = text.replace("\n", " ")
+        markdown = f"{'#' * (group.level or 1)} {text}"
+        return Block(kind="heading", text=markdown, page=page_number, level=group.level), text
+    if group.kind == "list":
+        item = re.sub(rf"^[{re.escape(_BULLETS)}]\s*", "- ", text)
+        item = item if item.startswith("- ") else f"- {item}"
+        return Block(kind="list", text=item, page=page_number), text
+    return Block(kind="paragraph", text=escape_line_starts(text), page=page_number), text
+
+
+def _wrapped(previous: _Line, line: _Line, right: float) -> bool:
+    """Whether `line` continues `previous` as prose: its first word would not have fit on `previous`."""
+    if previous.tabular or line.tabular:
+        return False
+    first_word = line.text.split(" ", 1)[0]
+    return previous.right + 0.4 * line.size * len(first_word) >= right
+
+
+def _join_lines(text: str, line: str, wrapped: bool) -> str:
+    """Join a wrapped line to its paragraph; undo hyphenation; keep short (table-like) lines apart."""
+    if re.search(r"[a-zà-ÿ]-$", text) and line[:1].islower():
+        return text[:-1] + line
+    return f"{text} {line}" if wrapped and not text.endswith(":") else f"{text}\n{line}"
+
+
+def pdf_quick_text(data: bytes, max_pages: int, max_chars: int) -> str:
+    parts: list[str] = []
+    size = 0
+    with open_pdf(data) as document:
+        for index in range(min(len(document), max_pages)):
+            page = document[index]
+            textpage = page.get_textpage()
+            text = textpage.get_text_range()
+            textpage.close()
+            page.close()
+            text = re.sub(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffd\ufffe]", "", text).replace("\r\n", "\n")
+            parts.append(text.strip())
+            size += len(text)
+            if size >= max_chars:
+                break
+    return "\n\n".join(parts)[:max_chars]

@@ -1,0 +1,279 @@
+"""`docflow bench` pipeline section: N documents through the production path (bucket -> sensor -> queued
+runs launched by the daemon) against the same backends in a plain Python loop with the same parallelism.
+
+Documents are made from data/samples: PDFs of 1 to 8 pages (sample pages joined with pypdfium2), text,
+markdown and HTML of varied length, each made unique with a nonce so every one is a new document.
+"""
+
+import contextlib
+import os
+import random
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from docflow import ingest, services
+from docflow.bench import BenchOptions
+from docflow.pipeline import STEPS, Runtime
+from docflow.settings import Settings
+
+SAMPLES = services.REPO_ROOT / "data" / "samples"
+POLL_S = 0.5
+
+
+@dataclass(frozen=True)
+class BenchDoc:
+    name: str
+    data: bytes
+    pages: int
+
+
+def make_documents(n: int, seed: int = 7) -> list[BenchDoc]:
+    """A reproducible mix of types and sizes, every document unique."""
+    import pypdfium2 as pdfium
+
+    rng = random.Random(seed)
+    pdfs = sorted(SAMPLES.glob("*.pdf"))
+    texts = sorted(p for p in SAMPLES.iterdir() if p.suffix in {".txt", ".md", ".html"})
+    docs: list[BenchDoc] = []
+    for i in range(n):
+        nonce = f"{seed}-{i}-{rng.getrandbits(48):x}"
+        if i % 2 == 0:  # half PDFs, 1-8 pages
+            pages = rng.choice([1, 1, 2, 3, 5, 8])
+            out = pdfium.PdfDocument.new()
+            for p in range(pages):
+                src = pdfium.PdfDocument(pdfs[(i + p) % len(pdfs)])
+                out.import_pages(src)
+                src.close()
+            path = Path(f"/tmp/docflow-bench-{os.getpid()}.pdf")
+            out.save(path)
+            out.close()
+            data = path.read_bytes() + f"\n% docflow-bench {nonce}\n".encode()
+            path.unlink()
+            docs.append(BenchDoc(f"doc-{i:05d}.pdf", data, pages))
+        else:
+            src = texts[i % len(texts)]
+            body = src.read_text()
+            repeat = rng.choice([1, 1, 2, 4])
+            text = "\n\n".join([body] * repeat)
+            if src.suffix == ".html":
+                text = text.replace("</body>", f"<p>ref {nonce}</p></body>")
+            else:
+                text += f"\n\nReference: {nonce}\n"
+            docs.append(BenchDoc(f"doc-{i:05d}{src.suffix}", text.encode(), 1))
+    return docs
+
+
+# --- the production path ---------------------------------------------------------------------------
+
+
+def _daemon_running(instance) -> bool:
+    """A daemon (e.g. `make dev`) heart-beating on this instance right now: wait 12 s for a fresh beat."""
+    first = {k: hb.timestamp for k, hb in instance.get_daemon_heartbeats().items()}
+    time.sleep(12)
+    later = {k: hb.timestamp for k, hb in instance.get_daemon_heartbeats().items()}
+    return any(later[k] > first.get(k, 0) for k in later)
+
+
+class RssSampler(threading.Thread):
+    """Peak resident memory (MB) of a process tree, sampled every half second."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.peak_mb, self._stop_event = pid, 0.0, threading.Event()
+
+    def run(self) -> None:
+        import psutil
+
+        while not self._stop_event.is_set():
+            try:
+                root = psutil.Process(self.pid)
+                procs = [root, *root.children(recursive=True)]
+                total = 0
+                for p in procs:
+                    with contextlib.suppress(psutil.Error):
+                        total += p.memory_info().rss
+                self.peak_mb = max(self.peak_mb, total / 2**20)
+            except psutil.Error:
+                pass
+            self._stop_event.wait(POLL_S)
+
+    def stop(self) -> float:
+        self._stop_event.set()
+        return round(self.peak_mb, 1)
+
+
+def _wait_done(rt: Runtime, tenant: str, n: int, timeout_s: float) -> dict[str, dict[str, Any]]:
+    deadline = time.monotonic() + timeout_s
+    rows: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        with rt.store.tx() as conn:
+            rows = conn.execute(
+                "SELECT doc_id, filename, status, updated_at, pages FROM docflow.documents WHERE tenant = %s",
+                (tenant,),
+            ).fetchall()
+        if len(rows) >= n and all(r["status"] in ("done", "failed") for r in rows):
+            break
+        if not rows and time.monotonic() > deadline - timeout_s + 120:
+            raise RuntimeError("no document was registered within 2 minutes: is the sensor running?")
+        time.sleep(POLL_S)
+    return {r["filename"]: r for r in rows}
+
+
+def _per_asset_seconds(instance, run_ids: list[str]) -> dict[str, float]:
+    from dagster import DagsterEventType
+
+    durations: dict[str, list[float]] = {name: [] for name in STEPS}
+    for run_id in run_ids:
+        for event in instance.all_logs(run_id, of_type=DagsterEventType.STEP_SUCCESS):
+            step = event.step_key or ""
+            if step in durations:
+                durations[step].append(event.dagster_event.event_specific_data.duration_ms / 1000)
+    return {k: round(statistics.mean(v), 3) if v else 0.0 for k, v in durations.items()}
+
+
+def dagster_path(
+    settings: Settings, docs: list[BenchDoc], progress: Callable[[str], None], timeout_s: float
+) -> dict[str, Any]:
+    from dagster import DagsterRunStatus, RunsFilter
+
+    rt = services.runtime(settings)
+    instance = services.dagster_instance(settings)
+    env = {**os.environ, **services.dagster_env(settings)}
+    daemon = None
+    if not _daemon_running(instance):
+        log = Path(env["DAGSTER_HOME"]) / "bench-daemon.log"
+        progress(f"starting dagster-daemon (sensor + run queue), log in {log}")
+        workspace = str(services.REPO_ROOT / "workspace.yaml")
+        daemon = subprocess.Popen(
+            [sys.executable, "-m", "dagster._daemon", "run", "-w", workspace],
+            env=env,
+            cwd=services.REPO_ROOT,
+            stdout=log.open("w"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        time.sleep(8)  # let it load the code location and start ticking
+    sampler = RssSampler(daemon.pid if daemon else os.getpid())
+    sampler.start()
+    tenant = f"bench{datetime.now(UTC):%m%d%H%M%S}"
+    uploaded: dict[str, float] = {}
+    try:
+        started = time.time()
+        for d in docs:
+            rt.bucket.put_bytes(f"{settings.prefix}{tenant}/{d.name}", d.data)
+            uploaded[d.name] = time.time()
+        progress(f"uploaded {len(docs)} documents as tenant {tenant}; waiting for the pipeline")
+        rows = _wait_done(rt, tenant, len(docs), timeout_s)
+    finally:
+        peak = sampler.stop()
+        if daemon:
+            daemon.terminate()
+            daemon.wait(timeout=30)
+    finished = [r for r in rows.values() if r["status"] in ("done", "failed")]
+    latencies = sorted(
+        r["updated_at"].timestamp() - uploaded[name] for name, r in rows.items() if name in uploaded
+    )
+    wall = max(r["updated_at"].timestamp() for r in finished) - started if finished else float("nan")
+    runs = instance.get_runs(RunsFilter(tags={"docflow/tenant": tenant}, statuses=[DagsterRunStatus.SUCCESS]))
+    return {
+        "tenant": tenant,
+        "docs_done": sum(r["status"] == "done" for r in rows.values()),
+        "docs_failed": sum(r["status"] == "failed" for r in rows.values()),
+        "docs_unfinished": len(docs) - len(finished),
+        "wall_s": round(wall, 2),
+        "latency_p50_s": round(_pct(latencies, 50), 2),
+        "latency_p95_s": round(_pct(latencies, 95), 2),
+        "runs": len(runs),
+        "per_asset_s": _per_asset_seconds(instance, [r.run_id for r in runs]),
+        "peak_rss_mb": peak,
+    }
+
+
+# --- the bare loop -----------------------------------------------------------------------------------
+
+_worker_rt: Runtime | None = None
+
+
+def _init_worker(settings: Settings) -> None:
+    global _worker_rt
+    _worker_rt = services.runtime(settings)
+
+
+def _process_one(doc_id: str) -> dict[str, float]:
+    assert _worker_rt is not None
+    timings = {}
+    for name, step in STEPS.items():
+        t0 = time.perf_counter()
+        try:
+            step(_worker_rt, doc_id)
+        except Exception as exc:
+            _worker_rt.store.set_status(doc_id, "failed", stage=name, error=f"{name}: {exc}")
+            break
+        timings[name] = time.perf_counter() - t0
+    return timings
+
+
+def bare_loop(settings: Settings, docs: list[BenchDoc], workers: int) -> dict[str, Any]:
+    """The same steps over the same documents, no Dagster: `workers` processes, the model loaded once each."""
+    rt = services.runtime(settings)
+    tenant = f"bare{datetime.now(UTC):%m%d%H%M%S}"
+    doc_ids = []
+    for d in docs:
+        path = Path(f"/tmp/{d.name}")
+        path.write_bytes(d.data)
+        up = ingest.plan_upload(path, path.parent, settings.prefix, tenant)
+        ingest.upload(rt.bucket, rt.store, up)
+        doc_ids.append(up.doc_id)
+        path.unlink()
+    with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(settings,)) as pool:
+        list(pool.map(_process_one, doc_ids[:workers]))  # warm up: model loaded in every worker, not timed
+        started = time.perf_counter()
+        timings = list(pool.map(_process_one, doc_ids[workers:] + doc_ids[:workers]))
+        wall = time.perf_counter() - started
+    per_asset = {name: round(statistics.mean(t.get(name, 0.0) for t in timings), 3) for name in STEPS}
+    return {"tenant": tenant, "bare_wall_s": round(wall, 2), "bare_per_asset_s": per_asset}
+
+
+def _pct(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    k = max(0, min(len(values) - 1, round(p / 100 * (len(values) - 1))))
+    return sorted(values)[k]
+
+
+def pipeline_section(settings: Settings, options: BenchOptions, progress: Callable[[str], None]) -> dict:
+    n = options.docs
+    docs = make_documents(n)
+    workers = int(options.extra.get("workers", 0)) or _run_concurrency()
+    progress(f"made {n} documents ({sum(d.pages for d in docs)} pages); Dagster path first")
+    dag = dagster_path(settings, docs, progress, timeout_s=float(options.extra.get("timeout_s", 3600)))
+    progress(f"bare loop with {workers} worker processes")
+    bare = bare_loop(settings, docs, workers)
+    wall = dag["wall_s"]
+    return {
+        "docs": n,
+        "pages": sum(d.pages for d in docs),
+        "workers": workers,
+        "wall_s": wall,
+        "docs_per_min": round(n / wall * 60, 1) if wall else None,
+        **{k: v for k, v in dag.items() if k != "wall_s"},
+        **bare,
+        "overhead_ratio": round(wall / bare["bare_wall_s"], 3) if bare["bare_wall_s"] else None,
+    }
+
+
+def _run_concurrency() -> int:
+    """Runs the instance executes at once (dagster.yaml concurrency.runs.max_concurrent_runs)."""
+    import yaml
+
+    config = yaml.safe_load((services.REPO_ROOT / "dagster.yaml").read_text())
+    return int(config.get("concurrency", {}).get("runs", {}).get("max_concurrent_runs", 1))

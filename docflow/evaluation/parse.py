@@ -1,0 +1,154 @@
+"""The `parse` section of `docflow eval`: parsed markdown against the truth markdown and tables.
+
+- `text_similarity`: both sides reduced to plain words (markdown syntax, page markers, case and punctuation
+  removed), scored as 1 - normalised Levenshtein distance over the word sequences (rapidfuzz).
+- `table_cell_recall`: share of the non-empty truth table cells (truth `tables_markdown`, one pipe table per
+  `<!-- table N -->` marker) found at the same row and column of a parsed pipe table. Each truth table is
+  matched to the parsed table and the row/column offset (up to 3 either way: a parser may add a title row or
+  a row-label column) that find the most of its cells.
+Documents are broken down as `born_digital_pdf`, `scanned` (images, or PDFs whose parse was OCRed) and
+`other`; a failed document scores 0.
+"""
+
+import re
+from collections import defaultdict
+from typing import TYPE_CHECKING, Any
+
+from docflow.errors import NotFound
+from docflow.pipeline import Runtime
+
+if TYPE_CHECKING:
+    from docflow.evaluation import Item
+
+_OFFSETS = range(-3, 4)
+
+
+def normalise_words(markdown: str) -> list[str]:
+    """Plain lowercase words of markdown: comments, table rules, emphasis and punctuation dropped."""
+    text = re.sub(r"<!--.*?-->", " ", markdown, flags=re.DOTALL)
+    text = re.sub(r"(?m)^\s*\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?\s*$", " ", text)
+    text = re.sub(r"!\[[^\]]*\]\([^)]*\)|<[^>]+>", " ", text)
+    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", text)
+    return re.findall(r"\w+", text.casefold())
+
+
+def text_similarity(parsed: str, truth: str) -> float:
+    from rapidfuzz.distance import Levenshtein
+
+    a, b = normalise_words(parsed), normalise_words(truth)
+    if not a and not b:
+        return 1.0
+    return float(Levenshtein.normalized_similarity(a, b))
+
+
+def _cell(value: str) -> str:
+    return " ".join(re.findall(r"\w+", value.casefold()))
+
+
+def pipe_tables(markdown: str) -> list[list[list[str]]]:
+    """Every pipe table of the markdown as rows of normalised cells (the rule row dropped)."""
+    tables: list[list[list[str]]] = []
+    current: list[list[str]] = []
+    for line in [*markdown.split("\n"), ""]:
+        stripped = line.strip()
+        if stripped.startswith("|"):
+            cells = re.split(r"(?<!\\)\|", stripped.strip("|"))
+            if all(re.fullmatch(r"\s*:?-+:?\s*", c) for c in cells):
+                continue
+            current.append([_cell(c) for c in cells])
+        elif current:
+            tables.append(current)
+            current = []
+    return tables
+
+
+def truth_tables(markdown: str) -> list[list[list[str]]]:
+    parts = re.split(r"<!--\s*table\s+\d+\s*-->", markdown)
+    return [table for part in parts for table in pipe_tables(part)[:1]]
+
+
+def _found(truth: list[list[str]], parsed: list[list[str]]) -> int:
+    best = 0
+    for dr in _OFFSETS:
+        for dc in _OFFSETS:
+            hits = 0
+            for r, row in enumerate(truth):
+                pr = r + dr
+                if not 0 <= pr < len(parsed):
+                    continue
+                prow = parsed[pr]
+                hits += sum(
+                    1
+                    for c, cell in enumerate(row)
+                    if cell and 0 <= c + dc < len(prow) and prow[c + dc] == cell
+                )
+            best = max(best, hits)
+    return best
+
+
+def table_cells(truth_md: str, parsed_md: str) -> tuple[int, int]:
+    """(found, total) non-empty truth cells."""
+    parsed = pipe_tables(parsed_md)
+    found = total = 0
+    for table in truth_tables(truth_md):
+        total += sum(1 for row in table for cell in row if cell)
+        found += max((_found(table, candidate) for candidate in parsed), default=0)
+    return found, total
+
+
+def _kind(item: "Item", parser: str) -> str:
+    suffix = item.path.suffix.lower()
+    if suffix in (".png", ".jpg", ".jpeg", ".tif", ".tiff") or "rapidocr" in parser:
+        return "scanned"
+    return "born_digital_pdf" if suffix == ".pdf" else "other"
+
+
+def _mean(values: list[float]) -> float | None:
+    return round(sum(values) / len(values), 4) if values else None
+
+
+def parse_section(rt: Runtime, items: list["Item"]) -> dict[str, Any]:
+    details: list[dict[str, Any]] = []
+    sims: dict[str, list[float]] = defaultdict(list)
+    cells: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for item in items:
+        text_name, tables_name = item.truth.get("text_markdown"), item.truth.get("tables_markdown")
+        if not item.truth_dir or not (text_name or tables_name):
+            continue
+        try:
+            parsed = rt.store.load_parsed(item.doc_id)
+            markdown, parser = parsed.markdown, parsed.parser
+        except NotFound:
+            markdown, parser = "", "(failed)"
+        kind = _kind(item, parser)
+        row: dict[str, Any] = {"path": item.path.name, "kind": kind, "parser": parser}
+        if text_name:
+            truth = (item.truth_dir / text_name).read_text(encoding="utf-8")
+            row["text_similarity"] = round(text_similarity(markdown, truth), 4)
+            sims[kind].append(row["text_similarity"])
+            sims["all"].append(row["text_similarity"])
+        if tables_name:
+            found, total = table_cells((item.truth_dir / tables_name).read_text(encoding="utf-8"), markdown)
+            row["table_cells"] = {"found": found, "total": total}
+            for key in (kind, "all"):
+                cells[key][0] += found
+                cells[key][1] += total
+        details.append(row)
+    kinds = sorted(set(sims) | set(cells) - {"all"})
+    return {
+        "text_similarity": _mean(sims["all"]),
+        "table_cell_recall": round(cells["all"][0] / cells["all"][1], 4) if cells["all"][1] else None,
+        "n_text": len(sims["all"]),
+        "n_table_cells": cells["all"][1],
+        "by_kind": {
+            kind: {
+                "text_similarity": _mean(sims.get(kind, [])),
+                "n_text": len(sims.get(kind, [])),
+                "table_cell_recall": round(cells[kind][0] / cells[kind][1], 4) if cells[kind][1] else None,
+                "n_table_cells": cells[kind][1],
+            }
+            for kind in kinds
+            if kind != "all"
+        },
+        "documents": details,
+    }

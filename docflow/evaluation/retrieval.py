@@ -1,0 +1,104 @@
+"""The `retrieval` section of `docflow eval`: can a document be found by what its truth says it is about?
+
+Queries come from the manifest's truth fields: an invoice's vendor name, a receipt's store name, a resume's
+name and the legal-entity names among a contract's parties (CUAD lists aliases such as "Licensor" or
+"Company" and whole clauses too; only names of two or more words with a company suffix make a query, at most
+three per contract). Each query is
+searched in the eval tenant with the configured embedder and search (as `docflow search` would); hits are
+grouped by document in rank order. A query's *relevant* documents are every manifest document whose truth
+holds a fuzzy-equal value for that field (two invoices of one vendor both count).
+
+- `recall_at_5`: share of queries with a relevant document among the first 5 documents;
+- `mrr`: mean of 1 / rank of the first relevant document (0 when not in the first 10 documents).
+"""
+
+import re
+from collections import defaultdict
+from typing import TYPE_CHECKING, Any
+
+from docflow.evaluation.compare import fuzzy_ratio
+from docflow.pipeline import Runtime
+
+if TYPE_CHECKING:
+    from docflow.evaluation import Item
+
+EVAL_TENANT = "eval"
+CHUNKS_PER_QUERY = 40  # chunks fetched per query, grouped into documents
+MRR_DEPTH = 10
+QUERY_FIELDS = {"invoice": "vendor_name", "receipt": "store_name", "resume": "name", "contract": "parties"}
+MAX_PARTIES = 3
+_ENTITY_RE = re.compile(
+    r"\b(inc|llc|l\.l\.c|lp|l\.p|ltd|limited|corp|corporation|company|co|ag|gmbh|trust|partnership|"
+    r"fund|plc|n\.v|b\.v|s\.a)\b\.?",
+    re.IGNORECASE,
+)
+
+
+def _is_entity_name(value: str) -> bool:
+    plain = len(value) <= 80 and len(value.split()) >= 2 and '"' not in value and "referred" not in value
+    return plain and bool(_ENTITY_RE.search(value))
+
+
+def queries_for(item: "Item") -> list[tuple[str, str]]:
+    """(field, query text) pairs for one manifest item (empty when its type/truth gives none)."""
+    name = QUERY_FIELDS.get(item.doc_type)
+    value = (item.truth.get("fields") or {}).get(name) if name else None
+    if not value:
+        return []
+    if isinstance(value, list):
+        parties = [v for v in value if isinstance(v, str) and _is_entity_name(v)]
+        return [(name, v) for v in parties[:MAX_PARTIES]]
+    return [(name, str(value))]
+
+
+def _values(item: "Item", name: str) -> list[str]:
+    value = (item.truth.get("fields") or {}).get(name)
+    if value is None:
+        return []
+    return [str(v) for v in value] if isinstance(value, list) else [str(value)]
+
+
+def retrieval_section(rt: Runtime, items: list["Item"], tenant: str = EVAL_TENANT) -> dict[str, Any]:
+    from docflow.retrieval import search
+
+    per_type: dict[str, list[tuple[bool, float]]] = defaultdict(list)
+    misses: list[dict[str, Any]] = []
+    names = {item.doc_id: item.path.name for item in items}
+    for item in items:
+        for name, query in queries_for(item):
+            relevant = {
+                other.doc_id
+                for other in items
+                if any(fuzzy_ratio(query, v) >= 0.85 for v in _values(other, name))
+            }
+            hits = search(rt, query, k=CHUNKS_PER_QUERY, tenant=tenant)
+            ranked = list(dict.fromkeys(h.doc_id for h in hits))
+            rank = next((i for i, d in enumerate(ranked[:MRR_DEPTH], 1) if d in relevant), None)
+            found = rank is not None and rank <= 5
+            per_type[item.doc_type].append((found, 1.0 / rank if rank else 0.0))
+            if not found:
+                misses.append(
+                    {
+                        "query": query,
+                        "field": f"{item.doc_type}.{name}",
+                        "expected": item.path.name,
+                        "rank": rank,
+                        "top5": [names.get(d, d) for d in ranked[:5]],
+                    }
+                )
+    results = [r for values in per_type.values() for r in values]
+    n = len(results)
+    return {
+        "recall_at_5": round(sum(f for f, _ in results) / n, 4) if n else None,
+        "mrr": round(sum(m for _, m in results) / n, 4) if n else None,
+        "n_queries": n,
+        "per_type": {
+            t: {
+                "recall_at_5": round(sum(f for f, _ in v) / len(v), 4),
+                "mrr": round(sum(m for _, m in v) / len(v), 4),
+                "n": len(v),
+            }
+            for t, v in sorted(per_type.items())
+        },
+        "misses": misses,
+    }

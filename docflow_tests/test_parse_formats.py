@@ -1,0 +1,284 @@
+"""Every local format on a real file made here (or a dev document), and bad input failing fast."""
+
+import email.message
+import io
+import json
+import zipfile
+
+import pytest
+from PIL import Image, ImageDraw, ImageFont
+from pypdf import PdfWriter
+
+from docflow import sniff
+from docflow.backends.parse.local import LocalParser, quick_text
+from docflow.errors import BadDocument, DocumentTooLarge, UnsupportedFormat
+from docflow.models import ParsedDocument, RawFile
+
+FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
+
+
+def parse(data: bytes, filename: str, **options) -> ParsedDocument:
+    content_type = sniff.sniff_content_type(data, filename)
+    raw = RawFile(doc_id="t", sha256="0" * 64, size=len(data), content_type=content_type, filename=filename)
+    return LocalParser(**options).parse(data, raw)
+
+
+def _font(size: int):
+    try:
+        return ImageFont.truetype(FONT, size)
+    except OSError:
+        return ImageFont.load_default(size=size)
+
+
+def receipt_image(fmt: str) -> bytes:
+    image = Image.new("RGB", (900, 420), "white")
+    draw = ImageDraw.Draw(image)
+    draw.text((40, 30), "CORNER BAKERY", fill="black", font=_font(44))
+    draw.text((40, 130), "Sourdough loaf", fill="black", font=_font(30))
+    draw.text((620, 130), "4.50", fill="black", font=_font(30))
+    draw.text((40, 190), "Total due", fill="black", font=_font(30))
+    draw.text((620, 190), "12.75", fill="black", font=_font(30))
+    draw.text((40, 300), "Thank you for shopping with us", fill="black", font=_font(30))
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+def docx_bytes() -> bytes:
+    import docx
+
+    document = docx.Document()
+    document.add_heading("Quarterly Report", level=1)
+    document.add_paragraph("Revenue grew in every region.")
+    document.add_paragraph("First point", style="List Bullet")
+    document.add_paragraph("Second point", style="List Bullet")
+    table = document.add_table(rows=3, cols=3)
+    for r, row in enumerate([["Region", "Q1", "Q2"], ["North", "10", "12"], ["South", "7", "9"]]):
+        for c, value in enumerate(row):
+            table.cell(r, c).text = value
+    merged = document.add_table(rows=2, cols=3)
+    merged.cell(0, 0).merge(merged.cell(0, 1)).text = "Wide"
+    merged.cell(0, 2).text = "Solo"
+    merged.cell(1, 0).text = "a"
+    buffer = io.BytesIO()
+    document.save(buffer)
+    return buffer.getvalue()
+
+
+def pptx_bytes() -> bytes:
+    from pptx import Presentation
+    from pptx.util import Inches
+
+    deck = Presentation()
+    slide = deck.slides.add_slide(deck.slide_layouts[1])
+    slide.shapes.title.text = "Roadmap"
+    slide.placeholders[1].text = "Ship the parser"
+    second = deck.slides.add_slide(deck.slide_layouts[5])
+    second.shapes.title.text = "Numbers"
+    table = second.shapes.add_table(2, 2, Inches(1), Inches(2), Inches(4), Inches(1)).table
+    for (r, c), value in zip([(0, 0), (0, 1), (1, 0), (1, 1)], ["Item", "Cost", "Disk", "40"], strict=True):
+        table.cell(r, c).text = value
+    buffer = io.BytesIO()
+    deck.save(buffer)
+    return buffer.getvalue()
+
+
+def xlsx_bytes() -> bytes:
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.title = "Sales"
+    sheet.append(["Quarter", "Units", "Revenue"])
+    sheet.append(["Q1", 10, 1500.5])
+    sheet.append(["Q2", 12, 1800])
+    sheet["A5"] = "Merged note"
+    sheet.merge_cells("A5:C5")
+    book.create_sheet("Empty")
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
+
+
+def odt_bytes() -> bytes:
+    content = """<?xml version="1.0" encoding="UTF-8"?>
+<office:document-content xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0"
+ xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0"
+ xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" office:version="1.2">
+<office:body><office:text>
+<text:h text:outline-level="1">Meeting notes</text:h>
+<text:p>We agreed on<text:s/>the plan.</text:p>
+<text:list><text:list-item><text:p>Hire two people</text:p></text:list-item>
+<text:list-item><text:p>Open an office</text:p></text:list-item></text:list>
+<table:table><table:table-row><table:table-cell table:number-columns-spanned="2"><text:p>Budget</text:p>
+</table:table-cell><table:covered-table-cell/></table:table-row>
+<table:table-row><table:table-cell><text:p>Staff</text:p></table:table-cell>
+<table:table-cell><text:p>200</text:p></table:table-cell></table:table-row></table:table>
+</office:text></office:body></office:document-content>"""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("mimetype", "application/vnd.oasis.opendocument.text", zipfile.ZIP_STORED)
+        archive.writestr("content.xml", content)
+    return buffer.getvalue()
+
+
+def epub_bytes() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("mimetype", "application/epub+zip", zipfile.ZIP_STORED)
+        archive.writestr(
+            "META-INF/container.xml",
+            '<?xml version="1.0"?><container version="1.0" xmlns="urn:oasis:names:tc:opendocument:xmlns:'
+            'container"><rootfiles><rootfile full-path="OEBPS/content.opf" media-type="application/oebps-'
+            'package+xml"/></rootfiles></container>',
+        )
+        archive.writestr(
+            "OEBPS/content.opf",
+            '<?xml version="1.0"?><package xmlns="http://www.idpf.org/2007/opf" version="3.0">'
+            '<metadata xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:title>Field Guide</dc:title>'
+            "</metadata>"
+            '<manifest><item id="c2" href="two.xhtml" media-type="application/xhtml+xml"/>'
+            '<item id="c1" href="one.xhtml" media-type="application/xhtml+xml"/></manifest>'
+            '<spine><itemref idref="c1"/><itemref idref="c2"/></spine></package>',
+        )
+        archive.writestr("OEBPS/one.xhtml", "<html><body><h2>Birds</h2><p>Robins sing.</p></body></html>")
+        archive.writestr("OEBPS/two.xhtml", "<html><body><h2>Trees</h2><p>Oaks grow.</p></body></html>")
+    return buffer.getvalue()
+
+
+def eml_bytes() -> bytes:
+    message = email.message.EmailMessage()
+    message["From"] = "Ann <ann@example.com>"
+    message["To"] = "bob@example.com"
+    message["Subject"] = "Invoice attached"
+    message["Date"] = "Mon, 01 Jul 2024 10:00:00 +0000"
+    message.set_content("Hi Bob,\n\nplease find the invoice attached.\n")
+    message.add_attachment(b"%PDF-1.4 fake", maintype="application", subtype="pdf", filename="inv-42.pdf")
+    return message.as_bytes()
+
+
+def test_docx_headings_lists_tables_and_merged_cells() -> None:
+    doc = parse(docx_bytes(), "report.bin")  # detected by content, not by name
+    assert doc.parser == "local/docx"
+    assert "# Quarterly Report" in doc.markdown
+    assert "- First point\n- Second point" in doc.markdown
+    assert "| Region | Q1 | Q2 |\n| --- | --- | --- |\n| North | 10 | 12 |" in doc.markdown
+    assert "| Wide |  | Solo |" in doc.markdown  # a merged cell keeps its text top-left
+
+
+def test_pptx_slides_are_pages_with_titles_and_tables() -> None:
+    doc = parse(pptx_bytes(), "deck")
+    assert doc.pages == 2 and doc.parser == "local/pptx"
+    assert "## Roadmap" in doc.markdown and "- Ship the parser" in doc.markdown
+    assert "| Item | Cost |\n| --- | --- |\n| Disk | 40 |" in doc.markdown
+    assert {b.page for b in doc.blocks if "Disk" in b.text} == {2}
+
+
+def test_xlsx_sheets_become_tables_with_merged_cells() -> None:
+    doc = parse(xlsx_bytes(), "sales")
+    assert doc.parser == "local/xlsx" and doc.pages == 2
+    assert "## Sales" in doc.markdown and "## Empty" in doc.markdown
+    assert "| Q1 | 10 | 1500.5 |" in doc.markdown and "| Q2 | 12 | 1800 |" in doc.markdown
+    assert "| Merged note |  |  |" in doc.markdown
+
+
+def test_odt_epub_eml_json_xml_rtf_csv() -> None:
+    odt = parse(odt_bytes(), "notes")
+    assert "# Meeting notes" in odt.markdown and "We agreed on the plan." in odt.markdown
+    assert "- Hire two people\n- Open an office" in odt.markdown and "| Budget |  |" in odt.markdown
+    book = parse(epub_bytes(), "book")
+    assert book.parser == "local/epub" and book.markdown.index("Birds") < book.markdown.index("Trees")
+    mail = parse(eml_bytes(), "mail")
+    assert mail.parser == "local/eml" and "# Invoice attached" in mail.markdown
+    assert "please find the invoice attached" in mail.text
+    assert "## Attachments" in mail.markdown and "inv-42.pdf (application/pdf, 13 bytes)" in mail.markdown
+    records = parse(json.dumps([{"sku": "A1", "qty": 2}, {"sku": "B2", "qty": 5}]).encode(), "x")
+    assert "| sku | qty |" in records.markdown and "| B2 | 5 |" in records.markdown
+    xml = parse(b'<?xml version="1.0"?><invoice id="7"><total>3.50</total></invoice>', "x")
+    assert "- **invoice** (id=7)" in xml.markdown and "**total**: 3.50" in xml.markdown
+    rtf = parse(rb"{\rtf1\ansi{\fonttbl\f0\fswiss Helvetica;}\f0\pard Hello {\b bold} world.\par}", "x")
+    assert rtf.parser == "local/rtf" and "Hello bold world." in rtf.text
+    csv = parse(b"a,b\n1,2\n", "t.csv")
+    assert "| a | b |" in csv.markdown
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "TIFF"])
+def test_images_are_ocred(fmt: str) -> None:
+    doc = parse(receipt_image(fmt), f"scan.{fmt.lower()}")
+    assert doc.parser == "local/rapidocr"
+    text = doc.text.lower()
+    assert "corner bakery" in text and "thank you for shopping with us" in text
+    assert "12.75" in text and "sourdough" in text
+
+
+def test_scanned_pdf_pages_are_ocred_page_by_page() -> None:
+    image = Image.open(io.BytesIO(receipt_image("PNG")))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PDF", resolution=100)
+    doc = parse(buffer.getvalue(), "scan.pdf")
+    assert doc.parser == "local/pypdfium2+rapidocr"
+    assert "corner bakery" in doc.text.lower() and doc.warnings == ["page 1 has no text layer: OCRed"]
+
+
+def test_msg_lists_attachments() -> None:
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "shared/eval/dev/docs/unstructured/fake-email.msg"
+    if not path.exists():
+        pytest.skip("dev documents not present")
+    doc = parse(path.read_bytes(), path.name)
+    assert doc.parser == "local/msg" and doc.text.strip()
+
+
+# --- bad input ------------------------------------------------------------------------------------------
+
+
+def _bomb(kind: str) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("[Content_Types].xml", "<Types/>")
+        part = "word/document.xml" if kind == "docx" else "xl/worksheets/sheet1.xml"
+        archive.writestr(part, b"\x00" * (600 * 1024 * 1024))
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("kind", ["docx", "xlsx"])
+def test_zip_bombs_fail_fast(kind: str) -> None:
+    data = _bomb(kind)
+    with pytest.raises(DocumentTooLarge, match="zip bomb"):
+        parse(data, f"bomb.{kind}")
+
+
+def test_bad_input_fails_with_clear_errors() -> None:
+    with pytest.raises(BadDocument, match="empty"):
+        parse(b"", "empty.docx")
+    with pytest.raises(UnsupportedFormat, match="octet-stream"):
+        parse(bytes(range(256)) * 8, "renamed.pdf")
+    with pytest.raises(BadDocument, match="corrupt"):
+        parse(
+            docx_bytes()[:2000],
+            "cut.docx",
+        )
+    with pytest.raises(BadDocument, match=r"corrupt|truncated"):
+        parse(receipt_image("PNG")[:300], "cut.png")
+
+
+def test_ten_thousand_pages_fail_fast() -> None:
+    writer = PdfWriter()
+    for _ in range(10_000):
+        writer.add_blank_page(width=10, height=10)
+    buffer = io.BytesIO()
+    writer.write(buffer)
+    with pytest.raises(DocumentTooLarge, match="10,000 pages"):
+        parse(buffer.getvalue(), "huge.pdf")
+
+
+def test_timeout_is_a_clear_error() -> None:
+    with pytest.raises(DocumentTooLarge, match="longer than the limit"):
+        parse(docx_bytes(), "slow.docx", timeout_s=1e-9)
+
+
+def test_quick_text_covers_new_formats_without_ocr() -> None:
+    assert "Quarterly Report" in quick_text(docx_bytes(), sniff.DOCX)
+    assert "Revenue" in quick_text(xlsx_bytes(), sniff.XLSX)
+    assert quick_text(receipt_image("PNG"), "image/png") == ""

@@ -1,0 +1,217 @@
+"""Hybrid search on the real embedded Postgres: filters, model isolation, the exact fallback, the CLI options.
+
+Chunks are written with the store's own `save_chunks` and embedded with the real local model, so that
+`docflow search` (which embeds the query with the configured model) finds them."""
+
+import json
+import math
+import random
+import uuid
+from datetime import date
+
+import pytest
+from click.testing import CliRunner
+
+from docflow import backends
+from docflow.cli import cli
+from docflow.models import Chunk, Document
+from docflow.pipeline import config_fingerprint
+from docflow.retrieval import search
+from docflow.store.search import SearchFilters, hybrid_search, rrf
+
+DOCS = {
+    "acme": (
+        "invoice",
+        "Invoice INV-7 from Acme Corp for consulting services. Total due 120.50 EUR.",
+        {"vendor_name": "Acme Corp", "total_amount": 120.5, "invoice_date": "2024-03-01"},
+    ),
+    "globex": (
+        "invoice",
+        "Invoice 2023-118 from Globex Industries for cloud hosting. Total due 980.00 USD.",
+        {"vendor_name": "Globex Industries", "total_amount": 980, "invoice_date": "2023-06-15"},
+    ),
+    "contract": (
+        "contract",
+        "Service agreement between Acme Corp and Initech about consulting services and payment terms.",
+        {"parties": ["Acme Corp", "Initech"], "agreement_date": "2022-01-10"},
+    ),
+    "receipt": (
+        "receipt",
+        "Receipt from Corner Cafe: two coffees and a bagel, card payment 9.40 EUR.",
+        {"store_name": "Corner Cafe", "total": "9.40", "date": "not a date"},
+    ),
+}
+
+
+def _add(
+    rt, tenant: str, name: str, doc_type: str, texts: list[str], fields: dict, model: str, vectors
+) -> str:
+    doc_id = f"{tenant}-{uuid.uuid4().hex}"
+    rt.store.register(
+        Document(
+            doc_id=doc_id,
+            tenant=tenant,
+            bucket="b",
+            key=f"{tenant}/{name}.pdf",
+            sha256="0" * 64,
+            filename=f"{name}.pdf",
+        )
+    )
+    metadata = {"doc_type": doc_type, "tenant": tenant, "fields": fields}
+    chunks = [
+        Chunk(index=i, text=t, page_start=i + 1, page_end=i + 1, metadata=metadata)
+        for i, t in enumerate(texts)
+    ]
+    rt.store.ensure_vector_index(len(vectors[0]))
+    rt.store.save_chunks(doc_id, chunks, vectors, model, config_fingerprint(rt.settings))  # not stale
+    return doc_id
+
+
+@pytest.fixture(scope="module")
+def corpus(rt):
+    """Two tenants holding the same four documents, embedded with the configured (local) model."""
+    embedder = backends.get_embedder(rt.settings)
+    tenant, other = f"s{uuid.uuid4().hex[:6]}", f"s{uuid.uuid4().hex[:6]}"
+    ids, all_ids = {}, []
+    for t in (tenant, other):
+        for name, (doc_type, text, fields) in DOCS.items():
+            doc_id = _add(rt, t, name, doc_type, [text], fields, embedder.name, embedder.embed([text]))
+            all_ids.append(doc_id)
+            if t == tenant:
+                ids[name] = doc_id
+    yield tenant, other, ids
+    rt.store.delete_documents(all_ids)
+
+
+def _names(hits, ids) -> set[str]:
+    by_id = {v: k for k, v in ids.items()}
+    return {by_id.get(h.doc_id, "?") for h in hits}
+
+
+def test_tenant_filter_keeps_tenants_apart(rt, corpus) -> None:
+    tenant, other, ids = corpus
+    hits = search(rt, "consulting invoice", k=20, tenant=tenant)
+    assert {h.doc_id for h in hits} <= set(ids.values())
+    assert _names(hits, ids) == set(DOCS)
+    assert {h.doc_id for h in search(rt, "consulting invoice", k=20, tenant=other)}.isdisjoint(ids.values())
+
+
+def test_best_hit_and_hit_fields(rt, corpus) -> None:
+    tenant, _, ids = corpus
+    hit = search(rt, "Globex cloud hosting", k=3, tenant=tenant)[0]
+    assert hit.doc_id == ids["globex"] and hit.filename == "globex.pdf" and hit.doc_type == "invoice"
+    assert hit.page_start == 1 and hit.score > 0 and "Globex" in hit.text
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "expected"),
+    [
+        ({"doc_type": "invoice"}, {"acme", "globex"}),
+        ({"date_from": date(2024, 1, 1), "date_to": date(2024, 12, 31)}, {"acme"}),
+        ({"date_to": date(2023, 12, 31)}, {"globex", "contract"}),  # the receipt's date is not a date
+        ({"date_from": date.today()}, {"receipt"}),  # ... so it is dated by its registration
+        ({"fields": {"vendor_name": "acme"}}, {"acme"}),
+        ({"fields": {"vendor_name": "ACME corp", "invoice_date": "2024"}}, {"acme"}),
+        ({"fields": {"parties": "initech"}}, {"contract"}),
+        ({"fields": {"vendor_name": "%"}}, set()),  # LIKE wildcards are matched literally
+        ({"amount_min": 100, "amount_max": 500}, {"acme"}),
+        ({"amount_min": 500}, {"globex"}),
+        ({"amount_max": 10}, {"receipt"}),  # "9.40" as text is a number too
+        ({"doc_type": "invoice", "amount_max": 100}, set()),
+    ],
+)
+def test_filters(rt, corpus, kwargs: dict, expected: set[str]) -> None:
+    tenant, _, ids = corpus
+    hits = search(rt, "invoice agreement receipt payment", k=20, tenant=tenant, **kwargs)
+    assert _names(hits, ids) == expected
+
+
+def test_a_word_in_no_chunk_does_not_hide_the_others(rt, corpus) -> None:
+    """websearch_to_tsquery ANDs the words; when no chunk has them all, any of them is matched."""
+    tenant, _, ids = corpus
+    hits = search(rt, "Globex zzyzxunknownword", k=4, tenant=tenant)
+    assert hits[0].doc_id == ids["globex"]
+
+
+def test_other_models_are_never_searched(rt, corpus) -> None:
+    tenant, _, _ = corpus
+    vector = backends.get_embedder(rt.settings).embed(["consulting invoice"])[0]
+    assert hybrid_search(rt.store, "consulting invoice", vector, "test/no-such-model", tenant=tenant) == []
+
+
+def _unit(rng: random.Random, dim: int, near: list[float] | None = None, noise: float = 1.0) -> list[float]:
+    v = [rng.gauss(0, 1) * noise + (near[i] if near else 0.0) for i in range(dim)]
+    n = math.sqrt(sum(x * x for x in v))
+    return [x / n for x in v]
+
+
+def test_selective_filter_falls_back_to_exact_search(rt) -> None:
+    """A crowd of chunks nearer to the query fills the HNSW candidates; a small tenant's chunks, far from the
+    query, must still be found (pgvector < 0.8 filters only what the index returned)."""
+    rng = random.Random(1)
+    dim, model = 24, "test/fallback"
+    query = _unit(rng, dim)
+    crowd, small = f"c{uuid.uuid4().hex[:6]}", f"f{uuid.uuid4().hex[:6]}"
+    texts = [f"crowd chunk {i}" for i in range(300)]
+    many = _add(rt, crowd, "crowd", "other", texts, {}, model, [_unit(rng, dim, query, 0.05) for _ in texts])
+    far = [[-x for x in query], _unit(rng, dim)]
+    target = _add(rt, small, "small", "other", ["far away one", "far away two"], {}, model, far)
+    try:
+        hits = hybrid_search(rt.store, "", query, model, k=5, filters=SearchFilters(tenant=small))
+        assert [(h.doc_id, h.chunk_index) for h in hits] == [(target, 1), (target, 0)]  # nearest first
+        crowd_hits = hybrid_search(rt.store, "", query, model, k=5, filters=SearchFilters(tenant=crowd))
+        assert len(crowd_hits) == 5
+    finally:
+        rt.store.delete_documents([many, target])
+
+
+@pytest.mark.parametrize(
+    ("rankings", "expected"),
+    [
+        ([[("a", 0), ("b", 0)], [("b", 0), ("a", 0)]], [("a", 0), ("b", 0)]),  # a tie: ordered by key
+        ([[("a", 0), ("b", 0)], [("b", 0)]], [("b", 0), ("a", 0)]),
+        ([[], [("c", 1)]], [("c", 1)]),
+    ],
+)
+def test_rrf(rankings, expected) -> None:
+    fused = rrf(*rankings)
+    assert [key for key, _ in fused] == expected
+    assert all(score <= 2 / 61 for _, score in fused)
+
+
+def test_no_filters_means_no_sql() -> None:
+    assert SearchFilters().sql() == ("", {})
+
+
+def _cli(*args: str):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def test_cli_search_filters(corpus) -> None:
+    tenant, _, ids = corpus
+    base = ["search", "invoice", "--tenant", tenant, "--json", "--k", "10"]
+    vendor = json.loads(_cli(*base, "--vendor", "globex").stdout)
+    assert [h["doc_id"] for h in vendor] == [ids["globex"]]
+    dated = json.loads(_cli(*base, "--from", "2022-01-01", "--to", "2022-12-31").stdout)
+    assert [h["doc_id"] for h in dated] == [ids["contract"]]
+    amount = json.loads(_cli(*base, "--amount-min", "100", "--field", "vendor_name=acme").stdout)
+    assert [h["doc_id"] for h in amount] == [ids["acme"]]
+    bad = CliRunner().invoke(cli, [*base, "--field", "novalue"])
+    assert bad.exit_code != 0 and "NAME=TEXT" in bad.output
+
+
+def test_search_applies_the_configured_reranker(rt, corpus) -> None:
+    from openai_stub import StubServer
+
+    from docflow.pipeline import Runtime
+
+    tenant, _, ids = corpus
+    with StubServer() as (stub, base_url):
+        settings = rt.settings.model_copy(update={"rerank": "api", "rerank_url": f"{base_url}/rerank"})
+        reranked = Runtime(rt.store, rt.bucket, settings)
+        hits = search(reranked, "Corner Cafe card payment coffees", k=2, tenant=tenant)
+        plain = search(reranked, "Corner Cafe card payment coffees", k=2, tenant=tenant, rerank=False)
+        assert len(stub.calls("/rerank")) == 1
+    assert len(stub.calls("/rerank")[0].body["documents"]) == 4  # the candidates, not just k
+    assert hits[0].doc_id == ids["receipt"] and hits[0].score == 5.0  # the stub's word-overlap score
+    assert plain[0].score < 1
