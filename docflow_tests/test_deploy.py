@@ -29,7 +29,13 @@ DOCKER = ROOT / "docker"
 VENV_BIN = Path(sys.executable).parent
 DOCFLOW_SERVICES = ["init", "docflow-code", "dagster-webserver", "dagster-daemon", "api"]
 # Variables the deployment files may set besides docflow's own settings.
-NON_SETTINGS_ENV = {"DAGSTER_HOME", "DAGSTER_CURRENT_IMAGE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+NON_SETTINGS_ENV = {
+    "DAGSTER_HOME",
+    "DAGSTER_CURRENT_IMAGE",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "API_DB_PASSWORD",  # read by the init service's one-liner that sets the docflow_api role's password
+}
 INTERPOLATION = re.compile(r"\$\{(\w+)(?::?-([^}]*))?\}")
 
 
@@ -192,14 +198,14 @@ def test_compose_init_sets_a_limit_for_every_pool_the_assets_use(compose) -> Non
     assert all(int(v) >= 1 for v in limits.values())
 
 
-def test_api_service_waits_behind_a_profile_until_the_cli_has_an_api_command(compose) -> None:
+def test_api_service_starts_with_the_stack_as_the_row_level_security_role(compose) -> None:
     from docflow.cli import cli
 
     api = compose["services"]["api"]
     assert _command(api) == ["docflow", "api", "--host", "0.0.0.0", "--port", "8000"]
     assert "8000:8000" in api["ports"]
-    if "api" not in cli.commands:
-        assert api.get("profiles") == ["api"], "`docflow api` does not exist yet: keep the service opt-in"
+    assert "api" in cli.commands and "profiles" not in api  # the API ships: it starts with the stack
+    assert api["environment"]["DOCFLOW_API_DATABASE_URL"].startswith("postgresql://docflow_api:")
 
 
 def _compose_instance_dir(tmp_path: Path) -> Path:
