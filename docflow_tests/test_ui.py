@@ -78,16 +78,23 @@ def webserver(docflow_env) -> Iterator[str]:
     cmd = [str(webserver), "-w", "workspace.yaml", "-p", str(port), "-h", "127.0.0.1"]
     with (ARTIFACTS / "webserver.log").open("w") as log:
         proc = subprocess.Popen(
-            cmd, cwd=REPO_ROOT, env={**os.environ, **docflow_env}, stdout=log, stderr=subprocess.STDOUT
+            cmd,
+            cwd=REPO_ROOT,
+            env={**os.environ, **docflow_env, "PYTHONUNBUFFERED": "1"},
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         try:
             yield f"http://127.0.0.1:{port}"
         finally:
+            started = time.monotonic()
             proc.terminate()
             try:
                 proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 proc.kill()
+                proc.wait()
+            log.write(f"\n[test] webserver stopped in {time.monotonic() - started:.1f}s\n")
 
 
 def _wait_ready(base: str, timeout: float = 90) -> None:
