@@ -1,27 +1,15 @@
 """The API's web page in headless Chromium (Debian's /usr/bin/chromium driven by Playwright): upload a file
 and a URL, watch the stages arrive live over SSE while the pipeline runs, search and ask."""
 
-from pathlib import Path
-
 import pytest
+from browser import CHROMIUM, CHROMIUM_ARGS
 from test_api import INVOICE, Tenant, api_settings, process, remote, server  # noqa: F401 - fixtures
 
 from docflow.services import REPO_ROOT
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = REPO_ROOT / "test-artifacts"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 def test_the_page_uploads_watches_stages_live_searches_and_asks(rt, instance, server, remote) -> None:  # noqa: F811

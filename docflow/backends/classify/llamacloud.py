@@ -9,15 +9,17 @@ the `Classification`; below `classify_threshold`, or with no type, the result is
 from typing import Any, Self
 
 from docflow.backends.classify.local import FALLBACK, RuleSet, load_rules
-from docflow.backends.classify.remote import LLAMA_KEY_ENV, RemoteError, api_error, llamacloud_client
+from docflow.backends.classify.remote import (
+    LLAMA_KEY_ENV,
+    RemoteError,
+    api_error,
+    from_client,
+    llamacloud_client,
+)
 from docflow.models import Classification, RawFile
 from docflow.settings import Settings, data_dir
 
 SERVICE = "LlamaCloud Classify"
-
-
-def _client_errors(exc: Exception) -> bool:
-    return type(exc).__module__.startswith(("llama_cloud", "httpx"))
 
 
 class LlamaCloudClassifier:
@@ -65,7 +67,7 @@ class LlamaCloudClassifier:
                 polling_timeout=self.timeout_s,
             )
         except Exception as exc:
-            if _client_errors(exc):
+            if from_client(exc, "llama_cloud"):
                 raise api_error(exc, SERVICE, LLAMA_KEY_ENV) from exc
             raise
         if job.result is None:

@@ -13,6 +13,7 @@ from docflow.backends.classify.remote import (
     OPENAI_KEY_ENV,
     RemoteError,
     api_error,
+    from_client,
     openai_client,
     parse_json_object,
 )
@@ -22,10 +23,6 @@ from docflow.settings import Settings, data_dir
 
 SERVICE = "OpenAI"
 MAX_PROMPT_CHARS = 12_000
-
-
-def _client_errors(exc: Exception) -> bool:
-    return type(exc).__module__.startswith(("openai", "httpx"))
 
 
 class OpenAIClassifier:
@@ -88,7 +85,7 @@ class OpenAIClassifier:
                 },
             )
         except Exception as exc:
-            if _client_errors(exc):
+            if from_client(exc, "openai"):
                 raise api_error(exc, SERVICE, OPENAI_KEY_ENV) from exc
             raise
         if not response.choices:

@@ -57,6 +57,11 @@ def openai_client(settings: Settings) -> Any:
     )
 
 
+def from_client(exc: Exception, *packages: str) -> bool:
+    """True for an exception raised by one of the client packages (or httpx below them)."""
+    return type(exc).__module__.startswith((*packages, "httpx"))
+
+
 def api_error(exc: Exception, service: str, key_env: str) -> DocflowError:
     """Map an exception of an official client (or its poller) to docflow's error tree."""
     status = getattr(exc, "status_code", None)

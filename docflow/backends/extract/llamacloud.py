@@ -11,16 +11,18 @@ import json
 from typing import Any, Self
 
 from docflow.backends.classify.local import load_rules
-from docflow.backends.classify.remote import LLAMA_KEY_ENV, RemoteError, api_error, llamacloud_client
+from docflow.backends.classify.remote import (
+    LLAMA_KEY_ENV,
+    RemoteError,
+    api_error,
+    from_client,
+    llamacloud_client,
+)
 from docflow.models import Classification, Extraction, ParsedDocument
 from docflow.schemas import SCHEMAS, get_schema, validate_fields
 from docflow.settings import Settings, data_dir
 
 SERVICE = "LlamaExtract"
-
-
-def _client_errors(exc: Exception) -> bool:
-    return type(exc).__module__.startswith(("llama_cloud", "httpx"))
 
 
 class LlamaExtractor:
@@ -77,7 +79,7 @@ class LlamaExtractor:
                 polling_timeout=self.timeout_s,
             )
         except Exception as exc:
-            if _client_errors(exc):
+            if from_client(exc, "llama_cloud"):
                 raise api_error(exc, SERVICE, LLAMA_KEY_ENV) from exc
             raise
         result = job.extract_result

@@ -11,6 +11,7 @@ from docflow.backends.classify.remote import (
     OPENAI_KEY_ENV,
     RemoteError,
     api_error,
+    from_client,
     openai_client,
     parse_json_object,
 )
@@ -20,10 +21,6 @@ from docflow.settings import Settings
 
 SERVICE = "OpenAI"
 MAX_PROMPT_CHARS = 60_000
-
-
-def _client_errors(exc: Exception) -> bool:
-    return type(exc).__module__.startswith(("openai", "httpx"))
 
 
 class OpenAIExtractor:
@@ -62,7 +59,7 @@ class OpenAIExtractor:
                 },
             )
         except Exception as exc:
-            if _client_errors(exc):
+            if from_client(exc, "openai"):
                 raise api_error(exc, SERVICE, OPENAI_KEY_ENV) from exc
             raise
         if not response.choices:
