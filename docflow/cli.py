@@ -29,7 +29,7 @@ def up() -> None:
     """Start (or reuse) the embedded Postgres and S3, migrate, and prepare the Dagster instance."""
     settings = get_settings()
     env = services.dagster_env(settings)
-    _configure_pools(settings)
+    services.configure_pools(settings)
     for name in ("DOCFLOW_DATABASE_URL", "DOCFLOW_S3_ENDPOINT_URL", "DAGSTER_HOME"):
         click.echo(f"{name}={env[name]}")
 
@@ -241,7 +241,7 @@ def dev(samples: bool, port: int, api_port: int) -> None:
     """Embedded services + Dagster UI and daemon (sensor on) + sample documents; Ctrl-C stops it all."""
     settings = get_settings()
     env = {**os.environ, **services.dagster_env(settings)}
-    _configure_pools(settings)
+    services.configure_pools(settings)
     root = services.REPO_ROOT
     cmd = [sys.executable, "-m", "dagster", "dev", "-w", str(root / "workspace.yaml"), "-p", str(port)]
     click.echo(f"starting Dagster: http://127.0.0.1:{port}  (DAGSTER_HOME={env['DAGSTER_HOME']})")
@@ -322,14 +322,6 @@ def _upload_samples(settings) -> None:
         f"uploaded {len(uploads)} sample documents to s3://{rt.settings.bucket}/{settings.prefix}; "
         "the sensor picks them up within seconds"
     )
-
-
-def _configure_pools(settings) -> None:
-    from docflow.defs.assets import POOLS
-
-    instance = services.dagster_instance(settings)
-    for pool, limit in POOLS.items():
-        instance.event_log_storage.set_concurrency_slots(pool, limit)
 
 
 def _progress(message: str) -> None:

@@ -97,3 +97,13 @@ def dagster_instance(settings: Settings) -> "DagsterInstance":
 
     os.environ.update(dagster_env(settings))
     return DagsterInstance.get()
+
+
+def configure_pools(settings: Settings) -> None:
+    """Set the step pools' limits on the instance (docflow.defs.assets.POOLS). Also spares concurrent runs
+    Dagster's race when each initialises an unconfigured pool to the default limit at once."""
+    from docflow.defs.assets import POOLS
+
+    instance = dagster_instance(settings)
+    for pool, limit in POOLS.items():
+        instance.event_log_storage.set_concurrency_slots(pool, limit)

@@ -148,6 +148,7 @@ def dagster_path(
     rt = services.runtime(settings)
     instance = services.dagster_instance(settings)
     env = {**os.environ, **services.dagster_env(settings)}
+    services.configure_pools(settings)
     daemon = None
     if not _daemon_running(instance):
         log = Path(env["DAGSTER_HOME"]) / "bench-daemon.log"
