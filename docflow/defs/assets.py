@@ -11,6 +11,7 @@ A `BadDocument` (corrupt, encrypted, too large...) is never retried: the documen
 """
 
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -21,6 +22,9 @@ from docflow.defs import metadata as md
 from docflow.defs.partitions import documents
 from docflow.defs.resources import DocflowResource
 from docflow.errors import BadDocument, NotFound
+
+# backfill_policy is beta in Dagster 1.13; docflow relies on it knowingly (UI backfills run in batches)
+warnings.filterwarnings("ignore", message=".*backfill_policy.*", category=dg.BetaWarning)
 
 GROUP = "documents"
 OWNERS = ["team:data-platform"]

@@ -37,10 +37,19 @@ def s3_document_sensor(context: dg.SensorEvaluationContext, docflow: DocflowReso
     context.log.info(
         f"{len(result.new)} new documents, {result.aliases} known, {result.remaining} left for later ticks"
     )
+    # a range covers the partitions this tick adds, in this order: a document whose partition exists
+    # already (e.g. re-uploaded after a reset) would not be added at the end, so it gets a run of its own
+    known = (
+        {d.doc_id for d in result.new if context.instance.has_dynamic_partition(documents.name, d.doc_id)}
+        if len(result.new) > 1
+        else set()
+    )
     # stable sort: each (tenant, priority) group's partitions are added contiguously, in this order
-    new = sorted(result.new, key=lambda d: (d.tenant, -d.priority))
+    new = sorted(result.new, key=lambda d: (d.doc_id in known, d.tenant, -d.priority))
+    batched = [d for d in new if d.doc_id not in known]
     return dg.SensorResult(
-        run_requests=run_requests(new, s.run_batch_size),
+        run_requests=run_requests(batched, s.run_batch_size)
+        + run_requests([d for d in new if d.doc_id in known], 1),
         dynamic_partitions_requests=[documents.build_add_request([d.doc_id for d in new])] if new else [],
         cursor=result.cursor.dump(),
     )
