@@ -6,6 +6,7 @@ markdown and HTML of varied length, each made unique with a nonce so every one i
 """
 
 import contextlib
+import multiprocessing
 import os
 import random
 import statistics
@@ -235,7 +236,10 @@ def bare_loop(settings: Settings, docs: list[BenchDoc], workers: int) -> dict[st
         ingest.upload(rt.bucket, rt.store, up)
         doc_ids.append(up.doc_id)
         path.unlink()
-    with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(settings,)) as pool:
+    # spawn, not fork: a forked worker would share this process's open Postgres connections
+    spawn = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(workers, mp_context=spawn, initializer=_init_worker, initargs=(settings,))
+    with pool:
         list(pool.map(_process_one, doc_ids[:workers]))  # warm up: model loaded in every worker, not timed
         started = time.perf_counter()
         timings = list(pool.map(_process_one, doc_ids[workers:] + doc_ids[:workers]))
