@@ -245,7 +245,7 @@ def bare_loop(settings: Settings, docs: list[BenchDoc], workers: int) -> dict[st
         timings = list(pool.map(_process_one, doc_ids[workers:] + doc_ids[:workers]))
         wall = time.perf_counter() - started
     per_asset = {name: round(statistics.mean(t.get(name, 0.0) for t in timings), 3) for name in STEPS}
-    return {"tenant": tenant, "bare_wall_s": round(wall, 2), "bare_per_asset_s": per_asset}
+    return {"bare_tenant": tenant, "bare_wall_s": round(wall, 2), "bare_per_asset_s": per_asset}
 
 
 def _pct(values: list[float], p: float) -> float:
