@@ -2,31 +2,13 @@
 instance on that Postgres. Started once per test session, on free ports so a `make dev` can keep running."""
 
 import os
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from ports import free_block
 
 EVAL_DEV = Path(__file__).resolve().parents[2] / "shared" / "eval" / "dev"
-
-
-def _free_port_block(size: int) -> int:
-    """A base port with `size` consecutive free ports above it (SeaweedFS uses a block)."""
-    for base in range(20000 + os.getpid() % 2000 * 10, 60000, 37):
-        ports = range(base, base + size)
-        if all(_free(p) for p in ports) and all(_free(p + 10000) for p in ports if p + 10000 < 65536):
-            return base
-    raise RuntimeError("no free port block")
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 @pytest.fixture(scope="session")
@@ -37,7 +19,7 @@ def docflow_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
     from docflow.settings import Settings, get_settings
 
     home = tmp_path_factory.mktemp("docflow-home")
-    pg_port = _free_port_block(10)  # Postgres on the first port, SeaweedFS on the 9 after it (+10008)
+    pg_port = free_block(10)  # Postgres on the first port, SeaweedFS on the 9 after it (+10008)
     s3_port = pg_port + 1
     base = Settings(home=home, embedded_pg_port=pg_port, embedded_s3_port=s3_port, bucket="docflow-test")
     saved = dict(os.environ)

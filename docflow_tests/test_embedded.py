@@ -12,6 +12,7 @@ import psycopg
 import psycopg2
 import pytest
 import sqlalchemy
+from ports import free, free_block
 
 from docflow.embedded import ServiceUrls, ensure_services, service_env, stop_services
 from docflow.embedded._process import port_open
@@ -23,20 +24,12 @@ from docflow.settings import Settings
 pytestmark = pytest.mark.slow
 
 
-def _free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 def _free_ports() -> tuple[int, int]:
     """A free Postgres port and a free S3 port whose whole SeaweedFS port set is free too."""
-    for candidate in range(21000 + uuid.uuid4().int % 20000, 45000, 23):
-        pg_port, s3_port = candidate, candidate + 1
-        if all(_free(port) for port in (pg_port, *service_ports(s3_port).values())):
+    for _ in range(50):
+        pg_port = free_block(10)  # Postgres on the first port, SeaweedFS on the 9 after it
+        s3_port = pg_port + 1
+        if all(free(port) for port in service_ports(s3_port).values()):
             return pg_port, s3_port
     raise RuntimeError("no free ports")
 
