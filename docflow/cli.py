@@ -58,13 +58,7 @@ def run(paths: tuple[Path, ...], tenant: str | None, force: bool, as_json: bool)
     summary = run_paths(
         list(paths), tenant or settings.default_tenant, settings, force=force, progress=_progress
     )
-    if as_json:
-        _echo_json([d.model_dump() for d in summary])
-    else:
-        _print_table(summary)
-    failed = [d for d in summary if d.status != "done"]
-    click.echo(f"{len(summary) - len(failed)} done, {len(failed)} failed", err=as_json)
-    sys.exit(1 if failed else 0)
+    _finish(summary, as_json, "done", "failed")
 
 
 @cli.command()
@@ -76,13 +70,7 @@ def retry(failed: bool, tenant: str | None, as_json: bool) -> None:
     from docflow.runner import retry_failed
 
     summary = retry_failed(get_settings(), tenant, progress=_progress)
-    if as_json:
-        _echo_json([d.model_dump() for d in summary])
-    else:
-        _print_table(summary)
-    still = [d for d in summary if d.status != "done"]
-    click.echo(f"{len(summary) - len(still)} recovered, {len(still)} still failing", err=as_json)
-    sys.exit(1 if still else 0)
+    _finish(summary, as_json, "recovered", "still failing")
 
 
 @cli.command()
@@ -322,6 +310,17 @@ def _upload_samples(settings) -> None:
         f"uploaded {len(uploads)} sample documents to s3://{rt.settings.bucket}/{settings.prefix}; "
         "the sensor picks them up within seconds"
     )
+
+
+def _finish(summary, as_json: bool, done_label: str, failed_label: str) -> None:
+    """Print a run's per-document summary and counts (stderr with --json); exit 1 if any did not finish."""
+    if as_json:
+        _echo_json([d.model_dump() for d in summary])
+    else:
+        _print_table(summary)
+    failed = [d for d in summary if d.status != "done"]
+    click.echo(f"{len(summary) - len(failed)} {done_label}, {len(failed)} {failed_label}", err=as_json)
+    sys.exit(1 if failed else 0)
 
 
 def _progress(message: str) -> None:
