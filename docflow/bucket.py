@@ -40,6 +40,23 @@ def filename_of(key: str) -> str:
     return PurePosixPath(key).name
 
 
+MAX_NAME_CHARS = 255  # NAME_MAX of common file systems: file names are shown, downloaded and saved
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def unsafe_key(key: str) -> str | None:
+    """Why an object key is unsafe to take in (control characters, `..` segments, an over-long name), else
+    None. Such an object is registered like any other and its document fails with this reason, so it
+    shows among the dead letters instead of vanishing; rename the object to have it processed."""
+    if match := _CONTROL.search(key):
+        return f"the key contains the control character {match.group()!r}"
+    if ".." in key.split("/"):
+        return "the key contains a '..' path segment"
+    if len(name := filename_of(key)) > MAX_NAME_CHARS:
+        return f"the file name is too long ({len(name):,} characters, over {MAX_NAME_CHARS})"
+    return None
+
+
 def sha256_stream(stream: IO[bytes], chunk: int = 1024 * 1024) -> tuple[str, int]:
     digest, size = hashlib.sha256(), 0
     while block := stream.read(chunk):
@@ -136,11 +153,11 @@ class Bucket:
             data = body.read() if max_bytes is None else body.read(max_bytes + 1)
         return data
 
-    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        """Every object under `prefix`, page by page (1000 keys per request)."""
+    def list(self, prefix: str = "", start_after: str = "") -> Iterator[ObjectInfo]:
+        """Every object under `prefix` (after the key `start_after`), page by page (1000 keys a request)."""
         paginator = self._client.get_paginator("list_objects_v2")
         with _s3_errors(f"list {prefix!r}"):
-            for page in paginator.paginate(Bucket=self.name, Prefix=prefix):
+            for page in paginator.paginate(Bucket=self.name, Prefix=prefix, StartAfter=start_after):
                 for o in page.get("Contents", []):
                     yield ObjectInfo(o["Key"], o["ETag"].strip('"'), o["Size"], o["LastModified"])
 

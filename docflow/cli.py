@@ -209,12 +209,39 @@ def eval_(manifest: Path, json_out: Path | None, force: bool) -> None:
 @cli.command()
 @click.option("--docs", default=100, show_default=True, help="Documents for the pipeline sections.")
 @click.option("--only", multiple=True, help="Run only these sections (repeatable).")
+@click.option(
+    "--objects", default=100_000, show_default=True, help="Objects and partitions for the sensor section."
+)
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), help="Write the report.")
-def bench(docs: int, only: tuple[str, ...], json_out: Path | None) -> None:
+@click.option(
+    "--soak",
+    "soak_minutes",
+    type=float,
+    default=None,
+    metavar="MINUTES",
+    help="Instead: a soak test of MINUTES (steady uploads, bad files, S3 restarts); reports lost documents.",
+)
+def bench(
+    docs: int, only: tuple[str, ...], objects: int, json_out: Path | None, soak_minutes: float | None
+) -> None:
     """Measure speed: each registered section (see docflow.bench.SECTIONS)."""
     from docflow.bench import BenchOptions, dumps, run_bench
 
-    report = run_bench(get_settings(), BenchOptions(docs=docs), list(only) or None, progress=_progress)
+    if soak_minutes is not None:
+        from docflow.bench import machine
+        from docflow.bench.soak import soak_section
+
+        options = BenchOptions(docs=docs, extra={"minutes": soak_minutes})
+        soak = soak_section(get_settings(), options, progress=_progress)
+        text = dumps({"machine": machine(), "soak": soak, "lost": soak["lost"]})
+        if json_out:
+            json_out.write_text(text)
+        click.echo(text)
+        if soak["lost"]:
+            sys.exit(1)
+        return
+    options = BenchOptions(docs=docs, extra={"objects": objects})
+    report = run_bench(get_settings(), options, list(only) or None, progress=_progress)
     text = dumps(report)
     if json_out:
         json_out.write_text(text)

@@ -7,7 +7,9 @@ listed; the window (SLACK) catches those, and the seen set keeps them from being
 """
 
 import hashlib
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,6 +28,11 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 class ScanCursor(BaseModel):
     since: datetime = _EPOCH  # watermark: every object older than since - SLACK has been handled
     seen: dict[str, tuple[str, float]] = Field(default_factory=dict)  # key -> (etag, last_modified ts)
+    # A big bucket is listed in passes over several ticks (a time budget per tick); during a pass:
+    after: str = ""  # the last key listed so far ("" = the next tick starts a new pass)
+    pass_started: datetime | None = None  # when the pass began (sensor clock)
+    pass_high: datetime = _EPOCH  # newest object handled in the pass
+    pass_low: datetime | None = None  # oldest candidate left unhandled in the pass (bounded work per tick)
 
     @classmethod
     def load(cls, raw: str | None) -> "ScanCursor":
@@ -62,13 +69,21 @@ def scan(
     default_tenant: str = "default",
     max_objects: int = 500,
     max_hash_bytes: int = 2 * 1024**3,
+    list_budget_s: float = 4.0,
 ) -> ScanResult:
-    """One sensor tick: register the documents behind new objects under `prefix`."""
+    """One sensor tick: register the documents behind new objects under `prefix`.
+
+    The listing stops after about `list_budget_s` (at a page boundary) and the next tick goes on from there,
+    so a tick stays short however many objects the bucket holds; a small bucket is listed whole each tick."""
     floor = cursor.since - SLACK
+    try:
+        listed, after = _list_some(bucket, prefix, cursor.after, list_budget_s)
+    except BackendUnavailable as exc:  # S3 down: nothing this tick, the cursor stays, the next tick retries
+        return ScanResult([], 0, [f"listing {prefix!r}: {exc}"], cursor, 0)
     candidates = sorted(
         (
             o
-            for o in bucket.list(prefix)
+            for o in listed
             if o.last_modified >= floor
             and cursor.seen.get(o.key, ("",))[0] != o.etag
             and not o.key.endswith("/")
@@ -79,17 +94,21 @@ def scan(
     found: list[tuple[ObjectInfo, str, str]] = []  # (object, tenant, sha256)
     skipped: list[str] = []
     hashed_bytes = 0
+    batch: list[ObjectInfo] = []  # what this tick may hash: at most max_objects, about max_hash_bytes
     for obj in candidates[:max_objects]:
         if hashed_bytes > max_hash_bytes:
             break
-        try:
-            sha256, downloaded = bucket.sha256_of(obj.key)
-        except NotFound:
+        batch.append(obj)
+        hashed_bytes += obj.size  # an upper bound: objects with a sha256 in their metadata are not read
+    with ThreadPoolExecutor(HASH_WORKERS) as pool:  # S3 round trips in parallel, results in order
+        outcomes = list(pool.map(lambda o: _sha256_of(bucket, o.key), batch))
+    for obj, outcome in zip(batch, outcomes, strict=True):
+        if isinstance(outcome, NotFound):
             continue  # deleted since the listing: nothing to do
-        except BackendUnavailable as exc:
-            skipped.append(f"{obj.key}: {exc}")
+        if isinstance(outcome, BackendUnavailable):
+            skipped.append(f"{obj.key}: {outcome}")
             break  # S3 trouble: stop here, the watermark stays below this object and the next tick retries
-        hashed_bytes += obj.size if downloaded else 0
+        sha256 = outcome
         handled.append(obj)
         found.append((obj, tenant_of(obj.key, prefix, default_tenant), sha256))
 
@@ -113,7 +132,34 @@ def scan(
         else:
             aliases += 1
         store.move_key(obj.key, doc.doc_id)  # new bytes under an old key supersede the old document
-    return ScanResult(new, aliases, skipped, _advance(cursor, handled), len(candidates) - len(handled))
+    handled_keys = {o.key for o in handled}
+    unhandled = [o for o in candidates if o.key not in handled_keys]
+    return ScanResult(new, aliases, skipped, _advance(cursor, handled, unhandled, after), len(unhandled))
+
+
+def _list_some(bucket: Bucket, prefix: str, after: str, budget_s: float) -> tuple[list[ObjectInfo], str]:
+    """Objects under `prefix` after the key `after`, for about `budget_s` seconds (whole pages), and the
+    key to go on from next time ("" when the listing reached the end)."""
+    started = time.monotonic()
+    listed: list[ObjectInfo] = []
+    for o in bucket.list(prefix, start_after=after):
+        listed.append(o)
+        if len(listed) % LIST_PAGE == 0 and time.monotonic() - started > budget_s:
+            return listed, o.key
+    return listed, ""
+
+
+LIST_PAGE = 1000  # keys per ListObjectsV2 page
+
+
+HASH_WORKERS = 8  # concurrent HEAD/GET requests while hashing a tick's objects (boto3's pool holds 10)
+
+
+def _sha256_of(bucket: Bucket, key: str) -> str | NotFound | BackendUnavailable:
+    try:
+        return bucket.sha256_of(key)[0]
+    except (NotFound, BackendUnavailable) as exc:
+        return exc
 
 
 def registered_for_sensor(store: Store, doc_id: str, etag: str) -> tuple[int, str] | None:
@@ -129,11 +175,29 @@ def registered_for_sensor(store: Store, doc_id: str, etag: str) -> tuple[int, st
     return None if row is None else (int(row["priority"]), f"{doc_id}:{etag}:{row['registered']}")
 
 
-def _advance(cursor: ScanCursor, handled: list[ObjectInfo]) -> ScanCursor:
+def _advance(
+    cursor: ScanCursor, handled: Sequence[ObjectInfo], unhandled: Sequence[ObjectInfo] = (), after: str = ""
+) -> ScanCursor:
+    """The cursor after a tick. The watermark moves only when a pass over the listing ends, and never past
+    the pass's start (objects written behind the listing meanwhile), nor past a candidate left unhandled."""
     seen = dict(cursor.seen)
     for o in handled:
         seen[o.key] = (o.etag, o.last_modified.timestamp())
-    since = max([cursor.since, *(o.last_modified for o in handled)])
+    pass_started = cursor.pass_started or datetime.now(UTC)
+    pass_high = max([cursor.pass_high, *(o.last_modified for o in handled)])
+    lows = [t for t in [cursor.pass_low, *(o.last_modified for o in unhandled)] if t is not None]
+    pass_low = min(lows) if lows else None
+    if after:  # the pass goes on next tick: keep the watermark
+        floor = (cursor.since - SLACK).timestamp()
+        return ScanCursor(
+            since=cursor.since,
+            seen={k: v for k, v in seen.items() if v[1] >= floor},
+            after=after,
+            pass_started=pass_started,
+            pass_high=pass_high,
+            pass_low=pass_low,
+        )
+    since = max(cursor.since, min([pass_high, pass_started, *([pass_low] if pass_low else [])]))
     floor = (since - SLACK).timestamp()
     return ScanCursor(since=since, seen={k: v for k, v in seen.items() if v[1] >= floor})
 

@@ -5,11 +5,13 @@ The assets in defs/assets.py call one step each; `process` runs all five in a pl
 """
 
 import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from docflow import backends
 from docflow.backends.embed.chunking import chunk_markdown
-from docflow.bucket import Bucket
+from docflow.bucket import Bucket, unsafe_key
 from docflow.errors import BadDocument, DocumentTooLarge
 from docflow.models import Classification, Document, Extraction, ParsedDocument, RawFile
 from docflow.schemas import schema_fingerprint
@@ -64,6 +66,8 @@ def load_bytes(rt: Runtime, doc: Document) -> bytes:
 def raw_file(rt: Runtime, doc_id: str) -> RawFile:
     """Pin the object: verify the bytes hash to the document id, sniff the type, count pages."""
     doc = rt.store.get_document(doc_id)
+    if reason := unsafe_key(doc.key):
+        raise BadDocument(f"unsafe object key {doc.key[:120]!r}: {reason}")
     info = rt.bucket.head(doc.key)
     data = load_bytes(rt, doc.model_copy(update={"size": info.size}))
     sha256 = hashlib.sha256(data).hexdigest()
@@ -101,16 +105,27 @@ def _raw(rt: Runtime, doc_id: str) -> tuple[RawFile, bytes]:
     return raw, load_bytes(rt, doc)
 
 
+@contextmanager
+def _deterministic(what: str) -> Iterator[None]:
+    """Errors that repeat on every try with the same input are the document's fault: never retried."""
+    try:
+        yield
+    except RecursionError as exc:
+        raise BadDocument(f"the {what} is nested too deeply to read") from exc
+
+
 def classification(rt: Runtime, doc_id: str) -> Classification:
     raw, data = _raw(rt, doc_id)
-    result = backends.get_classifier(rt.settings).classify(data, raw)
+    with _deterministic(raw.content_type or "document"):
+        result = backends.get_classifier(rt.settings).classify(data, raw)
     rt.store.save_classification(doc_id, result)
     return result
 
 
 def parsed_markdown(rt: Runtime, doc_id: str) -> ParsedDocument:
     raw, data = _raw(rt, doc_id)
-    result = backends.get_parser(rt.settings).parse(data, raw)
+    with _deterministic(raw.content_type or "document"):
+        result = backends.get_parser(rt.settings).parse(data, raw)
     rt.store.save_parsed(doc_id, result)
     return result
 

@@ -97,6 +97,9 @@ class Settings(BaseSettings):
     # --- sensor ------------------------------------------------------------------------------------
     sensor_interval_s: int = 5
     sensor_max_per_tick: int = 500
+    sensor_list_budget_s: float = Field(
+        4.0, gt=0, description="Seconds a tick may spend listing the bucket; a big one is listed over ticks."
+    )
     run_batch_size: int = Field(
         20, description="Documents per run when many arrive in one sensor tick (bulk loads); 1 = a run each."
     )
@@ -125,6 +128,11 @@ class Settings(BaseSettings):
     )
     api_docs_per_day: int = Field(10_000, description="Default quota: new documents per tenant per UTC day.")
     api_bytes_per_day: int = Field(10 * 1024**3, description="Default quota: new bytes per tenant per day.")
+    api_spool_dir: Path | None = Field(
+        None,
+        description="Uploads up to 1 MiB are acknowledged once fsync'd here and written to the bucket right "
+        "after (default <home>/api-spool); must be a durable disk. 'off' = write the bucket before the 202.",
+    )
     webhook_timeout_s: float = 10.0
     webhook_retries: int = Field(5, description="Passthrough webhook attempts per sensor tick (backoff).")
     webhook_give_up_s: int = Field(

@@ -221,6 +221,8 @@ def _is_json(data: bytes, start: str) -> bool:
             json.loads(decode_text(data))
         except ValueError:
             return False
+        except RecursionError:
+            return True  # JSON nested too deeply to load: the parser reports it as such
         return True
     return re.match(r'[\[{]\s*("|\{|\[|-?\d|true|false|null|\]|\})', start) is not None
 

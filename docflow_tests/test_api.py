@@ -18,6 +18,7 @@ import psycopg
 import pytest
 import uvicorn
 
+from docflow import services
 from docflow.api import db
 from docflow.api.app import create_app
 from docflow.api.passthrough import verify
@@ -222,10 +223,27 @@ def tick(instance) -> dg.SensorResult:
     return result
 
 
+def stored(doc_ids: list[str], timeout: float = 20.0) -> None:
+    """Wait until the documents' objects are in the bucket: a small upload is acknowledged once it is in the
+    API's durable spool, and written to the bucket right after."""
+    rt = services.runtime()
+    deadline = time.monotonic() + timeout
+    for doc_id in doc_ids:
+        key = rt.store.get_document(doc_id).key
+        while True:
+            try:
+                rt.bucket.head(key)
+                break
+            except NotFound:
+                assert time.monotonic() < deadline, f"{key} did not reach the bucket"
+                time.sleep(0.05)
+
+
 def process(instance, doc_ids: list[str]) -> dict[str, dg.RunRequest]:
     """One sensor tick, then the requested runs of `doc_ids` executed in this process."""
     from docflow.defs import build_defs
 
+    stored(doc_ids)
     requests = {r.partition_key: r for r in tick(instance).run_requests or [] if r.partition_key in doc_ids}
     assert set(requests) == set(doc_ids), f"the sensor requested {sorted(requests)}, not {doc_ids}"
     existing = set(instance.get_dynamic_partitions(documents.name))
@@ -310,6 +328,7 @@ def test_upload_answers_202_with_the_content_id_and_writes_the_bucket(rt, tenant
     assert r.headers["location"] == f"/v1/documents/{accepted['doc_id']}"
     doc = rt.store.get_document(accepted["doc_id"])
     assert (doc.status, doc.tenant, doc.filename) == ("pending", tenant.name, "march invoice.txt")
+    stored([doc.doc_id])
     assert rt.bucket.get_bytes(doc.key) == body
     assert rt.bucket.sha256_of(doc.key) == (sha, False)  # metadata written: the sensor need not re-hash
 
@@ -404,6 +423,60 @@ def test_quota_counts_concurrent_uploads_exactly_and_answers_429(rt, tenant) -> 
     assert tenant.upload(text("bytes quota")).status_code == 429
 
 
+def test_concurrent_uploads_are_acknowledged_from_the_spool_and_all_reach_the_bucket(rt, tenant) -> None:
+    bodies = [text(f"{tenant.name} burst {i}") for i in range(24)]
+    with ThreadPoolExecutor(12) as pool:
+        answers = list(pool.map(lambda b: tenant.upload(b, "burst.txt"), bodies))
+    assert {a.status_code for a in answers} == {202}
+    assert all("spool;dur=" in a.headers["server-timing"] for a in answers)  # acknowledged from the spool
+    ids = [a.json()["doc_id"] for a in answers]
+    stored(ids)
+    for doc_id, body in zip(ids, bodies, strict=True):
+        key = rt.store.get_document(doc_id).key
+        assert rt.bucket.get_bytes(key) == body
+        assert rt.bucket.sha256_of(key) == (hashlib.sha256(body).hexdigest(), False)
+    folder = rt.settings.home.resolve() / "api-spool"
+    deadline = time.monotonic() + 10
+    while list(folder.glob("*.spool")):  # a segment is deleted once all its records are in the bucket
+        assert time.monotonic() < deadline, list(folder.iterdir())
+        time.sleep(0.05)
+
+
+def test_spool_segments_of_a_stopped_process_are_written_to_the_bucket(rt, tmp_path) -> None:
+    import asyncio
+    import fcntl
+
+    from docflow.api.s3put import S3Writer
+    from docflow.api.spool import Record, Spool, encode
+
+    prefix = f"spooltest-{uuid.uuid4().hex[:8]}/"
+    records = [
+        Record(f"{prefix}a/{i}.txt", hashlib.sha256(b"x%d" % i).hexdigest(), b"x%d" % i) for i in range(3)
+    ]
+    torn = encode(Record(f"{prefix}torn.txt", hashlib.sha256(b"never acked").hexdigest(), b"never acked"))
+    dead = tmp_path / "1-dead.spool"  # a crashed process's segment: complete records, then a torn one
+    dead.write_bytes(b"".join(encode(r) for r in records[:2]) + torn[:-3])
+    live = tmp_path / "2-live.spool"  # still held by a running process: left alone
+    live.write_bytes(encode(records[2]))
+    with live.open("rb") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+
+        async def recover() -> int:
+            spool = Spool(tmp_path, S3Writer(rt.settings))
+            try:
+                return await spool.recover()
+            finally:
+                await spool.s3.aclose()
+
+        assert asyncio.run(recover()) == 2
+    assert [rt.bucket.get_bytes(r.key) for r in records[:2]] == [b"x0", b"x1"]
+    assert rt.bucket.sha256_of(records[0].key) == (records[0].sha256, False)
+    assert [o.key for o in rt.bucket.list(prefix)] == [r.key for r in records[:2]]  # not the torn record
+    assert not dead.exists() and live.exists()
+    for r in records[:2]:
+        rt.bucket.delete(r.key)
+
+
 # --- tenants and row-level security ------------------------------------------------------------------------
 
 
@@ -458,6 +531,7 @@ def test_from_url_downloads_with_the_allow_list(rt, tenant, remote) -> None:
     assert r.status_code == 202, r.text
     doc = rt.store.get_document(r.json()["doc_id"])
     assert doc.filename == f"a-{tenant.name}.txt"
+    stored([doc.doc_id])
     assert b"Total due" in rt.bucket.get_bytes(doc.key)
     # a redirect to an allowed address is followed
     hop = tenant.client.post(
@@ -548,6 +622,7 @@ def test_processed_document_status_events_search_ask_and_delete(rt, instance, te
     # uploaded again after the delete: a new registration, and a new run
     again = tenant.upload(body, "invoice.txt")
     assert (again.json()["doc_id"], again.json()["duplicate"]) == (doc_id, False)
+    stored([doc_id])
     assert doc_id in {r.partition_key for r in tick(instance).run_requests or []}
 
 

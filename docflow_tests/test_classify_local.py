@@ -336,3 +336,89 @@ def test_accuracy_on_the_dev_set(clf: RuleClassifier) -> None:
     assert accuracy >= DEV_ACCURACY_BAR, per_type
     for doc_type in ("invoice", "contract", "financial_statement"):  # the well-populated types
         assert right[doc_type] / total[doc_type] >= 0.85, per_type
+
+
+# --- till receipts, sibling types, scans ---------------------------------------------------------------
+
+TILL_RECEIPT = """KEDAI MAJU JAYA SDN BHD
+NO 12, JALAN PERDANA 3, 43000 KAJANG
+TAX INVOICE
+Invoice No: CS0012345     Date: 14/03/2018 10:21
+Cashier: AMIN
+MINERAL WATER 2 1.50 3.00
+TOTAL QTY: 2
+ROUNDING ADJ: 0.00
+TOTAL (RM): 3.00
+CASH 10.00
+CHANGE 7.00
+THANK YOU. PLEASE COME AGAIN.
+Goods sold are not returnable"""
+
+PAID_INVOICE = """Invoice
+Lumen Labs, Inc.
+Invoice number: LL-1234   Invoice date: 2024-03-04
+Bill to: Globex GmbH
+Description  Qty  Unit price  Amount
+Hosting  1  $80.00  $80.00
+Subtotal $80.00
+Total $80.00
+PAID
+Payment method: Visa ************4242   Date paid: 2024-03-04"""
+
+
+def test_a_shop_tax_invoice_with_till_cues_is_a_receipt(clf: RuleClassifier) -> None:
+    result = clf.classify_text(TILL_RECEIPT, filename="IMG_0042.jpg")
+    assert result.doc_type == "receipt", result.reasoning
+    assert "cashier" in result.reasoning or "change-line" in result.reasoning
+
+
+def test_the_file_name_decides_between_sibling_types(clf: RuleClassifier) -> None:
+    """A paid invoice is also a receipt: its content alone says invoice, its name can say receipt."""
+    assert clf.classify_text(PAID_INVOICE, filename="doc-17.pdf").doc_type == "invoice"
+    named = clf.classify_text(PAID_INVOICE, filename="receipt-2024-03-04.pdf")
+    assert named.doc_type == "receipt"
+    assert "named by the file name over its sibling invoice" in named.reasoning
+    assert named.confidence > 0.9  # the evidence mass of the pair goes to the named type
+    # without payment cues of its own (sibling_min_score) the name is only a small hint
+    plain = SAMPLES["invoice"]
+    assert clf.classify_text(plain, filename="receipt-2024.pdf").doc_type == "invoice"
+
+
+def test_siblings_are_declared_in_the_rules_file(tmp_path: Path) -> None:
+    spec = yaml.safe_load(DEFAULT_RULES.read_text(encoding="utf-8"))
+    spec["types"]["receipt"].pop("siblings")
+    spec["types"]["invoice"].pop("siblings")
+    path = tmp_path / "rules.yaml"
+    path.write_text(yaml.safe_dump(spec, allow_unicode=True), encoding="utf-8")
+    without = RuleClassifier(load_rules(path))
+    assert without.classify_text(PAID_INVOICE, filename="receipt-2024-03-04.pdf").doc_type == "invoice"
+
+
+def test_a_photo_without_text_layer_is_classified_from_its_ocr_text(clf: RuleClassifier) -> None:
+    _require_quick_text()
+    import io
+
+    pytest.importorskip("rapidocr_onnxruntime")
+    from PIL import Image, ImageDraw, ImageFont
+
+    image = Image.new("RGB", (700, 820), "white")
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.load_default(size=36)
+    lines = ["CORNER CAFE", "CASHIER: ANNA", "2 LATTE 7.00", "TOTAL 7.00", "CASH 10.00", "CHANGE 3.00"]
+    for i, line in enumerate([*lines, "THANK YOU"]):
+        draw.text((40, 40 + i * 100), line, fill="black", font=font)
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    data = buffer.getvalue()
+    result = clf.classify(data, _raw("IMG_2031.png", "image/png", data))
+    assert result.doc_type == "receipt", result.reasoning
+    assert "by OCR" in result.reasoning
+    no_ocr = RuleClassifier(clf.rules, ocr=False).classify(data, _raw("IMG_2031.png", "image/png", data))
+    assert no_ocr.doc_type == "other"  # without OCR a photo with a neutral name gives no evidence
+
+
+def test_ocr_first_page_ignores_formats_with_text() -> None:
+    from docflow.backends.classify.local import ocr_first_page
+
+    assert ocr_first_page(b"hello", "text/plain") == ""
+    assert ocr_first_page(b"not an image", "image/png") == ""  # a failure leaves the file name as evidence

@@ -258,3 +258,151 @@ def test_dev_invoice2data_accuracy() -> None:
             hits += _matches(value, fields.get(name))
     assert total >= 30
     assert hits / total >= 0.75, f"{hits}/{total}"
+
+
+# --- issuer (vendor/store) cues --------------------------------------------------------------------------
+
+
+def test_vendor_from_a_seller_block_trimmed_to_the_name_its_domain_spells() -> None:
+    text = """Printout: www.billmaker.example.pl
+VAT Invoice no. 12/2024
+Seller:
+
+BrightLoop Jan Kowalski Krakow 12
+30-001 Krakow
+jan@brightloopdev.io
+
+Buyer:
+
+Northwind Traders GmbH
+Berlin
+Total: 100.00 EUR
+"""
+    assert run(text, "invoice").fields["vendor_name"] == "BrightLoop"
+
+
+def test_vendor_outside_the_buyer_paragraph_of_a_two_column_header() -> None:
+    text = """BILLED TO:  SERVICE PROVIDED BY:
+
+Jane Roe
+Globex Analytics GmbH Hauptstr. 1
+Berlin
+jane@globex.de
+
+Quillsoft Inc.
+www.quillsoft.com
+1 Main St, Boston
+
+INVOICE: 7781
+TOTAL 50.00
+"""
+    f = run(text, "invoice").fields
+    assert f["vendor_name"] == "Quillsoft Inc."
+
+
+def test_vendor_spelled_by_the_web_domain_when_no_legal_name_is_written() -> None:
+    text = """Invoice INV/2024/0001
+Description Amount
+Chairs $ 100.00
+Total $ 100.00
+Powered by PDFKit (www.pdfkit.org)
+Premium Supplier Harbor Furniture
+12 Dock Road, Fremont CA
+(555)-000-0000 sales@example.com http://www.harbor-furniture.com
+"""
+    assert run(text, "invoice").fields["vendor_name"] == "Harbor Furniture"
+
+
+def test_a_legal_name_matching_a_domain_beats_an_earlier_legal_name() -> None:
+    text = """Acme Holdings Ltd
+Invoice 55
+Thanks for buying from Zephyr Tools LLC
+support@zephyrtools.com
+Total 10.00
+"""
+    assert run(text, "invoice").fields["vendor_name"] == "Zephyr Tools LLC"
+
+
+def test_vendor_named_in_the_title_line() -> None:
+    text = "12.05.24  Invoice | Orbit Planner\n11/5/24\nGlobex\nInvoice ID #4hx\nTotal $48.00\n"
+    assert run(text, "invoice").fields["vendor_name"] == "Orbit Planner"
+
+
+def test_values_printed_as_one_row_next_to_a_column_of_labels() -> None:
+    text = """Invoice
+Widgets Ltd
+Notes:  Subtotal:
+Tax:
+Total:
+Balance:
+
+75.87 0.00 75.87 0.00
+"""
+    f = run(text, "invoice").fields
+    assert f["total_amount"] == 75.87
+
+
+# --- till receipts -----------------------------------------------------------------------------------------
+
+TILL = """KEDAI MAJU JAYA SDN BHD
+(123456-X)
+NO 12, JALAN PERDANA 3
+43000 KAJANG
+GST REG NO: 000123456789
+TAX INVOICE
+DATE: 14/03/2018 10:21
+CASHIER: AMIN
+MINERAL WATER 2 1.50 3.00
+BREAD 1 3.60 3.60
+TOTAL QTY: 3
+TOTAL (RM): 6.60
+CASH 10.00
+CHANGE 3.40
+"""
+
+
+def test_till_receipt_fields() -> None:
+    f = run(TILL, "receipt").fields
+    assert f["store_name"] == "KEDAI MAJU JAYA SDN BHD"
+    assert f["date"] == "2018-03-14"
+    assert f["total"] == 6.6  # not the item count of "TOTAL QTY"
+    assert f["currency"] == "MYR"
+    assert f["address"] == "NO 12, JALAN PERDANA 3, 43000 KAJANG"  # the registration number left out
+
+
+def test_till_receipt_total_is_cash_minus_change_when_no_total_is_labelled() -> None:
+    text = "SANTO BAKERY\nDATE 01/02/2019\nBUN 2 x 1.20 2.40\nCASH 5.00\nCHANGE 2.60\n"
+    assert run(text, "receipt").fields["total"] == 2.4
+
+
+def test_legal_names_with_a_branch_mark_between_legal_words() -> None:
+    from docflow.backends.extract.local import company_name
+
+    assert company_name("MEGA MART CO. (M) BHD. 123 Jalan Besar") == "MEGA MART CO. (M) BHD."
+    assert company_name("Lion City Trading Pte Ltd") == "Lion City Trading Pte Ltd"
+
+
+# --- contract dates in words ----------------------------------------------------------------------------
+
+
+def test_contract_dated_as_of_an_event_keeps_the_words() -> None:
+    text = """SUPPLY AGREEMENT
+THIS SUPPLY AGREEMENT (this "Agreement") is made and effective as of the date of the Closing (as
+defined in the Purchase Agreement) (the "Effective Date"), between Alpha Corp., a Delaware
+corporation ("Alpha"), and Beta LLC ("Beta").
+RECITALS
+A. Alpha and Beta entered into a Purchase Agreement dated March 3, 2019.
+"""
+    f = run(text, "contract").fields
+    assert f["agreement_date"] == "the date of the Closing"  # not the date of the agreement it cites
+    assert f["effective_date"] == "the date of the Closing"
+
+
+def test_contract_with_a_blank_date_keeps_the_template_words() -> None:
+    text = """LICENSE AGREEMENT
+This LICENSE AGREEMENT (the "Agreement") is effective as of the [__] day of [__], 2021 ("Effective
+Date") between Gamma Inc. ("Licensor") and Delta Ltd. ("Licensee").
+"""
+    f = run(text, "contract").fields
+    assert f["agreement_date"] == "the [__] day of [__], 2021"
+    assert f["effective_date"] == "the [__] day of [__], 2021"

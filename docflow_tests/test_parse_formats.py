@@ -282,3 +282,118 @@ def test_quick_text_covers_new_formats_without_ocr() -> None:
     assert "Quarterly Report" in quick_text(docx_bytes(), sniff.DOCX)
     assert "Revenue" in quick_text(xlsx_bytes(), sniff.XLSX)
     assert quick_text(receipt_image("PNG"), "image/png") == ""
+
+
+# --- tables on born-digital PDF pages ---------------------------------------------------------------------
+
+RULED = [["Region", "Q1", "Q2"], ["North", "10.5", "12.0"], ["South", "7.25", "9.75"]]
+BORDERLESS = [
+    ["Item", "Qty", "Price", "Total"],
+    ["Apples", "3", "0.50", "1.50"],
+    ["Bread loaf", "1", "2.25", "2.25"],
+    ["Milk", "2", "1.10", "2.20"],
+    ["Coffee beans", "1", "8.00", "8.00"],
+]
+
+
+def _canvas():
+    pytest.importorskip("reportlab")
+    from reportlab.lib.pagesizes import A4
+    from reportlab.pdfgen import canvas
+
+    buffer = io.BytesIO()
+    return buffer, canvas.Canvas(buffer, pagesize=A4)
+
+
+def tables_pdf() -> bytes:
+    """A heading, a ruled table with a header cell spanning two columns, prose, a borderless table, prose."""
+    buffer, c = _canvas()
+    c.setFont("Helvetica-Bold", 16)
+    c.drawString(72, 790, "Quarterly figures")
+    c.setFont("Helvetica", 10)
+    c.drawString(72, 770, "The ruled table below lists revenue by region.")
+    xs, ys = [72, 192, 282, 372], [750, 730, 710, 690, 670]
+    for y in ys:
+        c.line(xs[0], y, xs[-1], y)
+    for x in (xs[0], xs[-1]):
+        c.line(x, ys[0], x, ys[-1])
+    for x in xs[1:-1]:
+        c.line(x, ys[1], x, ys[-1])  # no rule between the last two cells of the top row: one spanning cell
+    c.drawString(xs[0] + 4, ys[0] - 14, "Revenue 2024")
+    for i, row in enumerate(RULED, start=1):
+        for j, value in enumerate(row):
+            c.drawString(xs[j] + 4, ys[i] - 14, value)
+    c.drawString(72, 640, "A borderless table follows.")
+    for i, row in enumerate(BORDERLESS):
+        for j, value in enumerate(row):
+            c.drawString([72, 200, 300, 400][j], 610 - 16 * i, value)
+    c.drawString(72, 510, "Closing paragraph after the tables.")
+    c.showPage()
+    c.save()
+    return buffer.getvalue()
+
+
+def _pipe_rows(block_text: str) -> list[list[str]]:
+    rows = []
+    for line in block_text.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if not all(set(cell) <= {"-", ":"} and cell for cell in cells):
+            rows.append(cells)
+    return rows
+
+
+def test_pdf_ruled_and_borderless_tables_become_pipe_tables_in_reading_order() -> None:
+    doc = parse(tables_pdf(), "tables.pdf")
+    tables = [block for block in doc.blocks if block.kind == "table"]
+    assert len(tables) == 2
+    assert _pipe_rows(tables[0].text) == [["Revenue 2024", "", ""], *RULED]
+    assert _pipe_rows(tables[1].text) == BORDERLESS
+    assert all(block.page == 1 for block in tables)
+    order = [
+        doc.markdown.index(text)
+        for text in (
+            "Quarterly figures",
+            "| Revenue 2024",
+            "A borderless table follows.",
+            "| Item",
+            "Closing",
+        )
+    ]
+    assert order == sorted(order)
+    assert doc.markdown.count("Bread loaf") == 1  # table text is not repeated as prose
+
+
+def test_pdf_two_text_columns_are_not_a_table() -> None:
+    buffer, c = _canvas()
+    c.setFont("Helvetica", 10)
+    left = "The committee met on Monday and agreed to review the budget again next week"
+    right = "Members asked for a clearer summary of the costs before the vote in spring"
+    for i in range(12):
+        c.drawString(72, 760 - 14 * i, " ".join(left.split()[i % 5 : i % 5 + 7]))
+        c.drawString(320, 760 - 14 * i, " ".join(right.split()[i % 5 : i % 5 + 7]))
+    c.showPage()
+    c.save()
+    doc = parse(buffer.getvalue(), "columns.pdf")
+    assert not [block for block in doc.blocks if block.kind == "table"]
+    text = " ".join(doc.text.split())
+    assert "committee met on Monday" in text and "asked for a clearer summary" in text
+    assert text.index("The committee") < text.index("Members asked")  # the left column is read first
+
+
+def test_pdf_table_continued_in_a_second_column_is_one_table() -> None:
+    buffer, c = _canvas()
+    c.setFont("Helvetica", 10)
+    for i in range(10):
+        row = 400 - 14 * i
+        for x, value in ((72, str(i + 1)), (110, str(100 + i)), (150, str(200 + i))):
+            c.drawString(x, row, value)
+        if i < 6:
+            for x, value in ((330, str(i + 11)), (370, str(110 + i)), (410, str(210 + i))):
+                c.drawString(x, row, value)
+    c.showPage()
+    c.save()
+    doc = parse(buffer.getvalue(), "continued.pdf")
+    tables = [block for block in doc.blocks if block.kind == "table"]
+    assert len(tables) == 1
+    rows = _pipe_rows(tables[0].text)
+    assert rows == [[str(i + 1), str(100 + i), str(200 + i)] for i in range(16)]

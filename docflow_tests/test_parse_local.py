@@ -295,3 +295,46 @@ def test_quick_text_of_invoice_and_html() -> None:
 def test_quick_text_errors(data: bytes, content_type: str, error: type[Exception], message: str) -> None:
     with pytest.raises(error, match=message):
         quick_text(data, content_type)
+
+
+# --- eval: tables and OCR on rendered pages ------------------------------------------------------------
+
+
+@needs_dev
+def test_dev_pdf_tables_are_found_with_their_cells() -> None:
+    from docflow.evaluation.parse import table_cells
+
+    truth_dir = DEV_DOCS.parent / "truth"
+    for relative, least in (("docling/2305.03393v1-pg9.pdf", 0.8), ("tabula/campaign_donors.pdf", 0.95)):
+        doc = parse_dev(relative)
+        truth = (truth_dir / relative.replace(".pdf", ".tables.md")).read_text(encoding="utf-8")
+        found, total = table_cells(truth, doc.markdown)
+        assert found >= least * total, (relative, found, total)
+
+
+def test_rendered_ocr_scores_a_receipt_page_against_its_text_layer(tmp_path: Path) -> None:
+    pytest.importorskip("reportlab")
+    from reportlab.pdfgen import canvas
+
+    from docflow.evaluation import Item
+    from docflow.evaluation.parse import rendered_ocr
+
+    path = tmp_path / "receipt.pdf"
+    c = canvas.Canvas(str(path), pagesize=(300, 300))
+    c.setFont("Helvetica-Bold", 16)
+    c.drawString(30, 260, "CORNER BAKERY")
+    c.setFont("Helvetica", 12)
+    for i, (name, price) in enumerate(
+        (("Sourdough loaf", "4.50"), ("Oat cookies", "3.25"), ("Total", "7.75"))
+    ):
+        c.drawString(30, 220 - 20 * i, name)
+        c.drawString(200, 220 - 20 * i, price)
+    c.showPage()
+    c.save()
+    items = [
+        Item(path=path, doc_type="receipt", truth={}, truth_dir=None, doc_id="r"),
+        Item(path=path, doc_type="contract", truth={}, truth_dir=None, doc_id="c"),  # not a receipt: skipped
+    ]
+    rows = rendered_ocr(items)
+    assert [row["kind"] for row in rows] == ["ocr_rendered_receipt"]
+    assert rows[0]["text_similarity"] >= 0.8

@@ -141,3 +141,18 @@ def test_a_batch_run_processes_each_document_and_isolates_a_bad_one(rt, instance
         and e.asset_key == dg.AssetKey("raw_file")
     ]
     assert summary and summary[0]["failed"].value == 1
+
+    # the document that failed in the batch gets a run of its own, whose failure the UI shows on its partition
+    from docflow.defs.sensors import batch_failures_sensor
+
+    run = instance.get_run_by_id(result.run_id)
+    context = dg.build_run_status_sensor_context(
+        sensor_name="batch_failures_sensor",
+        dagster_instance=instance,
+        dagster_run=run,
+        dagster_event=result.get_run_success_event(),
+        resources={"docflow": DocflowResource()},
+    )
+    requests = batch_failures_sensor(context)
+    assert [(r.partition_key, r.tags["docflow/reason"]) for r in requests] == [(ids[1], "isolate")]
+    assert requests[0].job_name in (None, "process_documents")

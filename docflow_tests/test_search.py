@@ -17,7 +17,7 @@ from docflow.cli import cli
 from docflow.models import Chunk, Document
 from docflow.pipeline import config_fingerprint
 from docflow.retrieval import search
-from docflow.store.search import SearchFilters, hybrid_search, rrf
+from docflow.store.search import SearchFilters, _wider_ef, hybrid_search, rrf
 
 DOCS = {
     "acme": (
@@ -163,6 +163,48 @@ def test_selective_filter_falls_back_to_exact_search(rt) -> None:
         assert len(crowd_hits) == 5
     finally:
         rt.store.delete_documents([many, target])
+
+
+def test_a_filter_passing_a_share_of_the_candidates_is_served_by_a_wider_probe(rt) -> None:
+    """A filter passing 1 chunk in 4 leaves the first HNSW probe short; the wider probe sized from that share
+    (or the exact search) must still return the filter's nearest chunks, nearest first."""
+    rng = random.Random(2)
+    dim, model = 16, "test/wider"
+    query = _unit(rng, dim)
+    tenant = f"w{uuid.uuid4().hex[:6]}"
+    doc_ids: list[str] = []
+    wanted: set[tuple[str, int]] = set()
+    for doc_type in ("invoice", "contract", "receipt", "report"):
+        vectors = [_unit(rng, dim, query, 0.3) for _ in range(60)]
+        texts = [f"{doc_type} {i}" for i in range(60)]
+        doc_id = _add(rt, tenant, doc_type, doc_type, texts, {}, model, vectors)
+        doc_ids.append(doc_id)
+        if doc_type == "invoice":
+            cosine = [sum(a * b for a, b in zip(v, query, strict=True)) for v in vectors]
+            wanted = {(doc_id, i) for i in sorted(range(60), key=lambda i: -cosine[i])[:5]}
+    try:
+        flt = SearchFilters(tenant=tenant, doc_type="invoice")
+        hits = hybrid_search(rt.store, "", query, model, k=5, filters=flt)
+        assert {(h.doc_id, h.chunk_index) for h in hits} == wanted
+    finally:
+        rt.store.delete_documents(doc_ids)
+
+
+@pytest.mark.parametrize(
+    ("ef", "passed", "wanted", "expected"),
+    [
+        (100, 13, 50, 577),  # 13% pass: 50 / 0.13 with a margin
+        (100, 40, 50, 188),
+        (100, 49, 50, 154),
+        (100, 9, 50, 834),
+        (100, 5, 50, 1000),  # capped at pgvector's maximum, still worth a try
+        (100, 2, 50, None),  # even 1000 would not do: exact search
+        (100, 0, 50, None),  # no estimate: exact search
+        (1000, 30, 50, None),  # the maximum was already tried
+    ],
+)
+def test_wider_ef(ef: int, passed: int, wanted: int, expected: int | None) -> None:
+    assert _wider_ef(ef, passed, wanted) == expected
 
 
 @pytest.mark.parametrize(

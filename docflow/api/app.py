@@ -36,6 +36,8 @@ from docflow.api.models import (
     WebhookOut,
 )
 from docflow.api.netguard import BlockedAddress, FetchError, TooLarge, download, parse_networks, resolve
+from docflow.api.s3put import S3Writer
+from docflow.api.spool import Spool
 from docflow.errors import BackendUnavailable, BadDocument, DocflowError, NotFound, UnsupportedFormat
 from docflow.models import Answer
 from docflow.pipeline import Runtime
@@ -56,8 +58,13 @@ class ApiState:
         self.settings = services.resolve_settings(settings)
         self.owner = services.runtime(self.settings)
         self.api_url = db.api_database_url(self.settings)
-        self.keys = db.KeyCache(self.api_url)
+        self.db = db.ApiDb(self.api_url)  # the upload path's asyncio pool (reads use TenantStore)
+        self.s3 = S3Writer(self.settings)
+        spool_dir = self.settings.api_spool_dir or self.settings.home / "api-spool"
+        self.spool = None if str(spool_dir) == "off" else Spool(spool_dir.resolve(), self.s3)
+        self.keys = db.KeyCache(self.db)
         self.limits = db.Limits(self.settings.api_docs_per_day, self.settings.api_bytes_per_day)
+        self.registrar = db.Registrar(self.db, self.limits)
         self.allow = parse_networks(self.settings.api_fetch_allow_networks)
         self._instance = instance
         self._lock = threading.Lock()
@@ -65,6 +72,38 @@ class ApiState:
     def runtime_for(self, tenant: str) -> Runtime:
         store = db.TenantStore(self.api_url, tenant)
         return Runtime(store=store, bucket=self.owner.bucket, settings=self.settings)
+
+    async def accept(
+        self,
+        tenant: str,
+        staged: uploads.Staged,
+        priority: int,
+        passthrough: bool,
+        timings: uploads.Timings | None = None,
+    ) -> uploads.Accepted:
+        return await uploads.accept(
+            self.registrar,
+            self.s3,
+            self.spool,
+            tenant,
+            self.owner.bucket.name,
+            self.settings.prefix,
+            staged,
+            priority,
+            passthrough,
+            timings,
+        )
+
+    async def startup(self) -> None:
+        await self.db.pool()
+        if self.spool is not None:
+            self.spool.start()  # also writes what a stopped process left in the spool to the bucket
+
+    async def aclose(self) -> None:
+        if self.spool is not None:
+            await self.spool.aclose()
+        await self.s3.aclose()
+        await self.db.close()
 
     def instance(self) -> "DagsterInstance":
         with self._lock:
@@ -137,12 +176,14 @@ def create_app(settings: Settings | None = None, instance: "DagsterInstance | No
         "and ask. Authenticate with `Authorization: Bearer <key>` (or `X-API-Key`).",
     )
     app.state.docflow = state
+    app.router.add_event_handler("startup", state.startup)
+    app.router.add_event_handler("shutdown", state.aclose)
 
     @app.exception_handler(DocflowError)
     async def _docflow_error(request: Request, exc: DocflowError) -> JSONResponse:
         return error_response(exc)
 
-    def caller(
+    async def caller(
         authorization: Annotated[str | None, Header()] = None,
         x_api_key: Annotated[str | None, Header()] = None,
     ) -> Ctx:
@@ -151,7 +192,7 @@ def create_app(settings: Settings | None = None, instance: "DagsterInstance | No
             key = authorization[7:].strip()
         if not key:
             raise HTTPException(401, "an API key is required", headers={"WWW-Authenticate": "Bearer"})
-        tenant = state.keys.tenant(key)
+        tenant = await state.keys.tenant(key)
         if tenant is None:
             raise HTTPException(401, "unknown or revoked API key", headers={"WWW-Authenticate": "Bearer"})
         return Ctx(tenant, state.runtime_for(tenant))
@@ -174,14 +215,21 @@ def create_app(settings: Settings | None = None, instance: "DagsterInstance | No
         ).model_dump()
 
     async def idempotent(
-        ctx: Ctx, key: str | None, endpoint: str, handler: Callable[[], Awaitable[dict[str, Any]]]
+        ctx: Ctx,
+        key: str | None,
+        endpoint: str,
+        handler: Callable[[], Awaitable[dict[str, Any]]],
+        timings: uploads.Timings | None = None,
     ) -> JSONResponse:
         """Run `handler` once per Idempotency-Key: a retry (or a twin arriving at the same moment) gets the
         first request's response. Server-side failures free the key; client errors are kept."""
         if not key:
             body = await handler()
-            return JSONResponse(body, status_code=202, headers={"Location": body["url"]})
-        replay = await run_in_threadpool(db.idempotency_begin, ctx.store, key, endpoint)
+            headers = {"Location": body["url"]}
+            if timings is not None:
+                headers["Server-Timing"] = timings.header()
+            return JSONResponse(body, status_code=202, headers=headers)
+        replay = await db.idempotency_begin(state.db, ctx.tenant, key, endpoint)
         if replay is not None:
             return JSONResponse(
                 replay.body, status_code=replay.status_code, headers={"Idempotent-Replayed": "true"}
@@ -191,16 +239,16 @@ def create_app(settings: Settings | None = None, instance: "DagsterInstance | No
         except DocflowError as exc:
             response = error_response(exc)
             if 400 <= response.status_code < 500 and response.status_code != 429:
-                await run_in_threadpool(
-                    db.idempotency_finish, ctx.store, key, response.status_code, json.loads(response.body)
+                await db.idempotency_finish(
+                    state.db, ctx.tenant, key, response.status_code, json.loads(response.body)
                 )
             else:
-                await run_in_threadpool(db.idempotency_abandon, ctx.store, key)
+                await db.idempotency_abandon(state.db, ctx.tenant, key)
             return response
         except BaseException:
-            await run_in_threadpool(db.idempotency_abandon, ctx.store, key)
+            await asyncio.shield(db.idempotency_abandon(state.db, ctx.tenant, key))
             raise
-        await run_in_threadpool(db.idempotency_finish, ctx.store, key, 202, body)
+        await db.idempotency_finish(state.db, ctx.tenant, key, 202, body)
         return JSONResponse(body, status_code=202, headers={"Location": body["url"]})
 
     def check_passthrough(ctx: Ctx, passthrough: bool) -> None:
@@ -250,8 +298,11 @@ def create_app(settings: Settings | None = None, instance: "DagsterInstance | No
         if declared.isdigit() and int(declared) > max_bytes + UPLOAD_SLACK:
             raise TooLarge(f"{declared} bytes exceeds the limit of {max_bytes} bytes")
 
+        timings = uploads.Timings()
+
         async def handle() -> dict[str, Any]:
             nonlocal priority, passthrough
+            started = time.perf_counter()
             content_type = request.headers.get("content-type", "")
             if content_type.startswith("multipart/form-data"):
                 staged, form = await uploads.read_multipart(content_type, request.stream(), max_bytes)
@@ -262,16 +313,16 @@ def create_app(settings: Settings | None = None, instance: "DagsterInstance | No
                     raise
             else:
                 staged = await uploads.read_raw(request.stream(), filename or "upload", max_bytes)
+            timings.add("receive", started)
             try:
-                await run_in_threadpool(check_passthrough, ctx, passthrough)
-                result = await run_in_threadpool(
-                    uploads.accept, ctx.rt, staged, priority, passthrough, state.limits
-                )
+                if passthrough:
+                    await run_in_threadpool(check_passthrough, ctx, passthrough)
+                result = await state.accept(ctx.tenant, staged, priority, passthrough, timings)
             finally:
                 staged.cleanup()
             return accepted_body(result, priority, passthrough)
 
-        return await idempotent(ctx, idempotency_key, "POST /v1/documents", handle)
+        return await idempotent(ctx, idempotency_key, "POST /v1/documents", handle, timings)
 
     @app.post(
         "/v1/documents:fromUrl",
@@ -284,30 +335,35 @@ def create_app(settings: Settings | None = None, instance: "DagsterInstance | No
         """Downloads the URL (timeout, size limit; private, loopback, link-local and metadata addresses are
         refused after DNS resolution and on every redirect), then as an upload."""
 
-        def fetch() -> dict[str, Any]:
+        def fetch() -> uploads.Staged:
             check_passthrough(ctx, body.passthrough)
             staged = uploads.stage(body.filename or "download", state.settings.max_bytes)
             try:
                 fetched = download(
                     body.url,
-                    staged,
+                    staged,  # type: ignore[arg-type]  # a sink with write()
                     state.allow,
                     state.settings.api_fetch_timeout_s,
                     state.settings.api_fetch_max_redirects,
                     state.settings.max_bytes,
                 )
-                staged.close()
-                if not body.filename:
-                    name = uploads.safe_filename(uploads.filename_from(fetched.url, fetched.disposition))
-                    staged.path.rename(staged.folder / name)
-                    staged.filename = name
-                result = uploads.accept(ctx.rt, staged, body.priority, body.passthrough, state.limits)
+            except BaseException:
+                staged.cleanup()
+                raise
+            staged.close()
+            if not body.filename:
+                staged.filename = uploads.safe_filename(
+                    uploads.filename_from(fetched.url, fetched.disposition)
+                )
+            return staged
+
+        async def handle() -> dict[str, Any]:
+            staged = await run_in_threadpool(fetch)
+            try:
+                result = await state.accept(ctx.tenant, staged, body.priority, body.passthrough)
             finally:
                 staged.cleanup()
             return accepted_body(result, body.priority, body.passthrough)
-
-        async def handle() -> dict[str, Any]:
-            return await run_in_threadpool(fetch)
 
         return await idempotent(ctx, idempotency_key, "POST /v1/documents:fromUrl", handle)
 

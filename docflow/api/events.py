@@ -1,6 +1,6 @@
 """A document's progress as a list of stage events, read from the Dagster event log and the document row.
 
-`uploaded` (the document is registered and its object written), then one event per asset materialization
+`uploaded` (the document is registered and its bytes stored durably), then one event per asset materialization
 of the document's partition in the order Dagster recorded them (`classified`, `parsed`, `extracted`,
 `embedded`; `raw_file` is the pipeline's confirmation of `uploaded` and not repeated), then `done` — or
 `error` with the message the pipeline stored. The list only ever grows at its end (materializations are

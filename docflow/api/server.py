@@ -20,6 +20,9 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1, log_level
         workers=workers,
         log_level=log_level,
         timeout_graceful_shutdown=5,
+        # longer than a client's or load balancer's idle timeout: otherwise a request sent on a kept-alive
+        # connection just as the server closes it fails (the default is 5 s)
+        timeout_keep_alive=65,
     )
 
 

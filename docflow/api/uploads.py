@@ -1,30 +1,38 @@
-"""Taking a document in: stream the bytes to a temporary file while hashing them (never the whole file in
-memory, the size limit enforced as the bytes arrive), sniff the type from the first bytes, then register the
-document with its quota and write it to the bucket, where the S3 sensor picks it up."""
+"""Taking a document in: take the bytes as they arrive while hashing them (small documents in memory, larger
+ones spilled to a temporary file: never a whole large file in memory, the size limit enforced as the bytes
+arrive), sniff the type from the first bytes, then register the document with its quota and write it to the
+bucket, where the S3 sensor picks it up."""
 
+import asyncio
 import hashlib
 import re
 import secrets
 import shutil
 import tempfile
+import time
 import unicodedata
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 from urllib.parse import unquote, urlsplit
 
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from docflow import ingest
-from docflow.api.db import Limits, TenantStore, register_upload, unregister_upload
+from docflow.api.db import Registrar, unregister_upload
 from docflow.api.netguard import TooLarge
+from docflow.api.s3put import S3Writer
+from docflow.api.spool import Spool
 from docflow.bucket import make_doc_id
 from docflow.errors import BadDocument, DocflowError, UnsupportedFormat
 from docflow.models import Document
-from docflow.pipeline import Runtime
 from docflow.sniff import BINARY, OLE, ZIP, sniff_content_type
 
 HEAD_BYTES = 64 * 1024  # what the type is sniffed from
+MEMORY_BYTES = 1024 * 1024  # a document up to this size stays in memory, a larger one in a temporary file
+SPOOL_MAX_RECORDS = (
+    5000  # spooled uploads not yet in the bucket (per process) before uploads bypass the spool
+)
 MAX_FIELD_BYTES = 1024  # a non-file form field (priority, passthrough)
 _CONTAINERS = (ZIP, OLE)  # the head alone cannot tell a .docx from a .zip: look at the whole file
 
@@ -35,25 +43,28 @@ class BadUpload(DocflowError):
 
 @dataclass
 class Staged:
-    """A document's bytes in a temporary folder, hashed on the way in."""
+    """A document's bytes, hashed on the way in: in memory up to MEMORY_BYTES, else in a temporary file."""
 
-    folder: Path
     filename: str
+    max_bytes: int
     size: int = 0
     head: bytearray = field(default_factory=bytearray)
     _digest: "hashlib._Hash" = field(default_factory=hashlib.sha256)
-    max_bytes: int = 0
-
-    def __post_init__(self) -> None:
-        self._file = (self.folder / self.filename).open("wb")
-
-    @property
-    def path(self) -> Path:
-        return self.folder / self.filename
+    _memory: bytearray | None = field(default_factory=bytearray)
+    _folder: Path | None = None
+    _file: IO[bytes] | None = None
 
     @property
     def sha256(self) -> str:
         return self._digest.hexdigest()
+
+    @property
+    def body(self) -> bytes | Path:
+        """The bytes (a small document) or the temporary file holding them."""
+        if self._memory is not None:
+            return bytes(self._memory)
+        assert self._folder is not None
+        return self._folder / "body"
 
     def write(self, block: bytes) -> None:
         self.size += len(block)
@@ -62,26 +73,38 @@ class Staged:
         if len(self.head) < HEAD_BYTES:
             self.head += block[: HEAD_BYTES - len(self.head)]
         self._digest.update(block)
-        self._file.write(block)
+        if self._memory is not None and self.size > MEMORY_BYTES:
+            self._folder = Path(tempfile.mkdtemp(prefix="docflow-upload-"))
+            self._file = (self._folder / "body").open("wb")
+            self._file.write(self._memory)
+            self._memory = None
+        if self._memory is not None:
+            self._memory += block
+        else:
+            assert self._file is not None
+            self._file.write(block)
 
     def close(self) -> None:
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
 
     def cleanup(self) -> None:
-        self._file.close()
-        shutil.rmtree(self.folder, ignore_errors=True)
+        self.close()
+        self._memory = None
+        if self._folder is not None:
+            shutil.rmtree(self._folder, ignore_errors=True)
 
     def content_type(self) -> str:
         sniffed = sniff_content_type(bytes(self.head), self.filename)
         if sniffed in _CONTAINERS:
-            sniffed = sniff_content_type(self.path.read_bytes(), self.filename)
+            body = self.body
+            whole = body if isinstance(body, bytes) else body.read_bytes()
+            sniffed = sniff_content_type(whole, self.filename)
         return sniffed
 
 
 def stage(filename: str, max_bytes: int) -> Staged:
-    return Staged(
-        Path(tempfile.mkdtemp(prefix="docflow-upload-")), safe_filename(filename), max_bytes=max_bytes
-    )
+    return Staged(safe_filename(filename), max_bytes)
 
 
 def safe_filename(name: str, default: str = "upload") -> str:
@@ -215,11 +238,38 @@ def supported_types() -> tuple[str, ...]:
     return SUPPORTED_TYPES
 
 
-def accept(rt: Runtime, staged: Staged, priority: int, passthrough: bool, limits: Limits) -> Accepted:
-    """Check the staged bytes, register the document (quota counted) and write it to the bucket.
-    The same bytes for the same tenant are the same document: registered once, written once."""
-    assert isinstance(rt.store, TenantStore)
-    tenant = rt.store.tenant
+@dataclass
+class Timings:
+    """Where an upload's time went (ms), for the Server-Timing header and `docflow bench --only api`."""
+
+    stages: dict[str, float] = field(default_factory=dict)
+
+    def add(self, stage: str, started: float) -> float:
+        now = time.perf_counter()
+        self.stages[stage] = self.stages.get(stage, 0.0) + (now - started) * 1000
+        return now
+
+    def header(self) -> str:
+        return ", ".join(f"{k};dur={v:.2f}" for k, v in self.stages.items())
+
+
+async def accept(
+    registrar: Registrar,
+    s3: S3Writer,
+    spool: Spool | None,
+    tenant: str,
+    bucket: str,
+    prefix: str,
+    staged: Staged,
+    priority: int,
+    passthrough: bool,
+    timings: Timings | None = None,
+) -> Accepted:
+    """Check the staged bytes, register the document (quota counted) and store the bytes durably before the
+    202: a small document in the spool (fsync'd, on its way to the bucket), a larger one (or with no spool)
+    in the bucket itself. The same bytes for the same tenant are the same document: registered once, written
+    once."""
+    timings = timings or Timings()
     if staged.size == 0:
         raise BadDocument("the file is empty (0 bytes)")
     content_type = staged.content_type()
@@ -227,25 +277,32 @@ def accept(rt: Runtime, staged: Staged, priority: int, passthrough: bool, limits
         raise UnsupportedFormat(f"unsupported document type {content_type} ({staged.filename})")
     doc_id = make_doc_id(tenant, staged.sha256)
     # a new key per registration: bytes deleted and uploaded again are a new object for the sensor's cursor
-    key = f"{rt.settings.prefix}{tenant}/api/{staged.sha256[:16]}-{secrets.token_hex(4)}/{staged.filename}"
+    key = f"{prefix}{tenant}/api/{staged.sha256[:16]}-{secrets.token_hex(4)}/{staged.filename}"
     doc = Document(
         doc_id=doc_id,
         tenant=tenant,
-        bucket=rt.bucket.name,
+        bucket=bucket,
         key=key,
         sha256=staged.sha256,
         size=staged.size,
         content_type=content_type,
         filename=staged.filename,
     )
-    if not register_upload(rt.store, doc, priority, passthrough, limits):
+    started = time.perf_counter()
+    # a passthrough flag must not be lost in a crash (the sensor could not rebuild it from the object)
+    new = await registrar.register(doc, priority, passthrough)
+    started = timings.add("register", started)
+    if not new:
         return Accepted(doc_id, key, staged.filename, staged.size, content_type, duplicate=True)
-    up = ingest.Upload(
-        path=staged.path, key=key, sha256=staged.sha256, doc_id=doc_id, tenant=tenant, size=staged.size
-    )
+    body = staged.body
     try:
-        ingest.upload(rt.bucket, rt.store, up)
+        if spool is not None and isinstance(body, bytes) and spool.outstanding < SPOOL_MAX_RECORDS:
+            await spool.put(key, staged.sha256, body)
+            timings.add("spool", started)
+        else:  # large, no spool, or the bucket is not keeping up: straight to the bucket
+            await s3.put(key, body, staged.size, staged.sha256)
+            timings.add("s3_put", started)
     except BaseException:
-        unregister_upload(rt.store, doc_id, staged.size)
+        await asyncio.shield(unregister_upload(registrar.db, tenant, doc_id, staged.size))
         raise
     return Accepted(doc_id, key, staged.filename, staged.size, content_type, duplicate=False)

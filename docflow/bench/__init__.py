@@ -16,6 +16,7 @@ SECTIONS: dict[str, str] = {
     "search": "docflow.bench.search:search_section",
     "parse": "docflow.bench.parse:parse_section",
     "api": "docflow.bench.api:api_section",
+    "sensor": "docflow.bench.sensor:sensor_section",
 }
 # The headline numbers are also copied to the top level of the report.
 HEADLINE = {
@@ -28,10 +29,13 @@ HEADLINE = {
         "overhead_ratio",
         "latency_p50_s",
         "latency_p95_s",
+        "single_latency_p50_s",
+        "single_latency_p95_s",
         "per_asset_s",
         "peak_rss_mb",
     ],
     "search": ["search_p50_ms", "search_p95_ms"],
+    "sensor": ["sensor_tick_s"],
 }
 
 

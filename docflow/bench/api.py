@@ -3,9 +3,12 @@
 uvicorn runs `docflow api` in a subprocess. 50 documents are uploaded first and 50 SSE clients follow them
 (streams kept open, polling, for the whole test); the first 20 of those are sent one at a time (base
 latency), then 200 uploads are sent at once. Reported:
-upload acknowledgement latency (request sent -> 202), SSE time to first event, and "nothing lost" — every
-upload answered 202 with a distinct id, registered in Postgres with its object in the bucket, every SSE
-client got its document's `uploaded` event. The bench tenant's documents are deleted afterwards.
+upload acknowledgement latency (request sent -> 202) with the server's own per-stage times (its
+Server-Timing header: receive, register, spool or s3_put), SSE time to first event, how long until every
+acknowledged upload is in the bucket (small uploads are acknowledged from the API's durable spool), and
+"nothing lost" — every upload answered 202 with a distinct id, registered in Postgres with its object in the
+bucket, every SSE client got its document's `uploaded` event. The bench tenant's documents are deleted
+afterwards.
 """
 
 import asyncio
@@ -45,11 +48,35 @@ def _doc(tenant: str, i: int) -> bytes:
     return ("\n".join(lines) + "\n" + "Line item description. " * 80).encode()
 
 
-async def _upload(client, tenant: str, i: int) -> tuple[float, int, str]:
+STAGES: dict[str, list[dict[str, float]]] = {"sequential": [], "concurrent": []}
+
+
+def _server_timing(header: str) -> dict[str, float]:
+    stages = {}
+    for part in header.split(","):
+        name, sep, dur = part.strip().partition(";dur=")
+        if sep:
+            stages[name] = float(dur)
+    return stages
+
+
+async def _upload(client, tenant: str, i: int, phase: str = "") -> tuple[float, int, str]:
+    files = {"file": (f"bench-{i}.txt", _doc(tenant, i))}
     started = time.perf_counter()
-    r = await client.post("/v1/documents", files={"file": (f"bench-{i}.txt", _doc(tenant, i))})
+    r = await client.post("/v1/documents", files=files)
     elapsed = (time.perf_counter() - started) * 1000
+    if phase:
+        STAGES[phase].append(_server_timing(r.headers.get("server-timing", "")))
     return elapsed, r.status_code, r.json().get("doc_id", "") if r.status_code == 202 else r.text[:200]
+
+
+def _stage_summary(phase: str) -> dict[str, float]:
+    out = {}
+    for name in sorted({k for t in STAGES[phase] for k in t}):
+        values = [t[name] for t in STAGES[phase] if name in t]
+        out[f"{name}_ms_p50"] = _pct(values, 0.50)
+        out[f"{name}_ms_p95"] = _pct(values, 0.95)
+    return out
 
 
 async def _follow(client, doc_id: str, first: asyncio.Future, stop: asyncio.Event) -> list[str]:
@@ -88,7 +115,7 @@ async def _load(base: str, key: str, tenant: str, progress: Callable[[str], None
     limits = httpx.Limits(max_connections=UPLOADS + SSE_CLIENTS + 10, max_keepalive_connections=UPLOADS)
     headers = {"Authorization": f"Bearer {key}"}
     async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits, timeout=120) as client:
-        warm = [await _upload(client, tenant, i) for i in range(SEQUENTIAL)]  # one at a time: base latency
+        warm = [await _upload(client, tenant, i, "sequential") for i in range(SEQUENTIAL)]  # base latency
         warm += await asyncio.gather(*(_upload(client, tenant, i) for i in range(SEQUENTIAL, SSE_CLIENTS)))
         followed = [doc_id for _, status, doc_id in warm if status == 202]
         progress(f"bench api: {len(followed)} documents for the SSE clients; opening {SSE_CLIENTS} streams")
@@ -102,9 +129,10 @@ async def _load(base: str, key: str, tenant: str, progress: Callable[[str], None
         progress(f"bench api: {UPLOADS} concurrent uploads with {len(readers)} SSE streams open")
         started = time.perf_counter()
         results = await asyncio.gather(
-            *(_upload(client, tenant, i) for i in range(SSE_CLIENTS, SSE_CLIENTS + UPLOADS))
+            *(_upload(client, tenant, i, "concurrent") for i in range(SSE_CLIENTS, SSE_CLIENTS + UPLOADS))
         )
-        wall = time.perf_counter() - started
+        ended = time.perf_counter()
+        wall = ended - started
         await asyncio.sleep(1.0)
         streams_open = sum(not t.done() for t in readers)
         stop.set()
@@ -116,12 +144,29 @@ async def _load(base: str, key: str, tenant: str, progress: Callable[[str], None
         "warm": warm,
         "results": results,
         "wall": wall,
+        "ended": ended,
         "latencies": latencies,
         "first_ms": first_ms,
         "followed": followed,
         "seen": seen,
         "streams_open": streams_open,
     }
+
+
+def _wait_for_bucket(rt, tenant: str, out: dict[str, Any], timeout: float = 120.0) -> float | None:
+    """Seconds from the end of the burst until every acknowledged upload's object is in the bucket."""
+    ids = {doc_id for _, status, doc_id in out["warm"] + out["results"] if status == 202}
+    keys = {
+        d.key for d in rt.store.list_documents(tenant=tenant, limit=10 * len(ids) + 10) if d.doc_id in ids
+    }
+    deadline = time.monotonic() + timeout
+    while True:
+        listed = {o.key for o in rt.bucket.list(f"{rt.settings.prefix}{tenant}/")}
+        if keys <= listed:
+            return round(time.perf_counter() - out["ended"], 2)
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(0.1)
 
 
 def api_section(settings: Settings, options, progress: Callable[[str], None]) -> dict[str, Any]:
@@ -154,7 +199,10 @@ def api_section(settings: Settings, options, progress: Callable[[str], None]) ->
                 raise RuntimeError(f"the API did not start: {server.stderr.read().decode()[-2000:]}")
             time.sleep(0.2)
         progress(f"bench api: uvicorn up on {base}")
+        for phase in STAGES.values():
+            phase.clear()
         out = asyncio.run(_load(base, key, tenant, progress))
+        out["in_bucket_s"] = _wait_for_bucket(rt, tenant, out)
     finally:
         server.terminate()
         try:
@@ -181,6 +229,7 @@ def api_section(settings: Settings, options, progress: Callable[[str], None]) ->
         "uvicorn_workers": workers,
         "sequential_ack_ms_p50": _pct([ms for ms, _, _ in out["warm"][:SEQUENTIAL]], 0.50),
         "sequential_ack_ms_p95": _pct([ms for ms, _, _ in out["warm"][:SEQUENTIAL]], 0.95),
+        "sequential_server_stages": _stage_summary("sequential"),
         "uploads": UPLOADS,
         "accepted": len(latencies),
         "errors": errors[:5],
@@ -193,6 +242,8 @@ def api_section(settings: Settings, options, progress: Callable[[str], None]) ->
         "ack_ms_max": _pct(latencies, 1.0),
         "ack_ms_mean": round(statistics.fmean(latencies), 1) if latencies else None,
         "uploads_per_s": round(len(latencies) / out["wall"], 1),
+        "concurrent_server_stages": _stage_summary("concurrent"),
+        "all_in_bucket_s_after_burst": out["in_bucket_s"],
         "p95_target_ms": 200,
         "p95_met": _pct(latencies, 0.95) <= 200,
         "sse_clients": len(out["followed"]),

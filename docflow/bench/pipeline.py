@@ -129,21 +129,55 @@ def _wait_done(rt: Runtime, tenant: str, n: int, timeout_s: float) -> dict[str, 
     return {r["filename"]: r for r in rows}
 
 
-def _per_asset_seconds(instance, run_ids: list[str]) -> dict[str, float]:
+def _wait_runs_finished(instance, tenants: list[str], timeout_s: float = 120) -> None:
+    """Documents are `done` inside the last step; let their runs end before the daemon is stopped."""
+    from dagster import DagsterRunStatus, RunsFilter
+
+    unfinished = [DagsterRunStatus.QUEUED, DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not any(
+            instance.get_runs_count(RunsFilter(tags={"docflow/tenant": t}, statuses=unfinished))
+            for t in tenants
+        ):
+            return
+        time.sleep(POLL_S)
+
+
+def _per_doc_asset_seconds(instance, run_ids: list[str], docs: int) -> dict[str, float]:
+    """Seconds per document per asset: a batch run's step covers all of its documents."""
     from dagster import DagsterEventType
 
-    durations: dict[str, list[float]] = {name: [] for name in STEPS}
+    totals = dict.fromkeys(STEPS, 0.0)
     for run_id in run_ids:
         for event in instance.all_logs(run_id, of_type=DagsterEventType.STEP_SUCCESS):
-            step = event.step_key or ""
-            if step in durations:
-                durations[step].append(event.dagster_event.event_specific_data.duration_ms / 1000)
-    return {k: round(statistics.mean(v), 3) if v else 0.0 for k, v in durations.items()}
+            if event.step_key in totals:
+                totals[event.step_key] += event.dagster_event.event_specific_data.duration_ms / 1000
+    return {k: round(v / max(docs, 1), 3) for k, v in totals.items()}
+
+
+def _upload(rt: Runtime, prefix: str, tenant: str, docs: list[BenchDoc]) -> dict[str, float]:
+    uploaded = {}
+    for d in docs:
+        rt.bucket.put_bytes(f"{prefix}{tenant}/{d.name}", d.data)
+        uploaded[d.name] = time.time()
+    return uploaded
+
+
+def _latencies(rows: dict[str, dict[str, Any]], uploaded: dict[str, float]) -> list[float]:
+    return sorted(r["updated_at"].timestamp() - uploaded[n] for n, r in rows.items() if n in uploaded)
 
 
 def dagster_path(
-    settings: Settings, docs: list[BenchDoc], progress: Callable[[str], None], timeout_s: float
+    settings: Settings,
+    docs: list[BenchDoc],
+    progress: Callable[[str], None],
+    timeout_s: float,
+    single: int = 10,
 ) -> dict[str, Any]:
+    """Three phases against one daemon: warm-up (one document per run slot, untimed, as the bare loop's
+    workers warm up), `single` documents one at a time (upload -> embeddings latency with the sensor
+    interval included), then the bulk load of `docs` (throughput and latency under load)."""
     from dagster import DagsterRunStatus, RunsFilter
 
     rt = services.runtime(settings)
@@ -163,27 +197,36 @@ def dagster_path(
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        time.sleep(8)  # let it load the code location and start ticking
     sampler = RssSampler(daemon.pid if daemon else os.getpid())
     sampler.start()
-    tenant = f"bench{datetime.now(UTC):%m%d%H%M%S}"
-    uploaded: dict[str, float] = {}
+    stamp = f"{datetime.now(UTC):%m%d%H%M%S}"
+    tenant, tenants = f"bench{stamp}", []
     try:
+        warm = make_documents(_run_concurrency(), seed=11)
+        for i, d in enumerate(warm):  # a tenant each: the per-tenant run limit would leave workers cold
+            tenants.append(f"warm{stamp}x{i}")
+            _upload(rt, settings.prefix, tenants[-1], [d])
+        for t in tenants:
+            _wait_done(rt, t, 1, timeout_s)
+        progress(f"warmed up {len(warm)} run workers; {single} single documents, one at a time")
+        single_latencies = []
+        for i, d in enumerate(make_documents(single, seed=13)):
+            tenants.append(f"one{stamp}x{i}")
+            uploaded = _upload(rt, settings.prefix, tenants[-1], [d])
+            single_latencies += _latencies(_wait_done(rt, tenants[-1], 1, timeout_s), uploaded)
+        tenants.append(tenant)
         started = time.time()
-        for d in docs:
-            rt.bucket.put_bytes(f"{settings.prefix}{tenant}/{d.name}", d.data)
-            uploaded[d.name] = time.time()
+        uploaded = _upload(rt, settings.prefix, tenant, docs)
         progress(f"uploaded {len(docs)} documents as tenant {tenant}; waiting for the pipeline")
         rows = _wait_done(rt, tenant, len(docs), timeout_s)
+        _wait_runs_finished(instance, tenants)
     finally:
         peak = sampler.stop()
         if daemon:
             daemon.terminate()
-            daemon.wait(timeout=30)
+            daemon.wait(timeout=60)
     finished = [r for r in rows.values() if r["status"] in ("done", "failed")]
-    latencies = sorted(
-        r["updated_at"].timestamp() - uploaded[name] for name, r in rows.items() if name in uploaded
-    )
+    latencies = _latencies(rows, uploaded)
     wall = max(r["updated_at"].timestamp() for r in finished) - started if finished else float("nan")
     runs = instance.get_runs(RunsFilter(tags={"docflow/tenant": tenant}, statuses=[DagsterRunStatus.SUCCESS]))
     return {
@@ -194,8 +237,11 @@ def dagster_path(
         "wall_s": round(wall, 2),
         "latency_p50_s": round(_pct(latencies, 50), 2),
         "latency_p95_s": round(_pct(latencies, 95), 2),
+        "single_docs": single,
+        "single_latency_p50_s": round(_pct(single_latencies, 50), 2),
+        "single_latency_p95_s": round(_pct(single_latencies, 95), 2),
         "runs": len(runs),
-        "per_asset_s": _per_asset_seconds(instance, [r.run_id for r in runs]),
+        "per_asset_s": _per_doc_asset_seconds(instance, [r.run_id for r in runs], len(docs)),
         "peak_rss_mb": peak,
     }
 
@@ -258,9 +304,10 @@ def _pct(values: list[float], p: float) -> float:
 def pipeline_section(settings: Settings, options: BenchOptions, progress: Callable[[str], None]) -> dict:
     n = options.docs
     docs = make_documents(n)
-    workers = int(options.extra.get("workers", 0)) or _run_concurrency()
+    workers = int(options.extra.get("workers", 0)) or _tenant_concurrency()
     progress(f"made {n} documents ({sum(d.pages for d in docs)} pages); Dagster path first")
-    dag = dagster_path(settings, docs, progress, timeout_s=float(options.extra.get("timeout_s", 3600)))
+    timeout_s = float(options.extra.get("timeout_s", 3600))
+    dag = dagster_path(settings, docs, progress, timeout_s, single=int(options.extra.get("single", 10)))
     progress(f"bare loop with {workers} worker processes")
     bare = bare_loop(settings, docs, workers)
     wall = dag["wall_s"]
@@ -276,9 +323,26 @@ def pipeline_section(settings: Settings, options: BenchOptions, progress: Callab
     }
 
 
-def _run_concurrency() -> int:
-    """Runs the instance executes at once (dagster.yaml concurrency.runs.max_concurrent_runs)."""
+def _run_limits() -> tuple[int, int]:
+    """Runs the instance executes at once, and runs one tenant may have at once (dagster.yaml)."""
     import yaml
 
-    config = yaml.safe_load((services.REPO_ROOT / "dagster.yaml").read_text())
-    return int(config.get("concurrency", {}).get("runs", {}).get("max_concurrent_runs", 1))
+    runs = (
+        yaml.safe_load((services.REPO_ROOT / "dagster.yaml").read_text())
+        .get("concurrency", {})
+        .get("runs", {})
+    )
+    total = int(runs.get("max_concurrent_runs", 1))
+    per_tenant = [
+        int(t["limit"]) for t in runs.get("tag_concurrency_limits", []) if t["key"] == "docflow/tenant"
+    ]
+    return total, min([total, *per_tenant])
+
+
+def _run_concurrency() -> int:
+    return _run_limits()[0]
+
+
+def _tenant_concurrency() -> int:
+    """The bulk load is one tenant's: the bare loop gets as many worker processes as that tenant gets runs."""
+    return _run_limits()[1]

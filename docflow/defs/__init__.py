@@ -13,6 +13,7 @@ def build_defs() -> dg.Definitions:
     from docflow.defs.report import document_report
     from docflow.defs.resources import DocflowResource
     from docflow.defs.sensors import (
+        batch_failures_sensor,
         passthrough_sensor,
         reconcile_sensor,
         s3_document_sensor,
@@ -24,7 +25,13 @@ def build_defs() -> dg.Definitions:
         asset_checks=CHECKS,
         jobs=[process_documents, process_batch, *JOBS],
         schedules=SCHEDULES,
-        sensors=[s3_document_sensor, stale_documents_sensor, reconcile_sensor, passthrough_sensor],
+        sensors=[
+            s3_document_sensor,
+            batch_failures_sensor,
+            stale_documents_sensor,
+            reconcile_sensor,
+            passthrough_sensor,
+        ],
         resources={"docflow": DocflowResource()},
         executor=executor(get_settings().executor),
     )

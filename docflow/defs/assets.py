@@ -30,7 +30,7 @@ GROUP = "documents"
 OWNERS = ["team:data-platform"]
 
 # Pool limits applied to the instance by `docflow up` / `make dev` (see docflow.cli); production sets its own.
-POOLS = {"docflow_s3": 8, "docflow_parse": 2, "docflow_api": 4, "docflow_embed": 1}
+POOLS = {"docflow_s3": 8, "docflow_parse": 2, "docflow_api": 4, "docflow_embed": 2}
 
 
 def _retry(max_retries: int, delay: float) -> dg.RetryPolicy:

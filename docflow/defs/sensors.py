@@ -31,6 +31,7 @@ def s3_document_sensor(context: dg.SensorEvaluationContext, docflow: DocflowReso
         default_tenant=s.default_tenant,
         max_objects=s.sensor_max_per_tick,
         max_hash_bytes=s.sensor_max_hash_bytes,
+        list_budget_s=s.sensor_list_budget_s,
     )
     for problem in result.skipped:
         context.log.warning(f"will retry next tick: {problem}")
@@ -39,8 +40,8 @@ def s3_document_sensor(context: dg.SensorEvaluationContext, docflow: DocflowReso
     )
     # a range covers the partitions this tick adds, in this order: a document whose partition exists
     # already (e.g. re-uploaded after a reset) would not be added at the end, so it gets a run of its own
-    known = (
-        {d.doc_id for d in result.new if context.instance.has_dynamic_partition(documents.name, d.doc_id)}
+    known = (  # one query for the tick, not one per document
+        {d.doc_id for d in result.new} & set(context.instance.get_dynamic_partitions(documents.name))
         if len(result.new) > 1
         else set()
     )
@@ -88,6 +89,29 @@ def run_requests(new: list[NewDocument], batch_size: int) -> list[dg.RunRequest]
     return requests
 
 
+@dg.run_status_sensor(
+    name="batch_failures_sensor",
+    description="Re-runs each document that failed inside a batch run on its own: the run fails on that "
+    "document's partition, so the UI shows it failed (a batch run's materialization covers its whole range), "
+    "its asset checks run, and a transient failure gets a fresh set of retries.",
+    run_status=dg.DagsterRunStatus.SUCCESS,
+    monitored_jobs=[process_batch],
+    request_job=process_documents,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)
+def batch_failures_sensor(context: dg.RunStatusSensorContext, docflow: DocflowResource):
+    run = context.dagster_run
+    start, end = run.tags.get(ASSET_PARTITION_RANGE_START_TAG), run.tags.get(ASSET_PARTITION_RANGE_END_TAG)
+    if not start or not end:
+        return []
+    every = context.instance.get_dynamic_partitions(documents.name)  # in the order they were added
+    keys = every[every.index(start) : every.index(end) + 1] if start in every and end in every else []
+    failed = [k for k, status in docflow.runtime().store.known(keys).items() if status == "failed"]
+    tags = {k: v for k, v in run.tags.items() if k in ("docflow/tenant", "dagster/priority")}
+    tags["docflow/reason"] = "isolate"
+    return [dg.RunRequest(partition_key=k, run_key=f"{k}:isolated:{run.run_id}", tags=tags) for k in failed]
+
+
 @dg.sensor(
     name="stale_documents_sensor",
     description="Re-processes documents made with another configuration (backend, model, schema version), "
@@ -108,11 +132,9 @@ def stale_documents_sensor(context: dg.SensorEvaluationContext, docflow: Docflow
     room = rt.settings.stale_per_tick - in_flight  # keep at most stale_per_tick re-processing runs in flight
     if room <= 0:
         return dg.SensorResult(skip_reason=f"{in_flight} re-processing runs still in flight")
-    stale = [
-        d
-        for d in rt.store.stale_documents(fingerprint, room)
-        if context.instance.has_dynamic_partition(documents.name, d.doc_id)
-    ]
+    # documents without a partition (registered, never run) are not re-processed here: look past them
+    partitions = set(context.instance.get_dynamic_partitions(documents.name))
+    stale = [d for d in rt.store.stale_documents(fingerprint, room * 20) if d.doc_id in partitions][:room]
     return dg.SensorResult(
         run_requests=[
             dg.RunRequest(

@@ -50,6 +50,7 @@ def _pool(url: str) -> ConnectionPool:
             open=True,
             timeout=30,
             max_idle=60,
+            check=ConnectionPool.check_connection,  # a server restart leaves dead connections in the pool
             kwargs={"prepare_threshold": None},
         )
     return _pools[url]

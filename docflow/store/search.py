@@ -4,12 +4,17 @@ One search is a few statements in one transaction:
 
 1. *semantic*: the nearest chunks of the query's model (`embedding_model`, so vectors of two models never
    meet) through the HNSW index of the vector's dimension, filters applied to what the index returns.
-   pgvector < 0.8 returns at most `hnsw.ef_search` rows from the index, so a selective filter (a small
-   tenant among many chunks, a date range...) can leave fewer than wanted; then the same query runs
-   *exactly* over the rows that pass the filters (the planner reaches them through the tenant/doc indexes),
+   pgvector < 0.8 returns at most `hnsw.ef_search` rows from the index, so a filter can leave fewer than
+   wanted. The share of the first probe's rows that passed estimates how wide a second probe must be
+   (`hnsw.ef_search` set per statement with SET LOCAL); when even pgvector's maximum would not do (a small
+   tenant among many chunks, a narrow date range...), the same query runs *exactly* over the rows that pass
+   the filters (the planner reaches them through the tenant / doc type / amount indexes of migration 0005),
    which is cheap precisely because the filter is selective.
 2. *lexical*: `websearch_to_tsquery` over the generated `tsv` (GIN index), ranked by `ts_rank_cd`; when no
    chunk holds all the words, any of them (OR) is tried, ranked the same way (questions and long names).
+   `ts_rank_cd` costs ~10 us a row, and common words match tens of thousands of rows: only the first
+   `LEXICAL_POOL` matching rows (in storage order) are ranked. A query matching more than that is made of
+   common words, whose ranking says little; the semantic side carries it.
 3. reciprocal rank fusion of both lists (score = sum of 1 / (60 + rank)), then the details of the top `k`.
 
 Filters (`SearchFilters`): tenant, doc type, a date range over the *document date* (the first ISO date among
@@ -19,6 +24,7 @@ document amount (the first numeric field of `AMOUNT_FIELDS`). They read the chun
 `fields`, written by the embeddings step) and the document row.
 """
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -30,9 +36,11 @@ from docflow.store.db import Store, _vector_literal
 RRF_K = 60  # the usual constant of reciprocal rank fusion: score = sum 1 / (RRF_K + rank)
 CANDIDATES = 50  # per retriever, before fusion
 EF_SEARCH = 100  # HNSW candidate list (recall vs speed); raised to the candidates asked for when larger
-# Under filters, wider candidate lists are tried before an exact search (1000 = pgvector's maximum): a filter
-# passing 1 row in 5 still fills 50 candidates from the index at ef_search 400.
-EF_ESCALATION = (400, 1000)
+EF_MAX = 1000  # pgvector's maximum hnsw.ef_search
+# Under filters the second probe's ef_search is the candidates wanted / the share of the first probe's rows
+# that passed, times this margin (the share is an estimate from few rows).
+EF_MARGIN = 1.5
+LEXICAL_POOL = 500  # matching rows ranked by the full-text retriever, at most (10x its candidates)
 
 # Extracted fields that date a document, in order of preference (invoice, receipt, contract, statement...).
 DATE_FIELDS = ("invoice_date", "date", "agreement_date", "effective_date", "issue_date", "statement_date")
@@ -40,7 +48,6 @@ DATE_FIELDS = ("invoice_date", "date", "agreement_date", "effective_date", "issu
 AMOUNT_FIELDS = ("total_amount", "total", "amount")
 
 _ISO_DATE = r"'^\d{4}-\d{2}-\d{2}'"
-_NUMBER = r"'^-?[0-9]+(\.[0-9]+)?$'"
 
 
 def _doc_date_sql() -> str:
@@ -52,14 +59,10 @@ def _doc_date_sql() -> str:
     return f"coalesce({', '.join(cases)}, to_char(d.created_at, 'YYYY-MM-DD'))"
 
 
-def _amount_sql() -> str:
-    values = ", ".join(f"c.metadata->'fields'->>'{name}'" for name in AMOUNT_FIELDS)
-    value = f"coalesce({values})"
-    return f"(CASE WHEN {value} ~ {_NUMBER} THEN ({value})::numeric END)"
-
-
 DOC_DATE_SQL = _doc_date_sql()
-AMOUNT_SQL = _amount_sql()
+# The first of AMOUNT_FIELDS as numeric (NULL when not a plain number): an SQL function of migration 0005, so
+# that its index serves the amount filters and gives the planner statistics about them.
+AMOUNT_SQL = "docflow.chunk_amount(c.metadata)"
 
 
 @dataclass(frozen=True)
@@ -95,10 +98,10 @@ class SearchFilters:
             params[f"f_key{i}"] = name
             params[f"f_value{i}"] = f"%{_escape_like(str(value))}%"
         if self.amount_min is not None:
-            parts.append(f"{AMOUNT_SQL} >= %(f_amount_min)s")
+            parts.append(f"{AMOUNT_SQL} >= %(f_amount_min)s::numeric")
             params["f_amount_min"] = self.amount_min
         if self.amount_max is not None:
-            parts.append(f"{AMOUNT_SQL} <= %(f_amount_max)s")
+            parts.append(f"{AMOUNT_SQL} <= %(f_amount_max)s::numeric")
             params["f_amount_max"] = self.amount_max
         return "".join(f"\n      AND {p}" for p in parts), params
 
@@ -120,10 +123,14 @@ _HNSW_DISTANCE = "c.embedding::vector({dim}) <=> %(qvec)s::vector({dim})"
 _EXACT_DISTANCE = "c.embedding <=> %(qvec)s::vector"
 
 _LEXICAL_SQL = """
-SELECT c.doc_id, c.chunk_index
-FROM docflow.chunks c JOIN docflow.documents d USING (doc_id), {tsquery} q
-WHERE c.tsv @@ q AND c.embedding_model = %(model)s{filters}
-ORDER BY ts_rank_cd(c.tsv, q) DESC, c.doc_id, c.chunk_index
+SELECT m.doc_id, m.chunk_index
+FROM (
+    SELECT c.doc_id, c.chunk_index, c.tsv, q
+    FROM docflow.chunks c JOIN docflow.documents d USING (doc_id), {tsquery} q
+    WHERE c.tsv @@ q AND c.embedding_model = %(model)s{filters}
+    LIMIT %(pool)s
+) m
+ORDER BY ts_rank_cd(m.tsv, m.q) DESC, m.doc_id, m.chunk_index
 LIMIT %(candidates)s
 """
 _ALL_WORDS = "websearch_to_tsquery('english', %(query)s)"
@@ -169,19 +176,35 @@ def hybrid_search(
     dim = len(query_vector)
     where, params = filters.sql()
     n = max(candidates, k)
-    params.update({"qvec": _vector_literal(query_vector), "model": model, "query": query, "candidates": n})
+    params.update(
+        {
+            "qvec": _vector_literal(query_vector),
+            "model": model,
+            "query": query,
+            "candidates": n,
+            "pool": max(LEXICAL_POOL, n),
+        }
+    )
     with store.tx() as conn:
 
         def keys(sql: str) -> list[Key]:
             return [(r["doc_id"], r["chunk_index"]) for r in conn.execute(sql, params).fetchall()]
 
-        semantic: list[Key] = []
-        for ef in sorted({max(EF_SEARCH, n), *(e for e in EF_ESCALATION if e > n)}):
-            conn.execute(f"SET LOCAL hnsw.ef_search = {ef:d}")
-            semantic = keys(_semantic_sql(dim, where, exact=False))
-            if len(semantic) >= n:
-                break
-        if len(semantic) < n:  # the index's candidates ran out under the filters: search the rows exactly
+        ef = min(max(EF_SEARCH, n), EF_MAX)
+        # no parallel workers: they cost more than they save on statements of milliseconds, and the lexical
+        # pool (LIMIT before ORDER BY) must be the same rows every time
+        conn.execute(
+            "SELECT set_config('hnsw.ef_search', %(ef)s, true), "
+            "set_config('max_parallel_workers_per_gather', '0', true)",
+            {"ef": str(ef)},
+        )
+        semantic = keys(_semantic_sql(dim, where, exact=False))
+        if len(semantic) < n:  # the filters (and the model) passed too few of the index's candidates: wider
+            wider = _wider_ef(ef, len(semantic), n)
+            if wider is not None:
+                conn.execute("SELECT set_config('hnsw.ef_search', %(ef)s, true)", {"ef": str(wider)})
+                semantic = keys(_semantic_sql(dim, where, exact=False))
+        if len(semantic) < n:  # even so: the filter is selective, search its rows exactly
             semantic = keys(_semantic_sql(dim, where, exact=True))
         lexical = keys(_LEXICAL_SQL.format(tsquery=_ALL_WORDS, filters=where)) if query.strip() else []
         if not lexical and query.strip():
@@ -199,6 +222,17 @@ def hybrid_search(
         for key, score in fused
         if key in by_key  # a chunk replaced between the statements is skipped, never an error
     ]
+
+
+def _wider_ef(ef: int, passed: int, wanted: int) -> int | None:
+    """The ef_search that should let `wanted` rows pass the filters when `passed` of `ef` did, or None when
+    even pgvector's maximum would not (or nothing passed: no estimate) and an exact search is the way."""
+    if passed == 0 or ef >= EF_MAX:
+        return None
+    needed = math.ceil(wanted * ef / passed * EF_MARGIN)
+    if needed > EF_MAX * EF_MARGIN:
+        return None
+    return min(max(needed, ef + 1), EF_MAX)
 
 
 def _semantic_sql(dim: int, where: str, exact: bool) -> str:

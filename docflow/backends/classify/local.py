@@ -17,6 +17,10 @@ entry in the YAML and nothing else. How a text is scored:
    of a type is its mass over the sum of all masses plus `unknown_mass`, the mass of "no idea": a text with
    little evidence gets a low confidence whatever wins, and a text where two types tie splits it.
 4. Below `threshold` (or when the winner is `other`) the result is `other`, with `other`'s own confidence.
+5. Sibling types describe one paper from two angles (a paid invoice is also a receipt). When the winner is
+   a sibling of another type (`siblings` in either type's entry) that has at least `sibling_min_score` cue
+   points of its own, and the file name names that type and not the winner, the name decides: the two
+   swap places (and confidences). The reasoning says so.
 """
 
 import math
@@ -61,6 +65,7 @@ class TypeSpec(_Strict):
     negative: NegativeSpec = Field(default_factory=NegativeSpec)
     filename: list[str] = Field(default_factory=list)
     content_types: list[str] = Field(default_factory=list)  # prefixes, e.g. "message/"
+    siblings: list[str] = Field(default_factory=list)  # types the file name may decide against (see 5.)
 
 
 class ScoringParams(_Strict):
@@ -73,6 +78,7 @@ class ScoringParams(_Strict):
     content_type_weight: float = Field(6.0, ge=0.0)
     temperature: float = Field(3.0, gt=0.0)
     unknown_mass: float = Field(6.0, gt=0.0)
+    sibling_min_score: float = Field(8.0, ge=0.0)  # own cue points a sibling needs to be named the type
 
 
 class RulesFile(_Strict):
@@ -99,6 +105,7 @@ class TypeRules:
     negatives: tuple[Cue, ...]
     filename_hints: tuple[str, ...]
     content_types: tuple[str, ...] = ()
+    siblings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -150,6 +157,7 @@ def compile_rules(spec: RulesFile, source: str = "") -> RuleSet:
             negatives=_compile_cues(t.negative.keywords, t.negative.patterns, where + " (negative)"),
             filename_hints=tuple(_slug(hint) for hint in t.filename if _slug(hint)),
             content_types=tuple(ct.strip().lower() for ct in t.content_types if ct.strip()),
+            siblings=tuple(t.siblings),
         )
     return RuleSet(types=types, scoring=spec.scoring, source=source)
 
@@ -275,6 +283,41 @@ def _describe(ts: TypeScore, limit: int = 6) -> str:
     return text
 
 
+# --- text of scans -------------------------------------------------------------------------------------
+
+
+def ocr_first_page(data: bytes, content_type: str) -> str:
+    """The OCR text of the first page of a scanned PDF or of an image; "" when OCR is unavailable or fails.
+
+    A photo of a receipt or a scanned form has no text layer, and its file name rarely says what it is: the
+    words on its first page are the evidence. OCR runs on one page only (about a second), and any failure
+    leaves the classifier with the file name, as before.
+    """
+    from docflow.backends.parse.local import IMAGES  # the parse backend owns text extraction
+    from docflow.sniff import PDF
+
+    base = content_type.split(";", 1)[0].strip().lower()
+    if base != PDF and base not in IMAGES:
+        return ""
+    try:
+        from docflow.backends.parse import ocr
+
+        if base == PDF:
+            from docflow.backends.parse.pdf import render_page
+            from docflow.sniff import open_pdf
+
+            with open_pdf(data) as document:
+                image = render_page(document, 0)
+        else:
+            image = ocr.open_image(data).convert("RGB")
+            scale = min(1.0, ocr.MAX_SIDE / max(image.size))
+            if scale < 1.0:
+                image = image.resize((int(image.width * scale), int(image.height * scale)))
+        return "\n".join(line[0] for line in ocr.ocr_lines(image))
+    except Exception:  # OCR is a best-effort extra here; the parse step reports real problems
+        return ""
+
+
 # --- the backend --------------------------------------------------------------------------------------
 
 
@@ -283,11 +326,12 @@ class RuleClassifier:
 
     name = "local/rules"
 
-    def __init__(self, rules: RuleSet, threshold: float = 0.35) -> None:
+    def __init__(self, rules: RuleSet, threshold: float = 0.35, ocr: bool = True) -> None:
         if not rules.types:
             raise ConfigError(f"no document types in {rules.source or 'rules'}")
         self.rules = rules
         self.threshold = threshold
+        self.ocr = ocr  # OCR the first page of a scan or photo that has no text layer
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Self:
@@ -307,6 +351,9 @@ class RuleClassifier:
         except UnsupportedFormat as exc:
             result = self.classify_text("", filename=raw.filename, content_type=raw.content_type)
             return result.model_copy(update={"reasoning": f"{result.reasoning} (no text read: {exc})"})
+        if self.ocr and not _WORD.search(text) and (ocred := ocr_first_page(data, raw.content_type)):
+            result = self.classify_text(ocred, filename=raw.filename, content_type=raw.content_type)
+            return result.model_copy(update={"reasoning": f"{result.reasoning} (text of page 1 by OCR)"})
         return self.classify_text(text, filename=raw.filename, content_type=raw.content_type)
 
     def extra_evidence(self, text: str) -> dict[str, CueHit]:
@@ -323,10 +370,16 @@ class RuleClassifier:
         }
         conf = confidences({name: ts.score for name, ts in scored.items()}, p)
         ranked = sorted(conf, key=lambda name: -conf[name])
+        named = self._named_sibling(scored, ranked[0])
+        if named is not None:
+            conf[named], conf[ranked[0]] = conf[ranked[0]], conf[named]
+            ranked = sorted(conf, key=lambda name: -conf[name])
         best = ranked[0]
         runner_up = ranked[1] if len(ranked) > 1 else None
         if best != FALLBACK and conf[best] >= self.threshold:
             doc_type, reasoning = best, f"{best}: {_describe(scored[best])}"
+            if named is not None:
+                reasoning += f"; named by the file name over its sibling {ranked[1]}"
         else:
             doc_type, reasoning = FALLBACK, self._fallback_reason(scored, conf, best)
         if best == doc_type and runner_up is not None and scored[runner_up].score > 0:
@@ -338,6 +391,18 @@ class RuleClassifier:
             scores={name: round(c, 4) for name, c in conf.items()},
             backend=self.name,
         )
+
+    def _named_sibling(self, scored: dict[str, TypeScore], best: str) -> str | None:
+        """A sibling of `best` that the file name names (and not `best`), with enough cues of its own."""
+        if scored[best].filename_hint:
+            return None
+        types = self.rules.types
+        for name, ts in scored.items():
+            related = name in types[best].siblings or best in types[name].siblings
+            own = sum(h.points for h in ts.hits) - sum(h.points for h in ts.against)
+            if name != best and related and ts.filename_hint and own >= self.rules.scoring.sibling_min_score:
+                return name
+        return None
 
     def _fallback_reason(self, scored: dict[str, TypeScore], conf: dict[str, float], best: str) -> str:
         if not any(ts.score for ts in scored.values()):

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
 
+from docflow.backends.parse import pdf_tables
 from docflow.backends.parse.guard import Deadline
 from docflow.backends.parse.markdown import escape_line_starts, pipe_table
 from docflow.errors import DocumentTooLarge
@@ -39,6 +40,9 @@ class _Line:
     size: float = 1.0  # height of the first character's (loose) box: the rendered font size
     tabular: bool = False  # has a column gap: never joined to its neighbours as wrapped prose
     cells: list[tuple[float, float, str]] = field(default_factory=list)  # (left, right, text) per column
+    table: list[list[str]] | None = None  # stands for a whole table found by pdf_tables
+    covered: list["_Line"] = field(default_factory=list)  # the text lines that table replaces
+    chars: tuple[int, int] = (0, -1)  # PDFium indexes of its first and last character
 
 
 @dataclass
@@ -50,6 +54,7 @@ class _Page:
     width: float = 0.0
     height: float = 0.0
     ocr: bool = False
+    tables: list[pdf_tables.Table] = field(default_factory=list)
 
 
 def parse_pdf(
@@ -124,6 +129,7 @@ def _needs_ocr(page: "_Page") -> bool:
 def layout_document(pages: list["_Page"], parser: str) -> ParsedDocument:
     """Lines of every page (PDF units, y up) to markdown: headings by size, lists, paragraphs, tables."""
     for page in pages:
+        _place_tables(page)
         page.lines = _merge_rows(page.lines)
     _unify_sizes(pages)
     warnings = [warning for page in pages for warning in _page_warnings(page)]
@@ -156,10 +162,57 @@ def _read_page(document: pdfium.PdfDocument, index: int) -> _Page:
     try:
         result = _read_textpage(textpage.raw, index + 1)
         result.width, result.height = page.get_size()
+        result.tables = _find_tables(page.raw, textpage.raw, result)
         return result
     finally:
         textpage.close()
         page.close()
+
+
+_MIN_TABULAR_LINES = 3  # a page with fewer column gaps in its lines is not searched for borderless tables
+
+
+def _find_tables(raw_page: object, raw_textpage: object, page: _Page) -> list[pdf_tables.Table]:
+    """Ruled and aligned-text tables of the page. Only pages with a grid of rules or with column gaps are
+    searched (on a page with rules only, only the words of lines in a grid are looked at)."""
+    if not page.chars or page.garbled > _GARBLED_RATIO * (page.chars + page.garbled):
+        return []
+    grids = pdf_tables.rule_grids(*pdf_tables.page_rules(raw_page))
+    tabular = sum(len(line.cells) - 1 for line in page.lines if line.tabular) >= _MIN_TABULAR_LINES
+    if not (grids or tabular):
+        return []
+    near_grid = [
+        line.chars
+        for line in page.lines
+        if any(grid.overlaps(line.left, line.right, line.bottom, line.top) for grid in grids)
+    ]
+    ranges = [line.chars for line in page.lines] if tabular else near_grid
+    words = pdf_tables.page_words(raw_textpage, ranges)
+    tables = [table for grid in grids if (table := pdf_tables.grid_table(grid, words))]
+    if tabular:
+        rest = [w for w in words if not any(t.contains(w.cx, w.cy) for t in tables)]
+        tables += pdf_tables.aligned_tables(rest)
+    return tables
+
+
+def _place_tables(page: _Page) -> None:
+    """Lines inside a found table give way to one line standing for the table, where its first line was."""
+    if not page.tables:
+        return
+    lines: list[_Line] = []
+    placed: dict[int, _Line] = {}
+    for line in page.lines:
+        x, y = (line.left + line.right) / 2, (line.top + line.bottom) / 2
+        k = next((k for k, t in enumerate(page.tables) if t.contains(x, y)), None)
+        if k is None:
+            lines.append(line)
+            continue
+        if k not in placed:
+            t = page.tables[k]
+            placed[k] = _Line("\t", t.left, t.right, t.top, t.bottom, line.size, True, table=t.rows)
+            lines.append(placed[k])
+        placed[k].covered.append(line)
+    page.lines = lines
 
 
 def _read_textpage(raw_textpage: object, number: int) -> _Page:
@@ -177,6 +230,7 @@ def _read_textpage(raw_textpage: object, number: int) -> _Page:
         if code == 0x0A:  # PDFium's generated line break (or the end of the page)
             if first >= 0:
                 line = _make_line(raw_textpage, rect, "".join(chars), first, last, size)
+                line.chars = (first, last)
                 ends.append(line.right)
                 texts = [" ".join(cell.split()) for cell in "".join(chars).split("\t")]
                 line.cells = [(a, b, t) for a, b, t in zip(starts, ends, texts, strict=False) if t]
@@ -234,7 +288,8 @@ def _merge_rows(lines: list[_Line]) -> list[_Line]:
     merged: list[_Line] = []
     for line in lines:
         previous = merged[-1] if merged else None
-        if previous and line.left >= previous.right - 1 and _same_row(previous, line):
+        joinable = previous is not None and previous.table is None and line.table is None
+        if previous and joinable and line.left >= previous.right - 1 and _same_row(previous, line):
             gap = line.left - previous.right
             separator = "" if gap < 0.15 * previous.size else " "
             if gap > _COLUMN_GAP * previous.size:
@@ -337,6 +392,10 @@ def _page_blocks(page: _Page, body_size: float, levels: dict[float, int]) -> lis
     lines = [line for line in page.lines if line.text]
     index = 0
     while index < len(lines):
+        if lines[index].table is not None:
+            groups.append(_Group("table", [lines[index]]))
+            index += 1
+            continue
         end = index
         while (
             end < len(lines)
@@ -361,7 +420,7 @@ def _page_blocks(page: _Page, body_size: float, levels: dict[float, int]) -> lis
 
 
 def _table_row(line: _Line) -> bool:
-    return line.tabular and len(line.cells) >= 2
+    return line.tabular and len(line.cells) >= 2 and line.table is None
 
 
 def _near(previous: _Line, line: _Line) -> bool:
@@ -398,8 +457,18 @@ def _table_block(lines: list[_Line], page_number: int) -> tuple[Block, str]:
             k = column_of(left, right)
             row[k] = f"{row[k]} {text}".strip()
         rows.append(row)
+    if any(_prose(row[k] for row in rows) for k in range(width)):  # text columns side by side
+        texts = [" ".join(row[k] for row in rows if row[k]) for k in range(width)]
+        text = "\n\n".join(escape_line_starts(t) for t in texts if t)
+        return Block(kind="paragraph", text=text, page=page_number), "\n\n".join(t for t in texts if t)
     plain = "\n".join("\t".join(cell for cell in row if cell) for row in rows)
     return Block(kind="table", text=pipe_table(rows), page=page_number), plain
+
+
+def _prose(cells) -> bool:
+    """Whether a column's cells hold sentences rather than table values (many words per cell)."""
+    counts = [len(cell.split()) for cell in cells if cell]
+    return bool(counts) and sum(counts) / len(counts) > pdf_tables.PROSE_WORDS
 
 
 def _continues(group: _Group, kind: str, level: int | None, line: _Line, page_width: float) -> bool:
@@ -417,6 +486,11 @@ def _continues(group: _Group, kind: str, level: int | None, line: _Line, page_wi
 
 
 def _group_block(group: _Group, page_number: int) -> tuple[Block, str]:
+    if group.kind == "table" and group.lines[0].table is not None:
+        # the plain text keeps the text layer's own order of the table's lines (label columns before
+        # value columns as the PDF writes them), which the text-based extractors read
+        plain = "\n".join(line.text for line in group.lines[0].covered)
+        return Block(kind="table", text=pipe_table(group.lines[0].table), page=page_number), plain
     if group.kind == "table":
         return _table_block(group.lines, page_number)
     text = group.lines[0].text

@@ -1,0 +1,193 @@
+"""`WarmRunLauncher`: runs execute in long-lived worker processes that have docflow, Dagster and the models
+loaded already, instead of a new Python process per run.
+
+Dagster's default launcher starts a process per run: importing Dagster, docflow and torch and loading the
+embedding model cost 5-15 s on a small machine, more than processing a typical document. The daemon's run
+queue still decides what runs when (`concurrency.runs` limits, per-tenant limits, priorities); this launcher
+only changes where a dequeued run executes: the next idle worker of a pool of `workers` processes, spawned
+by the process that launches runs (the daemon), warmed up once, and replaced when one dies or after
+`max_runs_per_worker` runs.
+
+Each run is tagged with its worker's pid and host, which lets:
+- run monitoring (`run_monitoring` in dagster.yaml) fail a run whose worker died (killed, OOM) so that
+  it can be retried;
+- terminate (from the UI, any process on the same host) interrupt the run.
+Production on Kubernetes configures `K8sRunLauncher` instead (docker/k8s/values.yaml).
+"""
+
+import contextlib
+import multiprocessing
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import dagster as dg
+from dagster._core.launcher import CheckRunHealthResult, LaunchRunContext, RunLauncher, WorkerStatus
+from dagster._serdes import ConfigurableClass
+from dagster._serdes.config_class import ConfigurableClassData
+
+PID_TAG = "docflow/worker_pid"
+STARTED_TAG = "docflow/worker_started"  # the worker's process start time: a reused pid is not mistaken for it
+HOST_TAG = "docflow/worker_host"
+
+
+class WarmRunLauncher(RunLauncher, ConfigurableClass):
+    def __init__(
+        self, inst_data: ConfigurableClassData | None = None, workers: int = 4, max_runs_per_worker: int = 500
+    ) -> None:
+        self._inst_data = inst_data
+        self.workers = workers
+        self.max_runs_per_worker = max_runs_per_worker
+        self._lock = threading.Lock()
+        self._pool: list[multiprocessing.process.BaseProcess] = []
+        self._tasks: Any = None  # a multiprocessing queue of run ids, made with the first launch
+        self._idle: Any = None  # how many workers wait for a run (a shared counter)
+        super().__init__()
+
+    @property
+    def inst_data(self) -> ConfigurableClassData | None:
+        return self._inst_data
+
+    @classmethod
+    def config_type(cls) -> dict:
+        return {
+            "workers": dg.Field(int, default_value=4, description="Warm worker processes (runs at once)."),
+            "max_runs_per_worker": dg.Field(
+                int, default_value=500, description="Runs before a worker is replaced by a fresh one."
+            ),
+        }
+
+    @classmethod
+    def from_config_value(cls, inst_data: ConfigurableClassData, config_value: Mapping[str, Any]):
+        return cls(inst_data=inst_data, **config_value)
+
+    # --- launching -------------------------------------------------------------------------------------
+
+    def launch_run(self, context: LaunchRunContext) -> None:
+        run = context.dagster_run
+        if run.job_code_origin is None:
+            raise dg.DagsterInvariantViolationError(f"run {run.run_id} has no code origin to execute")
+        with self._lock:
+            self._replenish()
+            self._tasks.put(run.run_id)
+        self._instance.report_engine_event("Handed to a warm docflow worker.", run, cls=self.__class__)
+
+    def _replenish(self) -> None:
+        """Start a worker when none is idle, up to `workers` (the lock is held). On demand, not all at once:
+        a worker warming up alone is ready sooner than four warming up together on a small machine."""
+        spawn = multiprocessing.get_context("spawn")  # never fork a process with threads and connections
+        if self._tasks is None:
+            self._tasks, self._idle = spawn.Queue(), spawn.Value("i", 0)
+        self._pool = [p for p in self._pool if p.is_alive()]
+        if self._idle.value > 0 or len(self._pool) >= self.workers:
+            return
+        worker = spawn.Process(
+            target=_worker_main,
+            args=(self._tasks, self._idle, self.max_runs_per_worker),
+            name="docflow-run-worker",
+            daemon=True,
+        )
+        worker.start()
+        self._pool.append(worker)
+
+    def dispose(self) -> None:
+        with self._lock:
+            for worker in self._pool:
+                worker.terminate()
+            for worker in self._pool:
+                worker.join(timeout=10)
+            self._pool = []
+
+    # --- termination and health --------------------------------------------------------------------------
+
+    def terminate(self, run_id: str) -> bool:
+        run = self._instance.get_run_by_id(run_id)
+        if not run or run.is_finished:
+            return False
+        self._instance.report_run_canceling(run)
+        worker = _worker_of(run)
+        if worker is None:  # not picked up yet: the worker skips a canceling run
+            return True
+        worker.send_signal(signal.SIGINT)  # Dagster stops the run at the next step boundary, as canceled
+        return True
+
+    @property
+    def supports_check_run_worker_health(self) -> bool:
+        return True
+
+    def check_run_worker_health(self, run: dg.DagsterRun) -> CheckRunHealthResult:
+        if PID_TAG not in run.tags:
+            return CheckRunHealthResult(WorkerStatus.UNKNOWN, "not picked up by a worker yet")
+        if run.tags.get(HOST_TAG) != socket.gethostname():
+            return CheckRunHealthResult(WorkerStatus.UNKNOWN, f"worker on host {run.tags.get(HOST_TAG)}")
+        if _worker_of(run) is None:
+            return CheckRunHealthResult(WorkerStatus.FAILED, f"worker process {run.tags[PID_TAG]} is gone")
+        return CheckRunHealthResult(WorkerStatus.RUNNING)
+
+
+def _worker_of(run: dg.DagsterRun):
+    """The live process executing `run` on this host, or None."""
+    import psutil
+
+    if PID_TAG not in run.tags or run.tags.get(HOST_TAG) != socket.gethostname():
+        return None
+    try:
+        proc = psutil.Process(int(run.tags[PID_TAG]))
+        if f"{proc.create_time():.2f}" != run.tags.get(STARTED_TAG) or proc.status() == psutil.STATUS_ZOMBIE:
+            return None  # another process with a reused pid, or a dead worker its parent has not reaped yet
+    except (psutil.Error, ValueError):
+        return None
+    return proc
+
+
+# --- the worker process ----------------------------------------------------------------------------------
+
+
+def _worker_main(tasks: Any, idle: Any, max_runs: int) -> None:
+    """Warm up once, then execute the runs handed over, one at a time, until `max_runs` or the end."""
+    import psutil
+    from dagster._cli.api import _execute_run_command_body
+    from dagster._utils.interrupts import capture_interrupts
+
+    started = time.monotonic()
+    instance = dg.DagsterInstance.get()  # DAGSTER_HOME and DOCFLOW_* are inherited from the launcher
+    _warm_up()
+    me = psutil.Process()
+    print(f"docflow run worker {me.pid} ready in {time.monotonic() - started:.1f} s", file=sys.stderr)
+    tags = {PID_TAG: str(me.pid), STARTED_TAG: f"{me.create_time():.2f}", HOST_TAG: socket.gethostname()}
+    for _ in range(max_runs):
+        with idle.get_lock():
+            idle.value += 1
+        try:
+            run_id = tasks.get()
+        except (EOFError, OSError, KeyboardInterrupt):  # the launching process is gone or stopping
+            return
+        finally:
+            with idle.get_lock():
+                idle.value -= 1
+        run = instance.get_run_by_id(run_id)
+        if run is None or run.status != dg.DagsterRunStatus.STARTING:
+            continue  # deleted or canceled while queued for a worker
+        instance.add_run_tags(run_id, tags)
+        try:
+            with capture_interrupts():
+                _execute_run_command_body(run_id, instance, lambda _event: None, False)
+        except KeyboardInterrupt:
+            return  # interrupted outside a run's safe points: let a fresh worker take over
+
+
+def _warm_up() -> None:
+    """Import the code location and load the models before the first run needs them."""
+    with contextlib.suppress(Exception):  # a failure here surfaces in the first run, with its context
+        from docflow import backends
+        from docflow.definitions import defs  # noqa: F401
+        from docflow.defs.resources import DocflowResource
+
+        rt = DocflowResource().runtime()
+        backends.get_embedder(rt.settings).embed(["warm up"])
+        backends.get_classifier(rt.settings)
+        backends.get_parser(rt.settings)
