@@ -75,15 +75,20 @@ def retry(failed: bool, tenant: str | None, as_json: bool) -> None:
 
 @cli.command()
 @click.argument("doc_id", required=False)
-@click.option("--failed", is_flag=True, help="Only documents that failed (the dead letters).")
+@click.option(
+    "--failed", is_flag=True, help="Only the dead letters: failed documents, and stranded ones (no run left)."
+)
 @click.option("--tenant", default=None)
 @click.option("--json", "as_json", is_flag=True)
 def status(doc_id: str | None, failed: bool, tenant: str | None, as_json: bool) -> None:
     """Documents with their status (pending, running, done, failed), type and error."""
-    from docflow.runner import summarize
+    from docflow.runner import dead_letters, summarize
 
     rt = services.runtime()
-    docs = rt.store.list_documents(doc_id=doc_id, tenant=tenant, status="failed" if failed else None)
+    if failed:
+        docs = [d for d in dead_letters(rt, tenant) if doc_id in (None, d.doc_id)]
+    else:
+        docs = rt.store.list_documents(doc_id=doc_id, tenant=tenant)
     if doc_id and not docs:
         raise click.ClickException(f"no document {doc_id!r}")
     rows = summarize(rt, docs)

@@ -2,6 +2,7 @@
 Dagster instance (in this process, so it works with no daemon running; the runs show in the UI)."""
 
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -57,13 +58,50 @@ def run_paths(
     return process(rt, list(uploads), force, progress)
 
 
+STRANDED_AFTER = timedelta(minutes=30)
+
+
+def dead_letters(rt: Runtime, tenant: str | None = None) -> list[Document]:
+    """Failed documents, and stranded ones: pending or running for over STRANDED_AFTER with no queued or
+    running Dagster run covering them (their run died where docflow could not record a failure)."""
+    failed = rt.store.list_documents(tenant=tenant, status="failed", limit=100_000)
+    cutoff = datetime.now(UTC) - STRANDED_AFTER
+    waiting = [
+        d
+        for status in ("pending", "running")
+        for d in rt.store.list_documents(tenant=tenant, status=status, limit=100_000)
+        if d.updated_at is None or d.updated_at < cutoff
+    ]
+    if not waiting:
+        return failed
+    covered = _in_flight(services.dagster_instance(rt.settings))
+    return failed + [d for d in waiting if d.doc_id not in covered]
+
+
+def _in_flight(instance) -> set[str]:
+    """Documents a queued or running run will process (its partition, or its batch's range)."""
+    from dagster import DagsterRunStatus, RunsFilter
+    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG as END
+    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_START_TAG as START
+
+    from docflow.defs.partitions import keys_in_range
+
+    active = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING]
+    covered: set[str] = set()
+    for run in instance.get_runs(RunsFilter(statuses=[*active, DagsterRunStatus.STARTED])):
+        if "dagster/partition" in run.tags:
+            covered.add(run.tags["dagster/partition"])
+        elif START in run.tags and END in run.tags:
+            covered.update(keys_in_range(instance, run.tags[START], run.tags[END]))
+    return covered
+
+
 def retry_failed(
     settings: Settings, tenant: str | None = None, progress: Callable[[str], None] = lambda _: None
 ) -> list[DocSummary]:
-    """Process the failed documents (the dead letters) again, e.g. after a fix or an outage."""
+    """Process the dead letters (failed or stranded documents) again, e.g. after a fix or an outage."""
     rt = services.runtime(settings)
-    failed = rt.store.list_documents(tenant=tenant, status="failed", limit=100_000)
-    return process(rt, [d.doc_id for d in failed], force=True, progress=progress)
+    return process(rt, [d.doc_id for d in dead_letters(rt, tenant)], force=True, progress=progress)
 
 
 def process(

@@ -103,6 +103,9 @@ class Settings(BaseSettings):
     run_batch_size: int = Field(
         20, description="Documents per run when many arrive in one sensor tick (bulk loads); 1 = a run each."
     )
+    run_spread: int = Field(
+        2, ge=1, description="A bulk load is split into at least this many runs (the run slots of a tenant)."
+    )
     reconcile_interval_s: int = Field(60, description="Seconds between reconciliation ticks.")
     stale_per_tick: int = Field(
         4, description="Re-processing runs kept in flight after a configuration change (not all at once)."

@@ -95,3 +95,20 @@ def test_retry_failed_recovers_what_can_recover_and_reports_the_rest(docflow_env
     assert summary["letter.html"]["status"] == "done" and summary["letter.html"]["error"] is None
     assert summary["broken.pdf"]["status"] == "failed"
     assert "1 recovered, 1 still failing" in result.stderr
+
+
+def test_a_document_stranded_without_a_run_is_a_dead_letter_and_retried(docflow_env, rt, tmp_path) -> None:
+    shutil.copy(REPO_ROOT / "data" / "samples" / "resume-jane-doe.md", tmp_path / "resume.md")
+    assert _invoke("run", str(tmp_path), "--tenant", "stranded").exit_code == 0
+    doc = rt.store.list_documents(tenant="stranded")[0]
+    rt.store.set_status(doc.doc_id, "running", stage="parsed_markdown")  # its run died unrecorded...
+    listed = lambda: json.loads(_invoke("status", "--failed", "--tenant", "stranded", "--json").stdout)  # noqa: E731
+    assert listed() == []  # ... but only just: it may still be working
+    with rt.store.tx() as conn:  # ... an hour ago, and no run is queued or running for it
+        conn.execute(
+            "UPDATE docflow.documents SET updated_at = now() - interval '1 hour' WHERE doc_id = %s",
+            (doc.doc_id,),
+        )
+    assert [d["doc_id"] for d in listed()] == [doc.doc_id]
+    result = _invoke("retry", "--failed", "--tenant", "stranded", "--json")
+    assert result.exit_code == 0 and json.loads(result.stdout)[0]["status"] == "done"

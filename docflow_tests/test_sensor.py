@@ -119,3 +119,15 @@ def test_a_bulk_load_is_batched_into_partition_range_runs(rt, instance, tenant, 
     covered = [doc for r in mine for doc in _covered(result, r)]
     assert len(set(covered)) == 5 and all(d.startswith(f"{tenant}-") for d in covered)
     assert len({r.run_key for r in mine}) == 3
+
+
+def test_a_small_bulk_load_is_spread_over_the_tenants_run_slots_in_balanced_batches() -> None:
+    from docflow.defs.sensors import run_requests
+    from docflow.ingest import NewDocument
+
+    docs = [NewDocument(f"t-{i:02d}", f"incoming/t/{i}.txt", f"e{i}", "t") for i in range(21)]
+    sizes = lambda reqs: [int(r.tags.get("docflow/batch_size", 1)) for r in reqs]  # noqa: E731
+    assert sizes(run_requests(docs[:5], batch_size=20, spread=2)) == [3, 2]  # both slots busy, not 5 + 0
+    assert sizes(run_requests(docs, batch_size=20, spread=2)) == [11, 10]  # balanced, not 20 + 1
+    assert sizes(run_requests(docs, batch_size=4, spread=2)) == [4, 4, 4, 4, 4, 1]
+    assert sizes(run_requests(docs[:1], batch_size=20, spread=2)) == [1]

@@ -5,7 +5,7 @@ import dagster as dg
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from docflow.defs.assets import process_batch, process_documents
-from docflow.defs.partitions import documents
+from docflow.defs.partitions import documents, keys_in_range
 from docflow.defs.resources import DocflowResource
 from docflow.ingest import NewDocument, ScanCursor, reconcile, scan
 from docflow.pipeline import config_fingerprint
@@ -49,24 +49,26 @@ def s3_document_sensor(context: dg.SensorEvaluationContext, docflow: DocflowReso
     new = sorted(result.new, key=lambda d: (d.doc_id in known, d.tenant, -d.priority))
     batched = [d for d in new if d.doc_id not in known]
     return dg.SensorResult(
-        run_requests=run_requests(batched, s.run_batch_size)
+        run_requests=run_requests(batched, s.run_batch_size, s.run_spread)
         + run_requests([d for d in new if d.doc_id in known], 1),
         dynamic_partitions_requests=[documents.build_add_request([d.doc_id for d in new])] if new else [],
         cursor=result.cursor.dump(),
     )
 
 
-def run_requests(new: list[NewDocument], batch_size: int) -> list[dg.RunRequest]:
-    """One run per document when they trickle in (lowest latency); during a bulk load, one run per batch of
-    up to `batch_size` documents of a tenant, as a partition range over the partitions this tick adds in
-    this order. A run costs seconds of process start and model load: batching makes bulk loads run at the
-    speed of the backends themselves."""
+def run_requests(new: list[NewDocument], batch_size: int, spread: int = 1) -> list[dg.RunRequest]:
+    """One run per document when they trickle in (lowest latency); during a bulk load, a tenant's documents
+    in balanced batches of at most `batch_size`, and in at least `spread` runs so that every run slot the
+    tenant may use gets work, each a partition range over the partitions this tick adds in this order.
+    Batching saves the per-run bookkeeping (plan, run and step events) on bulk loads."""
     requests = []
     for (tenant, priority), group in groupby(new, key=lambda d: (d.tenant, d.priority)):
         docs = list(group)
         tags = {"docflow/tenant": tenant} | ({"dagster/priority": str(priority)} if priority else {})
-        for i in range(0, len(docs), batch_size):
-            batch = docs[i : i + batch_size]
+        runs = min(len(docs), max(-(-len(docs) // batch_size), spread))
+        size = -(-len(docs) // runs)  # ceil: balanced batches, none over batch_size
+        for i in range(0, len(docs), size):
+            batch = docs[i : i + size]
             if len(batch) == 1:
                 d = batch[0]
                 run_key = d.run_key or f"{d.doc_id}:{d.etag}"
@@ -104,8 +106,7 @@ def batch_failures_sensor(context: dg.RunStatusSensorContext, docflow: DocflowRe
     start, end = run.tags.get(ASSET_PARTITION_RANGE_START_TAG), run.tags.get(ASSET_PARTITION_RANGE_END_TAG)
     if not start or not end:
         return []
-    every = context.instance.get_dynamic_partitions(documents.name)  # in the order they were added
-    keys = every[every.index(start) : every.index(end) + 1] if start in every and end in every else []
+    keys = keys_in_range(context.instance, start, end)
     failed = [k for k, status in docflow.runtime().store.known(keys).items() if status == "failed"]
     tags = {k: v for k, v in run.tags.items() if k in ("docflow/tenant", "dagster/priority")}
     tags["docflow/reason"] = "isolate"

@@ -15,6 +15,7 @@ from docflow.models import ParsedDocument
 
 MAX_PIXELS = 80_000_000  # larger images are refused (decompression bombs)
 MAX_SIDE = 4000  # OCR input is scaled down to this many pixels on the long side
+SPACE_GAP = 0.5  # a gap this many typical character widths wider than the usual one is a space
 _LOCK = threading.Lock()  # one OCR at a time per process: the ONNX sessions use every core already
 
 
@@ -80,7 +81,7 @@ def _respace(boxes: list, chars: list[str]) -> str:
             and char.strip()
             and out
             and out[-1] != " "
-            and left - previous_right > usual_gap + 0.4 * typical
+            and left - previous_right > usual_gap + SPACE_GAP * typical
         ):
             out.append(" ")
         out.append(char)
