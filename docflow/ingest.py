@@ -69,12 +69,13 @@ def scan(
     default_tenant: str = "default",
     max_objects: int = 500,
     max_hash_bytes: int = 2 * 1024**3,
-    list_budget_s: float = 4.0,
+    list_budget_s: float | None = None,
 ) -> ScanResult:
     """One sensor tick: register the documents behind new objects under `prefix`.
 
-    The listing stops after about `list_budget_s` (at a page boundary) and the next tick goes on from there,
-    so a tick stays short however many objects the bucket holds; a small bucket is listed whole each tick."""
+    The listing stops after about `list_budget_s` (at a page boundary; None = no limit) and the next tick
+    goes on from there, so a tick stays short however many objects the bucket holds; a small bucket is
+    listed whole each tick."""
     floor = cursor.since - SLACK
     try:
         listed, after = _list_some(bucket, prefix, cursor.after, list_budget_s)
@@ -137,14 +138,16 @@ def scan(
     return ScanResult(new, aliases, skipped, _advance(cursor, handled, unhandled, after), len(unhandled))
 
 
-def _list_some(bucket: Bucket, prefix: str, after: str, budget_s: float) -> tuple[list[ObjectInfo], str]:
+def _list_some(
+    bucket: Bucket, prefix: str, after: str, budget_s: float | None
+) -> tuple[list[ObjectInfo], str]:
     """Objects under `prefix` after the key `after`, for about `budget_s` seconds (whole pages), and the
     key to go on from next time ("" when the listing reached the end)."""
     started = time.monotonic()
     listed: list[ObjectInfo] = []
     for o in bucket.list(prefix, start_after=after):
         listed.append(o)
-        if len(listed) % LIST_PAGE == 0 and time.monotonic() - started > budget_s:
+        if budget_s is not None and len(listed) % LIST_PAGE == 0 and time.monotonic() - started > budget_s:
             return listed, o.key
     return listed, ""
 

@@ -32,6 +32,9 @@ def docflow_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
             "DOCFLOW_BUCKET": "docflow-test",
             "DOCFLOW_EMBEDDED_PG_PORT": str(pg_port),
             "DOCFLOW_EMBEDDED_S3_PORT": str(s3_port),
+            # the session's bucket collects thousands of objects: a sensor tick lists it whole, as the
+            # tests expect; listing in passes over ticks is tested with a budget of its own
+            "DOCFLOW_SENSOR_LIST_BUDGET_S": "600",
         }
     )
     get_settings.cache_clear()

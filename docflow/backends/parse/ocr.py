@@ -15,7 +15,8 @@ from docflow.models import ParsedDocument
 
 MAX_PIXELS = 80_000_000  # larger images are refused (decompression bombs)
 MAX_SIDE = 4000  # OCR input is scaled down to this many pixels on the long side
-SPACE_GAP = 0.5  # a gap this many typical character widths wider than the usual one is a space
+SPACE_GAP = 0.4  # a gap this many typical character widths wider than the usual one is a space
+RESPACE_MIN_CHARS = 8  # shorter lines without a space are taken as one word
 _LOCK = threading.Lock()  # one OCR at a time per process: the ONNX sessions use every core already
 
 
@@ -38,7 +39,9 @@ def ocr_lines(image) -> list[tuple[str, float, float, float, float]]:
     lines = []
     for item in result or []:
         box, text, _score = item[0], item[1], item[2]
-        if len(item) > 4 and item[4]:
+        if len(item) > 4 and item[4] and " " not in text.strip() and len(text) > RESPACE_MIN_CHARS:
+            # the recognizer drops the spaces of some lines (large type): put them back from the character
+            # boxes; a line that has spaces keeps the recognizer's, which are better than box gaps
             text = _respace(item[3], item[4])
         xs = [point[0] for point in box]
         ys = [point[1] for point in box]
