@@ -4,19 +4,9 @@ import uuid
 
 import dagster as dg
 import pytest
+from drive import tick
 
-from docflow.defs.resources import DocflowResource
-from docflow.defs.sensors import s3_document_sensor
 from docflow.ingest import ScanCursor
-
-
-def _tick(instance: dg.DagsterInstance, cursor: str | None) -> dg.SensorResult:
-    context = dg.build_sensor_context(
-        instance=instance, cursor=cursor, resources={"docflow": DocflowResource()}
-    )
-    result = s3_document_sensor(context)
-    assert isinstance(result, dg.SensorResult)
-    return result
 
 
 def _mine(result: dg.SensorResult, tenant: str) -> list[dg.RunRequest]:
@@ -38,11 +28,11 @@ def tenant() -> str:
 
 
 def test_new_object_gives_partition_and_run_then_same_bytes_give_nothing(rt, instance, tenant) -> None:
-    first = _tick(instance, None)  # whatever earlier tests left is taken in; start from here
+    first = tick(instance, None)  # whatever earlier tests left is taken in; start from here
     body = f"Invoice number 7 for {tenant}\nTotal due: 10.00 EUR\n".encode()
     rt.bucket.put_bytes(f"incoming/{tenant}/a.txt", body)
 
-    result = _tick(instance, first.cursor)
+    result = tick(instance, first.cursor)
     requests = _mine(result, tenant)
     assert len(requests) == 1
     doc_id = requests[0].partition_key
@@ -55,7 +45,7 @@ def test_new_object_gives_partition_and_run_then_same_bytes_give_nothing(rt, ins
 
     # the same bytes under another name are the same document: no new partition, no run
     rt.bucket.put_bytes(f"incoming/{tenant}/copy-of-a.txt", body)
-    again = _tick(instance, result.cursor)
+    again = tick(instance, result.cursor)
     assert _mine(again, tenant) == []
     assert rt.store.get_document(doc_id).model_dump()["status"] == "pending"
     assert f"incoming/{tenant}/copy-of-a.txt" in _keys(rt, doc_id)
@@ -63,7 +53,7 @@ def test_new_object_gives_partition_and_run_then_same_bytes_give_nothing(rt, ins
     # the same bytes for another tenant are another document
     other = f"{tenant}x"
     rt.bucket.put_bytes(f"incoming/{other}/a.txt", body)
-    assert len(_mine(_tick(instance, again.cursor), other)) == 1
+    assert len(_mine(tick(instance, again.cursor), other)) == 1
 
 
 def _keys(rt, doc_id: str) -> list[str]:
@@ -74,31 +64,31 @@ def _keys(rt, doc_id: str) -> list[str]:
 
 
 def test_cursor_survives_a_restart_and_objects_outside_the_prefix_are_ignored(rt, instance, tenant) -> None:
-    base = _tick(instance, None).cursor
+    base = tick(instance, None).cursor
     rt.bucket.put_bytes(f"incoming/{tenant}/one.txt", f"letter one {tenant}".encode())
     rt.bucket.put_bytes(f"outside/{tenant}/two.txt", f"letter two {tenant}".encode())
-    result = _tick(instance, base)
+    result = tick(instance, base)
     assert len(_mine(result, tenant)) == 1
 
     # a new sensor process only has the stored cursor string: nothing is requested twice
     restored = ScanCursor.load(result.cursor)
     assert f"incoming/{tenant}/one.txt" in restored.seen
-    assert _mine(_tick(instance, result.cursor), tenant) == []
+    assert _mine(tick(instance, result.cursor), tenant) == []
 
     # a changed object (new bytes under the same key) is new content: a new document
     rt.bucket.put_bytes(f"incoming/{tenant}/one.txt", f"letter one, revised {tenant}".encode())
-    assert len(_mine(_tick(instance, result.cursor), tenant)) == 1
+    assert len(_mine(tick(instance, result.cursor), tenant)) == 1
 
 
 def test_work_per_tick_is_bounded_and_the_rest_comes_next_tick(rt, instance, tenant, monkeypatch) -> None:
-    base = _tick(instance, None).cursor
+    base = tick(instance, None).cursor
     for i in range(5):
         rt.bucket.put_bytes(f"incoming/{tenant}/doc{i}.txt", f"document {i} of {tenant}".encode())
     monkeypatch.setenv("DOCFLOW_SENSOR_MAX_PER_TICK", "2")
     seen: list[str] = []
     cursor = base
     for _ in range(3):
-        result = _tick(instance, cursor)
+        result = tick(instance, cursor)
         covered = [doc for r in _mine(result, tenant) for doc in _covered(result, r)]
         assert len(covered) <= 2
         seen += covered
@@ -107,11 +97,11 @@ def test_work_per_tick_is_bounded_and_the_rest_comes_next_tick(rt, instance, ten
 
 
 def test_a_bulk_load_is_batched_into_partition_range_runs(rt, instance, tenant, monkeypatch) -> None:
-    base = _tick(instance, None).cursor
+    base = tick(instance, None).cursor
     for i in range(5):
         rt.bucket.put_bytes(f"incoming/{tenant}/bulk{i}.txt", f"bulk document {i} of {tenant}".encode())
     monkeypatch.setenv("DOCFLOW_RUN_BATCH_SIZE", "2")
-    result = _tick(instance, base)
+    result = tick(instance, base)
     mine = _mine(result, tenant)
     assert [len(_covered(result, r)) for r in mine] == [2, 2, 1]
     assert mine[0].partition_key_range is not None and mine[0].tags["docflow/batch_size"] == "2"

@@ -203,13 +203,16 @@ def seconds_to_midnight(now: datetime | None = None) -> int:
 # is locked by the upsert (ON CONFLICT DO UPDATE) until the commit, so concurrent uploads are counted exactly;
 # a count over the limit becomes NULL, whose NOT NULL violation rolls the whole transaction back (nothing is
 # left behind). Deciding inside Postgres keeps the lock for microseconds: no round trip to Python while held.
-_REGISTER = """
-WITH lim AS (
+# The tenant's daily limits (its own, or the defaults): the first CTE of both registration statements.
+_LIMITS = """WITH lim AS (
     SELECT coalesce(nullif((SELECT docs_per_day FROM docflow.tenants WHERE tenant = %(tenant)s), 0),
                     %(docs_default)s) AS docs,
            coalesce(nullif((SELECT bytes_per_day FROM docflow.tenants WHERE tenant = %(tenant)s), 0),
                     %(bytes_default)s) AS bytes
-), doc AS (
+)"""
+
+_REGISTER = """
+{limits}, doc AS (
     INSERT INTO docflow.documents (doc_id, tenant, bucket, key, keys, sha256, size, content_type, filename,
                                    status, priority, passthrough, run_by_sensor)
     VALUES (%(doc_id)s, %(tenant)s, %(bucket)s, %(key)s, ARRAY[%(key)s], %(sha256)s, %(size)s,
@@ -228,7 +231,7 @@ WITH lim AS (
     RETURNING documents
 )
 SELECT (SELECT count(*) FROM doc) AS inserted, (SELECT count(*) FROM charged) AS charged
-"""
+""".replace("{limits}", _LIMITS)
 
 
 async def register_upload(
@@ -265,12 +268,7 @@ async def register_upload(
 
 # Many documents of one tenant at once: the same rules as _REGISTER, counted in one upsert of the usage row.
 _REGISTER_MANY = """
-WITH lim AS (
-    SELECT coalesce(nullif((SELECT docs_per_day FROM docflow.tenants WHERE tenant = %(tenant)s), 0),
-                    %(docs_default)s) AS docs,
-           coalesce(nullif((SELECT bytes_per_day FROM docflow.tenants WHERE tenant = %(tenant)s), 0),
-                    %(bytes_default)s) AS bytes
-), new AS (
+{limits}, new AS (
     SELECT * FROM unnest(%(doc_ids)s::text[], %(keys)s::text[], %(shas)s::text[], %(sizes)s::bigint[],
                          %(types)s::text[], %(names)s::text[], %(priorities)s::integer[])
         AS u(doc_id, key, sha256, size, content_type, filename, priority)
@@ -297,7 +295,7 @@ WITH lim AS (
     RETURNING documents
 )
 SELECT doc.doc_id, (SELECT count(*) FROM charged) AS charged FROM doc
-"""
+""".replace("{limits}", _LIMITS)
 
 
 @dataclass
