@@ -1,6 +1,6 @@
 """The production path end to end: objects in the bucket -> the real dagster-daemon (sensor, run queue) ->
 runs executed by WarmRunLauncher's warm workers. In an environment of its own (own embedded Postgres, S3
-and DAGSTER_HOME): the daemon's reconcile sensor must not see the other tests' documents."""
+and DAGSTER_HOME): the daemon's sensors must not see, run or reconcile the other tests' documents."""
 
 import os
 import signal
@@ -25,8 +25,13 @@ SAMPLES = services.REPO_ROOT / "data" / "samples"
 @pytest.fixture(scope="module")
 def daemon_env(tmp_path_factory, docflow_env):
     port = free_block(10)
-    settings = Settings(
-        home=tmp_path_factory.mktemp("launcher-home"), embedded_pg_port=port, embedded_s3_port=port + 1
+    settings = Settings(  # explicit Nones: the session's service URLs in the environment must not apply
+        home=tmp_path_factory.mktemp("launcher-home"),
+        embedded_pg_port=port,
+        embedded_s3_port=port + 1,
+        database_url=None,
+        dagster_database_url=None,
+        s3_endpoint_url=None,
     )
     saved = os.environ.pop("DAGSTER_HOME")
     try:
