@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import pytest
+from drive import cursor_now
 
 from docflow.defs.partitions import documents
 from docflow.defs.resources import DocflowResource
@@ -29,7 +30,7 @@ def _scan(rt, cursor: ScanCursor):
 
 def test_new_bytes_under_a_key_supersede_the_old_document_once_the_new_one_is_done(rt, instance, tenant):
     key = f"incoming/{tenant}/statement.txt"
-    base = _scan(rt, ScanCursor()).cursor
+    base = ScanCursor.load(cursor_now(rt))  # what earlier tests left has been seen
     rt.bucket.put_bytes(key, b"version one of the statement")
     first = _scan(rt, base)
     old_id = next(d.doc_id for d in first.new if d.key == key)
@@ -58,8 +59,9 @@ def test_new_bytes_under_a_key_supersede_the_old_document_once_the_new_one_is_do
 
 def test_deleted_objects_remove_their_documents_after_a_grace_period(rt, tenant):
     key = f"incoming/{tenant}/gone.txt"
+    before = ScanCursor.load(cursor_now(rt))
     rt.bucket.put_bytes(key, b"soon deleted " + tenant.encode())
-    doc_id = next(d.doc_id for d in _scan(rt, ScanCursor()).new if d.key == key)
+    doc_id = next(d.doc_id for d in _scan(rt, before).new if d.key == key)
     rt.bucket.delete(key)
 
     assert doc_id not in reconcile(rt.bucket, rt.store, rt.settings.prefix).deleted_objects  # too young
@@ -70,9 +72,10 @@ def test_deleted_objects_remove_their_documents_after_a_grace_period(rt, tenant)
 
 def test_reconciliation_refuses_a_listing_that_would_remove_too_much(rt, tenant):
     keys = [f"incoming/{tenant}/many-{i}.txt" for i in range(4)]
+    before = ScanCursor.load(cursor_now(rt))
     for key in keys:
         rt.bucket.put_bytes(key, f"{key} body".encode())
-    _scan(rt, ScanCursor())
+    _scan(rt, before)
     for key in keys:
         rt.bucket.delete(key)  # as if the listing had lost them
     later = datetime.now(UTC) + timedelta(hours=1)
@@ -87,8 +90,9 @@ def test_reconciliation_refuses_a_listing_that_would_remove_too_much(rt, tenant)
 
 
 def test_a_configuration_change_requests_re_processing_a_few_at_a_time(rt, instance, tenant, monkeypatch):
+    before = ScanCursor.load(cursor_now(rt))
     rt.bucket.put_bytes(f"incoming/{tenant}/cfg.txt", b"processed with an old model " + tenant.encode())
-    doc_id = next(d.doc_id for d in _scan(rt, ScanCursor()).new if d.key.endswith("cfg.txt"))
+    doc_id = next(d.doc_id for d in _scan(rt, before).new if d.key.endswith("cfg.txt"))
     instance.add_dynamic_partitions(documents.name, [doc_id])  # what the s3 sensor's result does
     with rt.store.tx() as conn:
         conn.execute(

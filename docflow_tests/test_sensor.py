@@ -4,7 +4,7 @@ import uuid
 
 import dagster as dg
 import pytest
-from drive import tick
+from drive import cursor_now, tick
 
 from docflow.ingest import ScanCursor
 
@@ -28,11 +28,11 @@ def tenant() -> str:
 
 
 def test_new_object_gives_partition_and_run_then_same_bytes_give_nothing(rt, instance, tenant) -> None:
-    first = tick(instance, None)  # whatever earlier tests left is taken in; start from here
+    base = cursor_now(rt)  # whatever earlier tests left has been seen; start from here
     body = f"Invoice number 7 for {tenant}\nTotal due: 10.00 EUR\n".encode()
     rt.bucket.put_bytes(f"incoming/{tenant}/a.txt", body)
 
-    result = tick(instance, first.cursor)
+    result = tick(instance, base)
     requests = _mine(result, tenant)
     assert len(requests) == 1
     doc_id = requests[0].partition_key
@@ -64,7 +64,7 @@ def _keys(rt, doc_id: str) -> list[str]:
 
 
 def test_cursor_survives_a_restart_and_objects_outside_the_prefix_are_ignored(rt, instance, tenant) -> None:
-    base = tick(instance, None).cursor
+    base = cursor_now(rt)
     rt.bucket.put_bytes(f"incoming/{tenant}/one.txt", f"letter one {tenant}".encode())
     rt.bucket.put_bytes(f"outside/{tenant}/two.txt", f"letter two {tenant}".encode())
     result = tick(instance, base)
@@ -81,7 +81,7 @@ def test_cursor_survives_a_restart_and_objects_outside_the_prefix_are_ignored(rt
 
 
 def test_work_per_tick_is_bounded_and_the_rest_comes_next_tick(rt, instance, tenant, monkeypatch) -> None:
-    base = tick(instance, None).cursor
+    base = cursor_now(rt)
     for i in range(5):
         rt.bucket.put_bytes(f"incoming/{tenant}/doc{i}.txt", f"document {i} of {tenant}".encode())
     monkeypatch.setenv("DOCFLOW_SENSOR_MAX_PER_TICK", "2")
@@ -97,7 +97,7 @@ def test_work_per_tick_is_bounded_and_the_rest_comes_next_tick(rt, instance, ten
 
 
 def test_a_bulk_load_is_batched_into_partition_range_runs(rt, instance, tenant, monkeypatch) -> None:
-    base = tick(instance, None).cursor
+    base = cursor_now(rt)
     for i in range(5):
         rt.bucket.put_bytes(f"incoming/{tenant}/bulk{i}.txt", f"bulk document {i} of {tenant}".encode())
     monkeypatch.setenv("DOCFLOW_RUN_BATCH_SIZE", "2")
