@@ -81,19 +81,12 @@ def dead_letters(rt: Runtime, tenant: str | None = None) -> list[Document]:
 def _in_flight(instance) -> set[str]:
     """Documents a queued or running run will process (its partition, or its batch's range)."""
     from dagster import DagsterRunStatus, RunsFilter
-    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG as END
-    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_START_TAG as START
 
-    from docflow.defs.partitions import keys_in_range
+    from docflow.defs.partitions import documents_of_runs
 
     active = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING]
-    covered: set[str] = set()
-    for run in instance.get_runs(RunsFilter(statuses=[*active, DagsterRunStatus.STARTED])):
-        if "dagster/partition" in run.tags:
-            covered.add(run.tags["dagster/partition"])
-        elif START in run.tags and END in run.tags:
-            covered.update(keys_in_range(instance, run.tags[START], run.tags[END]))
-    return covered
+    runs = instance.get_runs(RunsFilter(statuses=[*active, DagsterRunStatus.STARTED]))
+    return set(documents_of_runs(instance, runs))
 
 
 def retry_failed(

@@ -202,7 +202,7 @@ def dagster_path(
     stamp = f"{datetime.now(UTC):%m%d%H%M%S}"
     tenant, tenants = f"bench{stamp}", []
     try:
-        warm = make_documents(_run_concurrency(), seed=11)
+        warm = make_documents(_run_limits()[0], seed=11)  # one per run slot
         for i, d in enumerate(warm):  # a tenant each: the per-tenant run limit would leave workers cold
             tenants.append(f"warm{stamp}x{i}")
             _upload(rt, settings.prefix, tenants[-1], [d])
@@ -304,7 +304,8 @@ def _pct(values: list[float], p: float) -> float:
 def pipeline_section(settings: Settings, options: BenchOptions, progress: Callable[[str], None]) -> dict:
     n = options.docs
     docs = make_documents(n)
-    workers = int(options.extra.get("workers", 0)) or _tenant_concurrency()
+    # the bulk load is one tenant's: the bare loop gets as many worker processes as that tenant gets runs
+    workers = int(options.extra.get("workers", 0)) or _run_limits()[1]
     progress(f"made {n} documents ({sum(d.pages for d in docs)} pages); Dagster path first")
     timeout_s = float(options.extra.get("timeout_s", 3600))
     dag = dagster_path(settings, docs, progress, timeout_s, single=int(options.extra.get("single", 10)))
@@ -337,12 +338,3 @@ def _run_limits() -> tuple[int, int]:
         int(t["limit"]) for t in runs.get("tag_concurrency_limits", []) if t["key"] == "docflow/tenant"
     ]
     return total, min([total, *per_tenant])
-
-
-def _run_concurrency() -> int:
-    return _run_limits()[0]
-
-
-def _tenant_concurrency() -> int:
-    """The bulk load is one tenant's: the bare loop gets as many worker processes as that tenant gets runs."""
-    return _run_limits()[1]

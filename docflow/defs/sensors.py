@@ -5,7 +5,7 @@ import dagster as dg
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from docflow.defs.assets import process_batch, process_documents
-from docflow.defs.partitions import documents, keys_in_range
+from docflow.defs.partitions import documents, documents_of_runs
 from docflow.defs.resources import DocflowResource
 from docflow.ingest import NewDocument, ScanCursor, reconcile, scan
 from docflow.pipeline import config_fingerprint
@@ -103,10 +103,7 @@ def run_requests(new: list[NewDocument], batch_size: int, spread: int = 1) -> li
 )
 def batch_failures_sensor(context: dg.RunStatusSensorContext, docflow: DocflowResource):
     run = context.dagster_run
-    start, end = run.tags.get(ASSET_PARTITION_RANGE_START_TAG), run.tags.get(ASSET_PARTITION_RANGE_END_TAG)
-    if not start or not end:
-        return []
-    keys = keys_in_range(context.instance, start, end)
+    keys = documents_of_runs(context.instance, [run])
     failed = [k for k, status in docflow.runtime().store.known(keys).items() if status == "failed"]
     tags = {k: v for k, v in run.tags.items() if k in ("docflow/tenant", "dagster/priority")}
     tags["docflow/reason"] = "isolate"
