@@ -3,6 +3,7 @@ valid and agree with the code. Docker and Helm cannot run here, so the files are
 Dagster's own config schemas validate the instance configs, and `dagster definitions validate` loads the
 code location with production-like settings against the session's real Postgres and S3."""
 
+import importlib
 import json
 import os
 import re
@@ -226,7 +227,11 @@ def test_compose_dagster_yaml_validates_with_dagsters_instance_schema(compose, t
     assert validate_config(DockerRunLauncher.config_type(), launcher["config"]).success
     logs = config["compute_logs"]
     assert validate_config(S3ComputeLogManager.config_type(), logs["config"]).success
-    assert config["storage"]["postgres"]["postgres_url"] == {"env": "DOCFLOW_DAGSTER_DATABASE_URL"}
+    for kind in ("run_storage", "event_log_storage", "schedule_storage"):
+        storage = config[kind]
+        cls = getattr(importlib.import_module(storage["module"]), storage["class"])
+        assert validate_config(cls.config_type(), storage["config"]).success
+        assert storage["config"]["postgres_url"] == {"env": "DOCFLOW_DAGSTER_DATABASE_URL"}
     runs = config["concurrency"]["runs"]
     assert validate_config(
         QueuedRunCoordinator.config_type(), {"max_concurrent_runs": runs["max_concurrent_runs"]}
