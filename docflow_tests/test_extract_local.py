@@ -406,3 +406,71 @@ Date") between Gamma Inc. ("Licensor") and Delta Ltd. ("Licensee").
     f = run(text, "contract").fields
     assert f["agreement_date"] == "the [__] day of [__], 2021"
     assert f["effective_date"] == "the [__] day of [__], 2021"
+
+
+# --- fine print, payee, unlabelled dates --------------- ------------------------------------------------
+
+
+def test_vendor_goes_by_its_name_rather_than_the_registered_one_of_the_fine_print() -> None:
+    text = """Jean Dupont
+12 rue des Lilas
+Facture n°1234 du 02 mars 2024
+Abonnement Libra Box  19.99
+Total TTC  19.99 €
+Questions: www.libra.fr/aide
+Libra Service Clients 75000 Paris
+Libra SAS au capital de 1.000.000 Euros - RCS Paris 123 456 789 - Siège social: 8 rue X, Paris
+"""
+    assert run(text, "invoice").fields["vendor_name"] == "Libra"
+
+
+def test_vendor_from_the_fine_print_when_it_is_the_only_name() -> None:
+    text = """Invoice 2024-17
+Consulting  500.00
+Total  500.00 GBP
+Harwick Analytics Limited, registered in England no. 01234567, registered office: 1 Lane, Leeds
+"""
+    assert run(text, "invoice").fields["vendor_name"] == "Harwick Analytics Limited"
+
+
+def test_vendor_is_the_payee_when_nothing_else_names_it() -> None:
+    text = """PAYMENT ADVICE
+Amount  Rs 1939
+Total  Rs 1939
+All payments to be made in favour of Oravel Stays Pvt. Ltd.
+"""
+    assert run(text, "invoice").fields["vendor_name"] == "Oravel Stays Pvt. Ltd"
+
+
+def test_vendor_written_next_to_its_email_address_at_the_top() -> None:
+    text = "INVOICE\nSammy Rivers sammy@example.com\nBill To:\nTaylor Reed\nTotal: $10.00\n"
+    assert run(text, "invoice").fields["vendor_name"] == "Sammy Rivers"
+
+
+def test_issue_date_from_a_place_and_date_line_not_the_delivery_date() -> None:
+    text = """Brightwater GmbH
+Kunde: Globex AG
+Lieferdatum,  30.06.2023
+Rechnung
+Hamburg  04.07.2023
+Rechnungs-Nr  02581
+Leistungszeitraum 01.06.2023 - 30.06.2023
+Gesamtbetrag  119,00 €
+"""
+    assert run(text, "invoice").fields["invoice_date"] == "2023-07-04"
+
+
+def test_unlabelled_issue_date_skips_other_dates_and_ranges() -> None:
+    text = """Acme Tools Ltd
+Delivery 30.06.2023 to the warehouse, service 01.06.2023 - 30.06.2023
+Issued in Hamburg on 02.07.2023 with our thanks for your business.
+Total  119,00 €
+"""
+    assert run(text, "invoice").fields["invoice_date"] == "2023-07-02"
+
+
+def test_day_order_follows_the_unambiguous_dates_of_the_document() -> None:
+    text = "Invoice 77\nDate: 04/05/2023\nService 28/04/2023\nTotal $ 10.00\n"
+    assert run(text, "invoice").fields["invoice_date"] == "2023-05-04"  # dollars, but written day first
+    us = "Invoice 77\nDate: 04/05/2023\nService 04/28/2023\nTotal $ 10.00\n"
+    assert run(us, "invoice").fields["invoice_date"] == "2023-04-05"

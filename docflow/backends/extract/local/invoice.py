@@ -18,6 +18,7 @@ from docflow.backends.extract.local.lines import (
 from docflow.backends.extract.local.parties import find_vendor
 from docflow.backends.extract.normalize import (
     clean_text,
+    find_dates,
     parse_amount,
     parse_currency,
     parse_date,
@@ -148,7 +149,7 @@ def extract_invoice(text: str) -> tuple[Raw, Conf]:
     total = _total(lines)
     currency = _currency(lines, total)
     put("currency", currency)
-    day_first = currency is None or currency[0] != "USD"
+    day_first = _day_first(text, currency)
     put("invoice_date", _invoice_date(lines, day_first))
     put("due_date", first_value(lines.labelled(_DUE_DATE), lambda t: parse_date(t, day_first)))
     if total is not None:
@@ -175,7 +176,7 @@ def extract_receipt(text: str) -> tuple[Raw, Conf]:
     if paid is not None and (total is None or (total[0].value != paid and not total[0].marked)):
         total = (Money(paid, None, True), 0.7)  # a till receipt: what was paid is cash tendered minus change
     currency = _currency(lines, total) or (("MYR", 0.5) if _RINGGIT.search(text) else None)
-    day_first = currency is None or currency[0] != "USD"
+    day_first = _day_first(text, currency)
     found = {
         "store_name": vendor,
         "date": _invoice_date(lines, day_first),
@@ -224,16 +225,74 @@ def _invoice_number(lines: Lines) -> tuple[str, float] | None:
     return None
 
 
+_NUMERIC_DATE = re.compile(r"(?<![\d.,/])([0-3]?\d)([/-])([0-3]?\d)\2(?:19|20)?\d{2}(?![\d/])")
+
+
+def _day_first(text: str, currency: tuple[str, float] | None) -> bool:
+    """Whether the document writes numeric dates day first: as its unambiguous dates do ("31/12/2017" and
+    not "12/31/2017"), else month first only for US dollars."""
+    day, month = 0, 0
+    for m in _NUMERIC_DATE.finditer(text):
+        a, b = int(m.group(1)), int(m.group(3))
+        day += a > 12 >= b > 0
+        month += b > 12 >= a > 0
+    if day != month and not (day and month):
+        return day > month
+    return currency is None or currency[0] != "USD"
+
+
 def _invoice_date(lines: Lines, day_first: bool) -> tuple[date, float] | None:
     for label in _INVOICE_DATE:
         found = first_value(lines.labelled(label), lambda t: parse_date(t, day_first))
         if found:
             return found
-    for line in lines.lines:  # "Invoice no. 123 of 2 July 2015", then the first date of the document
+    for line in lines.lines:  # "Invoice no. 123 of 2 July 2015"
         if _INVOICE_NUMBER.search(line) and (d := parse_date(line, day_first)):
             return d, 0.7
-    first = parse_date("\n".join(lines.lines), day_first)
-    return (first, 0.4) if first else None
+    return _unlabelled_date(lines, day_first)
+
+
+# words of the labels of the other dates of an invoice: delivery, service period, due, order, stay, print...
+_OTHER_DATE = re.compile(
+    r"deliver|liefer|leistung|versand|ship|dispatch|due\b|f[äa]llig|zahlbar|payable|period|zeitraum|"
+    r"check[\s-]?(?:in|out)|arrival|departure|order|bestell|birth|valid|expir|livraison|p[ée]riode|"
+    r"[ée]ch[ée]ance|dostaw|sprzeda|vencimiento|entrega|start|end\b|from\b|until\b|since\b|bis\b|print",
+    re.I,
+)
+# the place before the date of a letter-style date line: "Berlin, den", "Paris, le", "Reichenschwand"
+_PLACE = re.compile(
+    r"[^\W\d_][\w.'’\-]*(?:\s[^\W\d_][\w.'’\-]*){0,3},?(?:\s+(?:den|le|am|on|the|dnia|dn\.|el|il))?"
+)
+_RANGE = re.compile(r"^\s*(?:[-–—]|to|bis|au|until|till|do|al)\s*$", re.I)
+
+
+def _unlabelled_date(lines: Lines, day_first: bool) -> tuple[date, float] | None:
+    """The issue date when no label names it, in order of the cues:
+
+    1. a date line of the header, on its own or after a place ("Reichenschwand 04.07.2023"), 0.55;
+    2. the first date not labelled as another date (delivery, period, due...) nor part of a range, 0.45;
+    3. the first date of the document, 0.4.
+    """
+    dated = [(i, line, find_dates(line, day_first)) for i, line in enumerate(lines.lines)]
+    dated = [(i, line, found) for i, line, found in dated if found]
+    head = max(25, len(lines.lines) // 2)
+    for i, line, found in dated:
+        if i >= head or len(found) != 1 or line[found[0][2] :].strip(" .,;"):
+            continue
+        before = line[: found[0][1]].strip()
+        previous = lines.lines[i - 1] if i else ""
+        if before and (_OTHER_DATE.search(before) or not _PLACE.fullmatch(before)):
+            continue
+        if not before and _OTHER_DATE.search(previous) and not any(c.isdigit() for c in previous):
+            continue  # the value of the label above it
+        return found[0][0], 0.55
+    for _, line, found in dated:
+        if _OTHER_DATE.search(line[: found[0][1]]):
+            continue
+        if len(found) > 1 and _RANGE.match(line[found[0][2] : found[1][1]]):
+            continue
+        return found[0][0], 0.45
+    return (dated[0][2][0][0], 0.4) if dated else None
 
 
 def _total(lines: Lines) -> tuple[Money, float] | None:

@@ -55,6 +55,22 @@ _BUYER_LABEL = label_pattern(
 _ACCOUNT_HOLDER = label_pattern(
     r"titulaire\s+du\s+compte", r"account\s+holder", r"account\s+name", r"beneficiary", r"kontoinhaber"
 )
+# "Make all cheques payable to X", "All payment to be made in favour of X": the payee is the issuer
+_PAYEE = label_pattern(
+    r"payable\s+to",
+    r"in\s+favou?r\s+of",
+    r"remit(?:\s+payments?)?\s+to",
+    r"zahlbar\s+an",
+    r"[àa]\s+l'ordre\s+de",
+)
+# the fine print that states the registered entity: share capital, trade register, registered office
+_LEGAL_NOTICE = re.compile(
+    r"\bau\s+capital\s+(?:social\s+)?de\b|\bcapital\s+social\b|\bshare\s+capital\b|\bRCS\b|"
+    r"\bregistered\s+(?:office|address|in\s+\w+|number|no\b)|\bcompany\s+(?:registration\s+)?(?:no\b|number)|"
+    r"\bsi[èe]ge\s+social\b|\bHR[AB]\s*\d|\b(?:Amts|Register)gericht\b|\bHandelsregister\b|\bStammkapital\b|"
+    r"\bGesch[äa]ftsf[üu]hr(?:er|ung)\b|\bKRS\b|\bkapita[łl]\s+zak[łl]adowy\b|\bKvK\b|\bregistro\s+mercantil\b",
+    re.I,
+)
 _TITLE_LINE = re.compile(
     r"^(?:tax\s+)?(?:invoice|facture|factuur|rechnung|faktura|factura|fattura|receipt|payment\s+receipt|"
     r"quittung|bill|statement|credit\s+note)\b",
@@ -84,6 +100,7 @@ _TOOL_CREDIT = re.compile(
     r"\bprint-?out\b",
     re.I,
 )
+_CONTACT = re.compile(r"\S+@\S+|(?:https?://|www\.)\S+", re.I)
 _TOKEN = re.compile(r"[^\s,;:()|]+")
 _URLISH = re.compile(r"[@/]|^www\.|\.[a-z]{2,}$", re.I)
 
@@ -93,10 +110,13 @@ def find_vendor(lines: Lines) -> tuple[str, float] | None:
 
     1. a labelled seller block ("Seller:", "Bill from", "From:", "Provided by"...), 0.9;
     2. a title naming it ("Invoice from X", "Receipt | X"), 0.8;
-    3. a legal-entity name (Inc, LLC, GmbH, Ltd, Sdn Bhd...) outside the buyer's block, preferring one that
-       matches a web or e-mail domain of the document (the seller's own site), 0.75-0.8;
+    3. a legal-entity name (Inc, LLC, GmbH, Ltd, Sdn Bhd...) outside the buyer's block and the fine print,
+       preferring one that matches a web or e-mail domain of the document (the seller's own site), 0.75-0.8;
     4. words matching such a domain ("Azure Interior" for azure-interior.com), 0.7;
-    5. the account holder of the bank details, 0.6; 6. a name-like line at the top, 0.3.
+    5. a legal-entity name of the fine print ("Acme SAS au capital de...", "Registered office"), 0.7-0.75:
+       when the document goes by another name (4.), that one is the name its reader knows it by;
+    6. the payee ("cheques payable to X", "in favour of X"), 0.65; 7. the account holder of the bank
+       details, 0.6; 8. a name-like line at the top (without its e-mail address), 0.3.
 
     The buyer's block is the paragraph after "Bill to", "Customer"...; domains seen there are the buyer's.
     """
@@ -118,8 +138,11 @@ def find_vendor(lines: Lines) -> tuple[str, float] | None:
             name = company_name(m.group("name")) or plain_name(m.group("name"))
             if name:
                 return name, 0.8
+    fine_print = {i for i, line in enumerate(lines.lines) if _LEGAL_NOTICE.search(line)}
     companies = [
-        name for i, line in enumerate(lines.lines) if i not in buyer and (name := company_name(line))
+        name
+        for i, line in enumerate(lines.lines)
+        if i not in buyer and i not in fine_print and (name := company_name(line))
     ]
     for name in companies:
         if spelled := _domain_name(name, domains):  # "Thanks for choosing Acme Ltd" -> "Acme Ltd"
@@ -127,8 +150,17 @@ def find_vendor(lines: Lines) -> tuple[str, float] | None:
     if companies:
         return companies[0], 0.75
     for i, line in enumerate(lines.lines):
-        if i not in buyer and (name := _domain_name(line, domains)):
-            return name, 0.7
+        if i not in buyer and i not in fine_print and (name := _domain_name(line, domains)):
+            return name, 0.7  # the name the document goes by, not the registered one of its fine print
+    registered = [name for i in sorted(fine_print - buyer) if (name := company_name(lines.lines[i]))]
+    for name in registered:
+        if spelled := _domain_name(name, domains):
+            return spelled, 0.75
+    if registered:
+        return registered[0], 0.7
+    payee = first_value(lines.labelled(_PAYEE), company_name)
+    if payee:
+        return payee[0], 0.65
     holder = first_value(lines.labelled(_ACCOUNT_HOLDER), plain_name)
     if holder:
         return holder[0], 0.6
@@ -219,7 +251,8 @@ def company_name(line: str) -> str | None:
 
 def plain_name(line: str) -> str | None:
     """A line that reads like a name: starts with a letter, no parentheses, not a sentence."""
-    segment = SEGMENT_CUT.split(line.strip())[0]
+    line = _CONTACT.sub(" ", line).strip(" ,;|")  # "Jane Roe jane@roe.dev" -> "Jane Roe"
+    segment = SEGMENT_CUT.split(line)[0]
     if not segment or not segment[0].isalpha() or segment.startswith("(") or "@" in segment:
         return None
     if len(segment.split()) > 6 or ":" in segment or sum(c.isdigit() for c in segment) > 2:
