@@ -215,7 +215,11 @@ def eval_(manifest: Path, json_out: Path | None, force: bool) -> None:
 @click.option("--docs", default=100, show_default=True, help="Documents for the pipeline sections.")
 @click.option("--only", multiple=True, help="Run only these sections (repeatable).")
 @click.option(
-    "--objects", default=100_000, show_default=True, help="Objects and partitions for the sensor section."
+    "--objects",
+    default=100_000,
+    show_default=True,
+    help="Objects and partitions for the sensor section; the pipeline section runs with at least this many "
+    "document partitions registered.",
 )
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), help="Write the report.")
 @click.option(

@@ -114,7 +114,9 @@ def test_every_document_was_requested_once_and_the_sensor_went_on(rt, outcome) -
     landed = {i for kind, i in outcome["ids"].items() if kind not in outcome["refused"]}
     assert sorted(mine) == sorted(landed)  # each exactly once
     # a batch with bad documents in it still succeeds: bad documents are failed one by one
-    assert outcome["sensor_runs"] and all(r.success for r in outcome["sensor_runs"])
+    runs = outcome["sensor_runs"]
+    failures = [str(e.event_specific_data) for r in runs for e in r.all_events if e.is_failure]
+    assert runs and not failures, failures
 
 
 @pytest.mark.parametrize("item", [i for i in CORPUS if i.expect], ids=lambda i: i.kind)
@@ -177,3 +179,20 @@ def test_failed_documents_are_the_dead_letters(rt, outcome) -> None:
     failed = {d.doc_id for d in rt.store.list_documents(tenant=outcome["tenant"], status="failed")}
     expected = {outcome["ids"][i.kind] for i in CORPUS if i.expect}
     assert failed == expected
+
+
+def test_a_batch_of_only_bad_documents_is_not_a_failed_run(rt, instance) -> None:
+    """Every document of a batch failing for its own reasons is not an outage: the runs succeed, and each
+    document is failed with its reason (the step fails only when a service error is among the reasons)."""
+    tenant = f"allbad{uuid.uuid4().hex[:6]}"
+    cursor = cursor_now(rt)
+    for i in range(4):
+        data = f"%PDF-1.7\n1 0 obj\n<< {tenant} {i}".encode()
+        _put_raw(rt, f"{rt.settings.prefix}{tenant}/broken-{i}.pdf", data)
+    driven = drain(instance, cursor)
+    mine = [r for r in driven.requests if r.tags.get("docflow/tenant") == tenant]
+    assert len(mine) == 2 and all(r.partition_key_range for r in mine)  # two batches of two
+    failures = [str(e.event_specific_data) for r in driven.runs for e in r.all_events if e.is_failure]
+    assert driven.runs and not failures, failures
+    docs = rt.store.list_documents(tenant=tenant, limit=10)
+    assert len(docs) == 4 and all(d.status == "failed" and d.error for d in docs), docs

@@ -103,12 +103,12 @@ def test_a_bulk_load_is_batched_into_partition_range_runs(rt, instance, tenant, 
     monkeypatch.setenv("DOCFLOW_RUN_BATCH_SIZE", "2")
     result = tick(instance, base)
     mine = _mine(result, tenant)
-    assert [len(_covered(result, r)) for r in mine] == [2, 2, 1]
+    assert [len(_covered(result, r)) for r in mine] == [2, 1, 1, 1]  # 4 runs: a multiple of the 2 slots
     assert mine[0].partition_key_range is not None and mine[0].tags["docflow/batch_size"] == "2"
-    assert mine[2].partition_key is not None
+    assert mine[1].partition_key is not None
     covered = [doc for r in mine for doc in _covered(result, r)]
     assert len(set(covered)) == 5 and all(d.startswith(f"{tenant}-") for d in covered)
-    assert len({r.run_key for r in mine}) == 3
+    assert len({r.run_key for r in mine}) == 4
 
 
 def test_a_small_bulk_load_is_spread_over_the_tenants_run_slots_in_balanced_batches() -> None:
@@ -119,5 +119,8 @@ def test_a_small_bulk_load_is_spread_over_the_tenants_run_slots_in_balanced_batc
     sizes = lambda reqs: [int(r.tags.get("docflow/batch_size", 1)) for r in reqs]  # noqa: E731
     assert sizes(run_requests(docs[:5], batch_size=20, spread=2)) == [3, 2]  # both slots busy, not 5 + 0
     assert sizes(run_requests(docs, batch_size=20, spread=2)) == [11, 10]  # balanced, not 20 + 1
-    assert sizes(run_requests(docs, batch_size=4, spread=2)) == [4, 4, 4, 4, 4, 1]
+    assert sizes(run_requests(docs, batch_size=4, spread=2)) == [4, 4, 4, 3, 3, 3]  # not 4, 4, 4, 4, 4, 1
+    assert sizes(run_requests(docs, batch_size=5, spread=2)) == [4, 4, 4, 3, 3, 3]  # 6 runs, not 5: pairs
+    assert sizes(run_requests(docs, batch_size=5, spread=3)) == [4, 4, 4, 3, 3, 3]
+    assert sizes(run_requests(docs[:3], batch_size=20, spread=4)) == [1, 1, 1]
     assert sizes(run_requests(docs[:1], batch_size=20, spread=2)) == [1]

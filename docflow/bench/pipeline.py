@@ -174,16 +174,22 @@ def dagster_path(
     progress: Callable[[str], None],
     timeout_s: float,
     single: int = 10,
+    partitions: int = 0,
 ) -> dict[str, Any]:
-    """Three phases against one daemon: warm-up (one document per run slot, untimed, as the bare loop's
-    workers warm up), `single` documents one at a time (upload -> embeddings latency with the sensor
-    interval included), then the bulk load of `docs` (throughput and latency under load)."""
+    """Three phases against one daemon, with at least `partitions` document partitions registered:
+    warm-up (one document per run slot, untimed, as the bare loop's workers warm up), `single` documents
+    one at a time (upload -> embeddings latency with the sensor interval included), then the bulk load of
+    `docs` (throughput and latency under load)."""
     from dagster import DagsterRunStatus, RunsFilter
+
+    from docflow.bench.sensor import add_partitions
+    from docflow.defs.partitions import documents
 
     rt = services.runtime(settings)
     instance = services.dagster_instance(settings)
     env = {**os.environ, **services.dagster_env(settings)}
     services.configure_pools(settings)
+    add_partitions(instance, partitions, progress, documents.name)  # the scale the runs must keep up at
     daemon = None
     if not _daemon_running(instance):
         log = Path(env["DAGSTER_HOME"]) / "bench-daemon.log"
@@ -308,13 +314,16 @@ def pipeline_section(settings: Settings, options: BenchOptions, progress: Callab
     workers = int(options.extra.get("workers", 0)) or _run_limits()[1]
     progress(f"made {n} documents ({sum(d.pages for d in docs)} pages); Dagster path first")
     timeout_s = float(options.extra.get("timeout_s", 3600))
-    dag = dagster_path(settings, docs, progress, timeout_s, single=int(options.extra.get("single", 10)))
+    partitions = int(options.extra.get("objects", 0))
+    single = int(options.extra.get("single", 10))
+    dag = dagster_path(settings, docs, progress, timeout_s, single=single, partitions=partitions)
     progress(f"bare loop with {workers} worker processes")
     bare = bare_loop(settings, docs, workers)
     wall = dag["wall_s"]
     return {
         "docs": n,
         "pages": sum(d.pages for d in docs),
+        "document_partitions": partitions,
         "workers": workers,
         "wall_s": wall,
         "docs_per_min": round(n / wall * 60, 1) if wall else None,

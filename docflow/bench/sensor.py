@@ -37,14 +37,15 @@ def _fill(bucket: Bucket, prefix: str, n: int, progress: Callable[[str], None]) 
     return time.perf_counter() - started
 
 
-def _add_partitions(instance, n: int, progress: Callable[[str], None]) -> float:
+def add_partitions(instance, n: int, progress: Callable[[str], None], name: str = PARTITIONS) -> float:
+    """At least `n` partitions in the dynamic partitions definition `name` (filler keys `bench-NNNNNNN`)."""
     started = time.perf_counter()
-    have = len(instance.get_dynamic_partitions(PARTITIONS))
+    have = len(instance.get_dynamic_partitions(name))
     if have < n:
-        progress(f"adding {n - have} dynamic partitions ({have} there)")
+        progress(f"adding {n - have} dynamic partitions to {name} ({have} there)")
         for start in range(have, n, 10_000):
             keys = [f"bench-{i:07d}" for i in range(start, min(n, start + 10_000))]
-            instance.add_dynamic_partitions(PARTITIONS, keys)
+            instance.add_dynamic_partitions(name, keys)
     return time.perf_counter() - started
 
 
@@ -58,7 +59,7 @@ def sensor_section(settings: Settings, options: BenchOptions, progress: Callable
     prefix = s.prefix
     fill_s = _fill(bucket, prefix, n, progress)
     instance = services.dagster_instance(settings)
-    partitions_s = _add_partitions(instance, n, progress)
+    partitions_s = add_partitions(instance, n, progress)
 
     newest = max(o.last_modified for o in bucket.list(prefix))
     time.sleep(2)  # Last-Modified has 1 s resolution: fresh objects come strictly after the old ones

@@ -1,9 +1,15 @@
 """Dagster-facing code only: partitions, resources, assets, sensors, checks. The work lives elsewhere."""
 
+import os
+
 import dagster as dg
 
 from docflow.errors import MissingExtra
 from docflow.settings import get_settings
+
+# A batch run's step materializes its whole partition range at once: Dagster writes those events in one
+# insert instead of one each when event batching is on (it reads this variable when it writes events).
+os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", "100")
 
 
 def build_defs() -> dg.Definitions:

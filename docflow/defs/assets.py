@@ -93,28 +93,32 @@ def materialize(
     """The body of every document asset: run `step` for the run's document, or for each document of a
     batch (a partition range requested by the sensor during a bulk load). In a batch, each document's
     metadata is logged as an observation of its partition, a bad document is marked failed and skipped by
-    the later steps while the others go on, and the materialization carries a summary."""
+    the later steps while the others go on, and the materialization carries a summary. The step fails
+    only when every document failed and a service error was among the reasons."""
     rt = docflow.runtime()
     keys = context.partition_keys
     if len(keys) == 1:
         result, seconds = run_step(context, rt, step, keys[0])
         return dg.MaterializeResult(metadata=metadata(rt, keys[0], result, seconds))
+    earlier = rt.store.known(keys) if step != "raw_file" else {}
     failed: dict[str, str] = {}
+    service_errors = 0
     for doc_id in keys:
-        if step != "raw_file" and rt.store.get_document(doc_id).status == "failed":
+        if earlier.get(doc_id) == "failed":
             failed[doc_id] = "failed in an earlier step"
             continue
         try:
             result, seconds = run_step(context, rt, step, doc_id, batch=True)
         except dg.Failure as exc:
             failed[doc_id] = exc.description or "failed"
+            service_errors += not isinstance(exc.__cause__, BadDocument)
             continue
         context.log_event(
             dg.AssetObservation(
                 asset_key=context.asset_key, partition=doc_id, metadata=metadata(rt, doc_id, result, seconds)
             )
         )
-    if len(failed) == len(keys):
+    if len(failed) == len(keys) and service_errors:  # not the documents' fault: something is down
         raise dg.Failure(description=f"{step}: every document of the batch failed", metadata=failed)
     return dg.MaterializeResult(
         metadata={"documents": len(keys), "failed": len(failed), "failures": dg.MetadataValue.json(failed)}

@@ -1,4 +1,5 @@
 import hashlib
+import itertools
 from itertools import groupby
 
 import dagster as dg
@@ -58,17 +59,19 @@ def s3_document_sensor(context: dg.SensorEvaluationContext, docflow: DocflowReso
 
 def run_requests(new: list[NewDocument], batch_size: int, spread: int = 1) -> list[dg.RunRequest]:
     """One run per document when they trickle in (lowest latency); during a bulk load, a tenant's documents
-    in balanced batches of at most `batch_size`, and in at least `spread` runs so that every run slot the
-    tenant may use gets work, each a partition range over the partitions this tick adds in this order.
-    Batching saves the per-run bookkeeping (plan, run and step events) on bulk loads."""
+    in balanced batches of at most `batch_size`, in a multiple of `spread` runs so that every run slot the
+    tenant may use gets work until the end (no last batch running alone), each a partition range over the
+    partitions this tick adds in this order. Batching saves the per-run bookkeeping (plan, run and step
+    events) on bulk loads."""
     requests = []
     for (tenant, priority), group in groupby(new, key=lambda d: (d.tenant, d.priority)):
         docs = list(group)
         tags = {"docflow/tenant": tenant} | ({"dagster/priority": str(priority)} if priority else {})
-        runs = min(len(docs), max(-(-len(docs) // batch_size), spread))
-        size = -(-len(docs) // runs)  # ceil: balanced batches, none over batch_size
-        for i in range(0, len(docs), size):
-            batch = docs[i : i + size]
+        runs = min(len(docs), -(-max(-(-len(docs) // batch_size), spread) // spread) * spread)
+        size, larger = divmod(len(docs), runs)  # sizes differ by at most one
+        starts = [i * size + min(i, larger) for i in range(runs + 1)]
+        for start, end in itertools.pairwise(starts):
+            batch = docs[start:end]
             if len(batch) == 1:
                 d = batch[0]
                 run_key = d.run_key or f"{d.doc_id}:{d.etag}"

@@ -3,7 +3,7 @@
 The stock classes open a new Postgres connection for every statement (NullPool): a batch run of 20
 documents writes a few hundred events and opened about 950 connections, a few milliseconds each.
 Here each process keeps a small pool; `pool_pre_ping` replaces a connection that died with a Postgres
-restart before it is used.
+restart before it is used. Whether a table exists is asked for every asset event; the answer is kept.
 
 Every document is a dynamic partition, and Dagster reads *all* keys of the `documents` partitions
 definition whenever it resolves a partition range: about 20 times per batch run (planning, each step's
@@ -25,7 +25,7 @@ from dagster_postgres.event_log import PostgresEventLogStorage
 from dagster_postgres.run_storage import PostgresRunStorage
 from dagster_postgres.utils import create_pg_engine, get_token_provider_from_config, pg_url_from_config
 
-POOL = {"pool_size": 1, "max_overflow": 10, "pool_pre_ping": True, "pool_recycle": 3600}
+POOL = {"pool_size": 2, "max_overflow": 10, "pool_pre_ping": True, "pool_recycle": 3600}
 
 
 class _Pooled:
@@ -63,6 +63,13 @@ class DocflowEventLogStorage(_Pooled, PostgresEventLogStorage):
         super().__init__(postgres_url, should_autocreate_tables, **kwargs)
         self._partitions_lock = threading.Lock()
         self._partitions: dict[str, tuple[int, list[str]]] = {}  # name -> (highest id read, keys by id)
+        self._tables: set[str] = set()
+
+    def has_table(self, table_name: str) -> bool:
+        """Asked for every asset event (a catalog query on a second connection); a table, once made, stays."""
+        if table_name not in self._tables and super().has_table(table_name):
+            self._tables.add(table_name)
+        return table_name in self._tables
 
     def get_dynamic_partitions(self, partitions_def_name: str) -> Sequence[str]:
         self._check_partitions_table()
