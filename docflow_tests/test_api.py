@@ -294,6 +294,10 @@ def test_openapi_schema_is_published(server) -> None:
         assert path in paths
     assert set(paths["/v1/documents/{doc_id}"]) == {"get", "delete"}
     assert "multipart/form-data" in paths["/v1/documents"]["post"]["requestBody"]["content"]
+    # the upload hot path bypasses FastAPI's parameter handling; its parameters are still documented
+    params = {p["name"]: p for p in paths["/v1/documents"]["post"]["parameters"]}
+    assert {"priority", "passthrough", "filename", "Idempotency-Key", "Authorization"} <= set(params)
+    assert params["priority"]["schema"]["maximum"] == 100
 
 
 def test_missing_bad_and_revoked_keys_are_401(rt, server, tenant) -> None:
@@ -380,6 +384,87 @@ def test_bad_uploads(tenant) -> None:
     passthrough = tenant.upload(b"hello passthrough", passthrough="true")
     assert passthrough.status_code == 400 and "webhook" in passthrough.json()["detail"]
     assert tenant.client.get("/v1/documents").json()["documents"] == []  # nothing was registered
+
+
+def test_the_declared_upload_route_answers_like_the_hot_path(rt, api_settings, instance) -> None:
+    """DocflowApi answers POST /v1/documents before FastAPI; the route FastAPI declares (and would run if
+    the app were mounted elsewhere) takes the same function: same checks, same answers."""
+    app = create_app(api_settings, instance)
+    app.upload_fast = False
+    live = LiveServer(app)
+    t = Tenant(rt, live.url)
+    try:
+        body = text(f"declared {t.name}")
+        r = t.upload(body, "declared.txt", priority=3)
+        assert r.status_code == 202 and "spool;dur=" in r.headers["server-timing"]
+        assert r.json()["doc_id"] == make_doc_id(t.name, hashlib.sha256(body).hexdigest())
+        assert t.upload(body, "declared.txt").json()["duplicate"] is True
+        assert t.upload(b"hi", priority=1000).status_code == 422
+        assert t.upload(b"hi", passthrough="maybe").status_code == 422
+        assert t.upload(b"").status_code == 422
+        assert httpx.post(f"{live.url}/v1/documents", files={"file": ("a.txt", b"x")}).status_code == 401
+        stored([r.json()["doc_id"]])
+    finally:
+        t.client.close()
+        live.stop()
+
+
+def test_the_bench_load_generator_times_real_202s_over_kept_alive_connections(rt, server, tenant) -> None:
+    """`docflow bench --only api` sends pre-encoded uploads over connections opened beforehand."""
+    import asyncio
+
+    from docflow.bench.api import _doc, _Uploader
+
+    async def go() -> list[tuple[float, int, str]]:
+        uploader = _Uploader("127.0.0.1", server.port, tenant.key)
+        uploader.prepare(tenant.name, range(3))
+        await uploader.connect(2)
+        answers = list(await asyncio.gather(*(uploader.upload(tenant.name, i) for i in range(2))))
+        answers.append(await uploader.upload(tenant.name, 2))  # on a connection kept alive
+        refused = _Uploader("127.0.0.1", server.port, "dfk_wrong")
+        answers.append(await refused.upload(tenant.name, 3))
+        uploader.close()
+        refused.close()
+        return answers
+
+    answers = asyncio.run(go())
+    expected = [make_doc_id(tenant.name, hashlib.sha256(_doc(tenant.name, i)).hexdigest()) for i in range(3)]
+    assert [(status, doc_id) for _, status, doc_id in answers[:3]] == [(202, d) for d in expected]
+    assert answers[3][1] == 401 and "revoked" in answers[3][2]
+    assert all(ms > 0 for ms, _, _ in answers)
+    stored(expected)
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 64, 4096, None])
+def test_multipart_bodies_are_read_whatever_their_chunking(chunk) -> None:
+    import asyncio
+
+    from docflow.api.uploads import BadUpload, read_multipart
+
+    data = b"%PDF-like bytes\r\n--not-the-boundary\r\n" * 500 + bytes(range(256))
+    request = httpx.Request(
+        "POST", "http://x/", files={"file": ("r\u00e9sum\u00e9.txt", data)}, data={"priority": "5"}
+    )
+    body, content_type = request.read(), request.headers["content-type"]
+
+    async def read(raw: bytes):
+        async def chunks():
+            step = chunk or len(raw)
+            for i in range(0, len(raw), step):
+                yield raw[i : i + step]
+
+        return await read_multipart(content_type, chunks(), 10**7)
+
+    staged, fields = asyncio.run(read(body))
+    assert (staged.size, staged.sha256, staged.filename) == (
+        len(data),
+        hashlib.sha256(data).hexdigest(),
+        "r\u00e9sum\u00e9.txt",
+    )
+    assert fields == {"priority": "5"}
+    staged.cleanup()
+    with pytest.raises(BadUpload, match="ends before"):
+        asyncio.run(read(body[:-20]))  # cut short
 
 
 def test_duplicate_concurrent_uploads_make_one_document(rt, tenant) -> None:

@@ -61,6 +61,10 @@ class S3Writer:
             )
         return self._client
 
+    def connect(self) -> None:
+        """Create the connection pool now (its TLS context takes a few ms of CPU)."""
+        self._http()
+
     def _signed_headers(self, url: str, size: int, sha256: str) -> dict[str, str]:
         from botocore.awsrequest import AWSRequest
 

@@ -5,7 +5,9 @@ Each API process appends records to its own segment file, group-committed: every
 write is in progress goes into the next write, and one fsync covers them all, so a burst of uploads costs a
 few fsyncs, not one each (and never waits for the object store). A record is the object key, the sha256 and
 the bytes. Background tasks PUT each record (from memory) to the bucket, retrying until it is written; a
-segment is deleted once every record in it is in the bucket. A process holds an exclusive `flock` on its
+segment is deleted once every record in it is in the bucket. Draining gives way to acknowledging: while
+uploads keep arriving (one less than QUIET_S ago) a record waits, at most MAX_DEFER_S, so that a burst's
+acknowledgements do not share the CPU with its PUTs. A process holds an exclusive `flock` on its
 segments, so when it dies (crash, kill -9, power loss) another process — or the next start — finds segments
 nobody holds and writes their records to the bucket (a torn last record, never acknowledged, fails its
 checksum and is skipped). A record written twice is harmless: the same bytes under the same key.
@@ -33,6 +35,8 @@ MAGIC = b"DFS1"
 _HEADER = struct.Struct(">4sIQ")  # magic, meta length, data length
 SWEEP_S = 30.0  # how often segments of dead processes are looked for
 DRAINERS = 8  # concurrent PUTs per process
+QUIET_S = 0.05  # draining waits until no upload arrived for this long...
+MAX_DEFER_S = 1.0  # ...but never keeps a record from the bucket longer than this because of that
 
 
 @dataclass(frozen=True)
@@ -88,10 +92,11 @@ class Spool:
         self.s3 = s3
         self._pending: list[_Pending] = []
         self._segment: _Segment | None = None
-        self._queue: asyncio.Queue[tuple[Record, _Segment]] | None = None
+        self._queue: asyncio.Queue[tuple[Record, _Segment, float]] | None = None
         self._tasks: list[asyncio.Task] = []
         self._unwritten = 0  # records taken but not yet in the bucket
         self._wake: asyncio.Event | None = None
+        self._last_put = 0.0  # loop time of the latest put()
 
     def start(self) -> None:
         if self._tasks:
@@ -108,6 +113,7 @@ class Spool:
         self.start()
         assert self._wake is not None
         pending = _Pending(Record(key, sha256, data))
+        self._last_put = asyncio.get_running_loop().time()
         self._pending.append(pending)
         self._unwritten += 1
         self._wake.set()
@@ -148,8 +154,9 @@ class Spool:
                         self._segment = None
                     self._release(segment)
                 continue
+            now = asyncio.get_running_loop().time()
             for p in batch:
-                self._queue.put_nowait((p.record, segment))
+                self._queue.put_nowait((p.record, segment, now))
                 if not p.done.done():
                     p.done.set_result(segment)
 
@@ -179,12 +186,23 @@ class Spool:
     async def _drainer(self) -> None:
         assert self._queue is not None
         while True:
-            record, segment = await self._queue.get()
+            record, segment, queued = await self._queue.get()
+            await self._give_way(queued)
             await self._write(record)
             segment.outstanding -= 1
             self._unwritten -= 1
             self._release(segment)
             self._queue.task_done()
+
+    async def _give_way(self, queued: float) -> None:
+        """Wait while uploads are arriving (their acknowledgements come first), at most MAX_DEFER_S."""
+        loop = asyncio.get_running_loop()
+        while True:
+            now = loop.time()
+            quiet_at = self._last_put + QUIET_S
+            if now >= quiet_at or now >= queued + MAX_DEFER_S:
+                return
+            await asyncio.sleep(min(quiet_at, queued + MAX_DEFER_S) - now)
 
     async def _write(self, record: Record) -> None:
         delay = 0.5

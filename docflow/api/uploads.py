@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import IO
 from urllib.parse import unquote, urlsplit
 
-from python_multipart.multipart import MultipartParser, parse_options_header
+from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 
 from docflow.api.db import Registrar, unregister_upload
 from docflow.api.netguard import TooLarge
@@ -194,7 +194,9 @@ async def read_multipart(
     try:
         async for chunk in chunks:
             parser.write(chunk)
-        parser.finalize()
+        parser.finalize()  # python-multipart does not check the end: a body cut short would pass
+        if parser.state != MultipartState.END:
+            raise BadUpload("malformed multipart body: it ends before its closing boundary")
     except DocflowError:
         if state["staged"] is not None:
             state["staged"].cleanup()

@@ -9,6 +9,7 @@ import contextlib
 import multiprocessing
 import os
 import random
+import socket
 import statistics
 import subprocess
 import sys
@@ -84,27 +85,55 @@ def _daemon_running(instance) -> bool:
     return any(later[k] > first.get(k, 0) for k in later)
 
 
-class RssSampler(threading.Thread):
-    """Peak resident memory (MB) of a process tree, sampled every half second."""
+def _start_daemon(env: dict[str, str], log: Path) -> list[subprocess.Popen]:
+    """A code server for the docflow location and a daemon using it, as `dagster dev` and the deployments
+    run them. (A daemon given the python module itself spawns a code server and replaces it every minute,
+    re-importing docflow each time: CPU that production does not spend.)"""
+    import tempfile
 
-    def __init__(self, pid: int) -> None:
+    import yaml
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    out = log.open("w")
+    run = {"env": env, "cwd": services.REPO_ROOT, "stdout": out, "stderr": subprocess.STDOUT}
+    code = [sys.executable, "-m", "dagster", "code-server", "start", "-m", "docflow.definitions"]
+    server = subprocess.Popen([*code, "-h", "127.0.0.1", "-p", str(port)], start_new_session=True, **run)
+    health = [sys.executable, "-m", "dagster", "api", "grpc-health-check", "-p", str(port)]
+    deadline = time.monotonic() + 180
+    while subprocess.run(health, env=env, capture_output=True).returncode != 0:
+        if server.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"the code server did not start: see {log}")
+        time.sleep(1)
+    location = {"grpc_server": {"host": "127.0.0.1", "port": port, "location_name": "docflow"}}
+    workspace = Path(tempfile.mkdtemp(prefix="docflow-bench-")) / "workspace.yaml"
+    workspace.write_text(yaml.safe_dump({"load_from": [location]}))
+    daemon = [sys.executable, "-m", "dagster._daemon", "run", "-w", str(workspace)]
+    return [server, subprocess.Popen(daemon, start_new_session=True, **run)]
+
+
+class RssSampler(threading.Thread):
+    """Peak resident memory (MB) of process trees (a root and its children), sampled every half second."""
+
+    def __init__(self, *pids: int) -> None:
         super().__init__(daemon=True)
-        self.pid, self.peak_mb, self._stop_event = pid, 0.0, threading.Event()
+        self.pids, self.peak_mb, self._stop_event = pids, 0.0, threading.Event()
 
     def run(self) -> None:
         import psutil
 
         while not self._stop_event.is_set():
-            try:
-                root = psutil.Process(self.pid)
-                procs = [root, *root.children(recursive=True)]
-                total = 0
-                for p in procs:
-                    with contextlib.suppress(psutil.Error):
-                        total += p.memory_info().rss
-                self.peak_mb = max(self.peak_mb, total / 2**20)
-            except psutil.Error:
-                pass
+            total = 0
+            for pid in self.pids:
+                try:
+                    root = psutil.Process(pid)
+                    for p in [root, *root.children(recursive=True)]:
+                        with contextlib.suppress(psutil.Error):
+                            total += p.memory_info().rss
+                except psutil.Error:
+                    pass
+            self.peak_mb = max(self.peak_mb, total / 2**20)
             self._stop_event.wait(POLL_S)
 
     def stop(self) -> float:
@@ -190,20 +219,12 @@ def dagster_path(
     env = {**os.environ, **services.dagster_env(settings)}
     services.configure_pools(settings)
     add_partitions(instance, partitions, progress, documents.name)  # the scale the runs must keep up at
-    daemon = None
+    started_here: list[subprocess.Popen] = []
     if not _daemon_running(instance):
         log = Path(env["DAGSTER_HOME"]) / "bench-daemon.log"
-        progress(f"starting dagster-daemon (sensor + run queue), log in {log}")
-        workspace = str(services.REPO_ROOT / "workspace.yaml")
-        daemon = subprocess.Popen(
-            [sys.executable, "-m", "dagster._daemon", "run", "-w", workspace],
-            env=env,
-            cwd=services.REPO_ROOT,
-            stdout=log.open("w"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    sampler = RssSampler(daemon.pid if daemon else os.getpid())
+        progress(f"starting a code server and dagster-daemon (sensor + run queue), log in {log}")
+        started_here = _start_daemon(env, log)
+    sampler = RssSampler(*([p.pid for p in started_here] or [os.getpid()]))
     sampler.start()
     stamp = f"{datetime.now(UTC):%m%d%H%M%S}"
     tenant, tenants = f"bench{stamp}", []
@@ -228,9 +249,9 @@ def dagster_path(
         _wait_runs_finished(instance, tenants)
     finally:
         peak = sampler.stop()
-        if daemon:
-            daemon.terminate()
-            daemon.wait(timeout=60)
+        for proc in reversed(started_here):
+            proc.terminate()
+            proc.wait(timeout=60)
     finished = [r for r in rows.values() if r["status"] in ("done", "failed")]
     latencies = _latencies(rows, uploaded)
     wall = max(r["updated_at"].timestamp() for r in finished) - started if finished else float("nan")
