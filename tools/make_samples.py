@@ -52,9 +52,9 @@ def main() -> None:
         [
             p("MASTER SERVICES AGREEMENT", "Title"),
             p(
-                "This Master Services Agreement (the \"Agreement\") is made and entered into as of "
-                "January 5, 2024 (the \"Effective Date\") by and between Acme Robotics Inc., a Delaware "
-                "corporation (\"Provider\"), and Globex Manufacturing LLC (\"Customer\")."
+                'This Master Services Agreement (the "Agreement") is made and entered into as of '
+                'January 5, 2024 (the "Effective Date") by and between Acme Robotics Inc., a Delaware '
+                'corporation ("Provider"), and Globex Manufacturing LLC ("Customer").'
             ),
             p("WHEREAS, Customer wishes to engage Provider to perform maintenance services;"),
             p("1. Services", "Heading2"),
