@@ -44,6 +44,12 @@ class Settings(BaseSettings):
         "", description="Local: a sentence-transformers path or name; '' = the bundled MiniLM."
     )
     embed_batch_size: int = 32
+    torch_threads: int = Field(
+        1,
+        ge=0,
+        description="Threads per process for the local models (torch). docflow runs several processes at "
+        "once (run slots); 0 = torch's default, a thread per core in every process (oversubscribed).",
+    )
     openai_api_key: SecretStr | None = None
     openai_base_url: str | None = None
     openai_model: str = "gpt-4o-mini"

@@ -113,3 +113,19 @@ def test_missing_sentence_transformers_names_the_extra(
 def test_resolve_model(value: str, name: str, is_local: bool) -> None:
     _, resolved_name, resolved_local = resolve_model(value)
     assert (resolved_name, resolved_local) == (name, is_local)
+
+
+def test_torch_threads_follow_the_setting(embedder: LocalEmbedder) -> None:
+    """One intra-op thread per process by default: run slots x torch's one-per-core default oversubscribes."""
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        LocalEmbedder.from_settings(Settings(embed_model="", torch_threads=2))
+        assert torch.get_num_threads() == 2
+        LocalEmbedder.from_settings(Settings(embed_model=""))
+        assert torch.get_num_threads() == Settings().torch_threads == 1
+        LocalEmbedder.from_settings(Settings(embed_model="", torch_threads=0))  # torch's default: untouched
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
