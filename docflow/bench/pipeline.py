@@ -9,6 +9,7 @@ import contextlib
 import multiprocessing
 import os
 import random
+import signal
 import socket
 import statistics
 import subprocess
@@ -111,6 +112,19 @@ def _start_daemon(env: dict[str, str], log: Path) -> list[subprocess.Popen]:
     workspace.write_text(yaml.safe_dump({"load_from": [location]}))
     daemon = [sys.executable, "-m", "dagster._daemon", "run", "-w", str(workspace)]
     return [server, subprocess.Popen(daemon, start_new_session=True, **run)]
+
+
+def _stop(proc: subprocess.Popen, grace_s: float = 30) -> None:
+    """SIGTERM to the process and its children, SIGKILL after `grace_s`: the code server's gRPC server does
+    not always exit on a signal."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)  # its own session: started with start_new_session
+        try:
+            proc.wait(timeout=grace_s)
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 class RssSampler(threading.Thread):
@@ -249,9 +263,8 @@ def dagster_path(
         _wait_runs_finished(instance, tenants)
     finally:
         peak = sampler.stop()
-        for proc in reversed(started_here):
-            proc.terminate()
-            proc.wait(timeout=60)
+        for proc in reversed(started_here):  # the daemon first, then the code server
+            _stop(proc)
     finished = [r for r in rows.values() if r["status"] in ("done", "failed")]
     latencies = _latencies(rows, uploaded)
     wall = max(r["updated_at"].timestamp() for r in finished) - started if finished else float("nan")

@@ -103,26 +103,47 @@ def materialize(
     earlier = rt.store.known(keys) if step != "raw_file" else {}
     failed: dict[str, str] = {}
     service_errors = 0
-    for doc_id in keys:
-        if earlier.get(doc_id) == "failed":
-            failed[doc_id] = "failed in an earlier step"
-            continue
-        try:
-            result, seconds = run_step(context, rt, step, doc_id, batch=True)
-        except dg.Failure as exc:
-            failed[doc_id] = exc.description or "failed"
-            service_errors += not isinstance(exc.__cause__, BadDocument)
-            continue
-        context.log_event(
-            dg.AssetObservation(
-                asset_key=context.asset_key, partition=doc_id, metadata=metadata(rt, doc_id, result, seconds)
-            )
-        )
+    observations: list[dg.AssetObservation] = []
+    try:
+        for doc_id in keys:
+            if earlier.get(doc_id) == "failed":
+                failed[doc_id] = "failed in an earlier step"
+                continue
+            try:
+                result, seconds = run_step(context, rt, step, doc_id, batch=True)
+            except dg.Failure as exc:
+                failed[doc_id] = exc.description or "failed"
+                service_errors += not isinstance(exc.__cause__, BadDocument)
+                continue
+            metadata_ = metadata(rt, doc_id, result, seconds)
+            observations.append(dg.AssetObservation(context.asset_key, partition=doc_id, metadata=metadata_))
+    finally:
+        log_observations(context, observations)
     if len(failed) == len(keys) and service_errors:  # not the documents' fault: something is down
         raise dg.Failure(description=f"{step}: every document of the batch failed", metadata=failed)
     return dg.MaterializeResult(
         metadata={"documents": len(keys), "failed": len(failed), "failures": dg.MetadataValue.json(failed)}
     )
+
+
+def log_observations(context: dg.AssetExecutionContext, observations: list[dg.AssetObservation]) -> None:
+    """Log a batch's per-document observations as one write (with DAGSTER_EVENT_BATCH_SIZE set, as Dagster
+    writes a partition range's materializations) instead of a database round trip each, which cost a batch
+    run 2-10 ms per document and step. Through the step context that Dagster opens to framework authors;
+    one event at a time if that moves in a later Dagster."""
+    try:
+        from dagster._core.events import DagsterEvent, DagsterEventBatchMetadata, generate_event_batch_id
+
+        step = context.get_step_execution_context()
+    except (ImportError, AttributeError):
+        for observation in observations:
+            context.log_event(observation)
+        return
+    batch = generate_event_batch_id()
+    for i, observation in enumerate(observations):  # DagsterEvent logs itself as it is made
+        DagsterEvent.asset_observation(
+            step, observation, DagsterEventBatchMetadata(batch, i == len(observations) - 1)
+        )
 
 
 def _asset(
