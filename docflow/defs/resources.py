@@ -2,11 +2,17 @@
 embedded Postgres and S3 are started on demand. AWS credentials come from boto3's usual chain (env, profile,
 IRSA on Kubernetes), never from run config."""
 
+import os
+import threading
+
 import dagster as dg
 
 from docflow import services
 from docflow.pipeline import Runtime
 from docflow.settings import Settings
+
+_runtimes: dict[tuple, Runtime] = {}
+_lock = threading.Lock()
 
 
 class DocflowResource(dg.ConfigurableResource):
@@ -17,6 +23,14 @@ class DocflowResource(dg.ConfigurableResource):
     bucket: str | None = None
 
     def runtime(self) -> Runtime:
+        """One Runtime per process and configuration (these fields and the DOCFLOW_/AWS_ environment): every
+        step of every run in a warm worker, and every sensor tick, reuses its clients, instead of checking the
+        services and migrations, opening a connection and making two S3 clients again (as the bare loop)."""
         given = {"database_url": self.database_url, "s3_endpoint_url": self.s3_endpoint_url}
         given["bucket"] = self.bucket
-        return services.runtime(Settings(**{k: v for k, v in given.items() if v}))
+        env = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith(("DOCFLOW_", "AWS_"))))
+        key = (tuple(given.items()), env)
+        with _lock:
+            if key not in _runtimes:
+                _runtimes[key] = services.runtime(Settings(**{k: v for k, v in given.items() if v}))
+            return _runtimes[key]
