@@ -112,7 +112,10 @@ class Settings(BaseSettings):
         4.0, gt=0, description="Seconds a tick may spend listing the bucket; a big one is listed over ticks."
     )
     run_batch_size: int = Field(
-        20, description="Documents per run when many arrive in one sensor tick (bulk loads); 1 = a run each."
+        40,
+        ge=1,
+        description="Documents per run when many arrive in one sensor tick (bulk loads), and per run of a "
+        "backfill from the UI; 1 = a run each.",
     )
     run_spread: int = Field(
         2, ge=1, description="A bulk load is split into at least this many runs (the run slots of a tenant)."

@@ -7,7 +7,7 @@ import sqlalchemy as db
 from dagster._core.storage.event_log.schema import DynamicPartitionsTable
 from dagster_postgres.event_log import PostgresEventLogStorage
 
-from docflow.defs.storage import DocflowEventLogStorage, DocflowRunStorage
+from docflow.defs.storage import DocflowEventLogStorage, DocflowRunStorage, DocflowScheduleStorage
 
 
 def _stock(storage: DocflowEventLogStorage, name: str) -> list[str]:
@@ -18,11 +18,15 @@ def test_the_instance_uses_docflows_pooled_storage(instance) -> None:
     storage = instance.event_log_storage
     assert isinstance(storage, DocflowEventLogStorage)
     assert isinstance(instance.run_storage, DocflowRunStorage)
+    assert isinstance(instance.schedule_storage, DocflowScheduleStorage)
     assert not isinstance(storage._engine.pool, db.pool.NullPool)
     before = storage._engine.pool.checkedin()
     for _ in range(5):
         instance.get_dynamic_partitions(f"pool-{uuid.uuid4().hex}")
     assert storage._engine.pool.checkedin() == max(before, 1)  # one connection reused, not five opened
+    schedules = instance.schedule_storage
+    assert not isinstance(schedules._engine.pool, db.pool.NullPool)
+    assert schedules.has_instigators_table() and instance.all_instigator_state() is not None
 
 
 def test_partition_keys_are_read_incrementally_and_stay_exact(instance) -> None:

@@ -22,6 +22,7 @@ from docflow.defs import metadata as md
 from docflow.defs.partitions import documents
 from docflow.defs.resources import DocflowResource
 from docflow.errors import BadDocument, NotFound
+from docflow.settings import get_settings
 
 # backfill_policy is beta in Dagster 1.13; docflow relies on it knowingly (UI backfills run in batches)
 warnings.filterwarnings("ignore", message=".*backfill_policy.*", category=dg.BetaWarning)
@@ -48,8 +49,8 @@ def _k8s(cpu: str, memory: str, cpu_limit: str, memory_limit: str) -> dict[str, 
     return {"dagster-k8s/config": {"container_config": {"resources": resources}}}
 
 
-# Documents per run for backfills launched from the UI (bulk re-processing), like the sensor's bulk batches.
-BATCH = 20
+# Documents per run for backfills launched from the UI (bulk re-processing), as the sensor's bulk batches.
+BATCH = get_settings().run_batch_size
 
 RETRY = {
     "raw_file": _retry(6, 1),

@@ -3,7 +3,8 @@
 The stock classes open a new Postgres connection for every statement (NullPool): a batch run of 20
 documents writes a few hundred events and opened about 950 connections, a few milliseconds each.
 Here each process keeps a small pool; `pool_pre_ping` replaces a connection that died with a Postgres
-restart before it is used. Whether a table exists is asked for every asset event; the answer is kept.
+restart before it is used. Whether a table exists (or a data migration ran) is asked for every asset
+event and every sensor tick; a yes is kept.
 
 Every document is a dynamic partition, and Dagster reads *all* keys of the `documents` partitions
 definition whenever it resolves a partition range: about 20 times per batch run (planning, each step's
@@ -23,6 +24,7 @@ from dagster._core.storage.event_log.schema import DynamicPartitionsTable
 from dagster._serdes.config_class import ConfigurableClassData
 from dagster_postgres.event_log import PostgresEventLogStorage
 from dagster_postgres.run_storage import PostgresRunStorage
+from dagster_postgres.schedule_storage import PostgresScheduleStorage
 from dagster_postgres.utils import create_pg_engine, get_token_provider_from_config, pg_url_from_config
 
 POOL = {"pool_size": 2, "max_overflow": 10, "pool_pre_ping": True, "pool_recycle": 3600}
@@ -54,6 +56,27 @@ class _Pooled:
 
 class DocflowRunStorage(_Pooled, PostgresRunStorage):
     """Postgres run storage with a connection pool."""
+
+
+class DocflowScheduleStorage(_Pooled, PostgresScheduleStorage):
+    """Postgres schedule storage (sensor and schedule state, ticks) with a connection pool: the daemon reads
+    and writes it for every sensor tick and for every run a sensor requests."""
+
+    def __init__(self, postgres_url: str, should_autocreate_tables: bool = True, **kwargs: Any) -> None:
+        self._instigators_table = False  # set first: the stock constructor asks already
+        self._migrations: set[str] = set()
+        super().__init__(postgres_url, should_autocreate_tables, **kwargs)
+
+    def has_instigators_table(self) -> bool:
+        """A catalog query each time in the stock storage; a table, once made, stays."""
+        self._instigators_table = self._instigators_table or super().has_instigators_table()
+        return self._instigators_table
+
+    def has_built_index(self, migration_name: str) -> bool:
+        """Whether a data migration ran (asked for each instigator state read); once it has, it has."""
+        if migration_name not in self._migrations and super().has_built_index(migration_name):
+            self._migrations.add(migration_name)
+        return migration_name in self._migrations
 
 
 class DocflowEventLogStorage(_Pooled, PostgresEventLogStorage):
