@@ -775,11 +775,7 @@ def test_passthrough_posts_signed_results_then_nothing_remains(
     assert not instance.has_dynamic_partition(documents.name, doc_id)
     assert instance.get_run_records(dg.RunsFilter(tags={"dagster/partition": doc_id})) == []
     for asset in ("raw_file", "classification", "embeddings"):
-        records = instance.get_event_records(
-            dg.EventRecordsFilter(
-                event_type=dg.DagsterEventType.ASSET_MATERIALIZATION,
-                asset_key=dg.AssetKey(asset),
-                asset_partitions=[doc_id],
-            )
-        )
+        records = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[doc_id]), limit=10
+        ).records
         assert records == [], asset
