@@ -194,6 +194,59 @@ def test_invalid_stored_fields_block_reembedding_until_reextracted(rt, instance)
     assert rt.store.count_chunks(doc_id) == chunks_before
 
 
+def _run_range(job: dg.JobDefinition, instance, doc_ids: list[str]) -> dg.ExecuteInProcessResult:
+    """A run over a range of documents, as a backfill from the UI launches them (BackfillPolicy.multi_run)."""
+    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+    tags = {ASSET_PARTITION_RANGE_START_TAG: doc_ids[0], ASSET_PARTITION_RANGE_END_TAG: doc_ids[-1]}
+    return job.execute_in_process(instance=instance, tags=tags, raise_on_error=False)
+
+
+def test_a_backfill_over_many_documents_checks_each_and_processes_failed_ones_again(rt, instance) -> None:
+    from docflow.defs.assets import ASSETS
+    from docflow.defs.checks import CHECKS
+
+    tenant = f"r{uuid.uuid4().hex[:6]}"
+    names = ["receipt-corner-cafe.txt", "letter-tenancy.html", "invoice-northwind-2024-0042.pdf"]
+    ids = [_register(rt, instance, SAMPLES / name, tenant) for name in names]  # contiguous partitions
+    # the five assets and their checks over the three partitions: what *Materialize* on a selection launches
+    everything = dg.Definitions(
+        assets=ASSETS,
+        asset_checks=CHECKS,
+        jobs=[dg.define_asset_job("ui_backfill", selection=dg.AssetSelection.assets(*ASSETS))],
+        resources={"docflow": DocflowResource()},
+    ).resolve_job_def("ui_backfill")
+    first = _run_range(everything, instance, ids)
+    assert first.success, [e.message for e in first.all_events if e.is_failure]
+    checks = _checks(first)
+    assert set(checks) == {"schema_valid", "required_fields_present", "chunks_present", "dimension_matches"}
+    assert checks["schema_valid"].passed and checks["schema_valid"].description == "3 of 3 documents passed"
+    assert checks["chunks_present"].passed and checks["dimension_matches"].passed
+    assert [rt.store.get_document(i).status for i in ids] == ["done"] * 3
+    chunks = {i: rt.store.count_chunks(i) for i in ids}
+
+    bad, good = ids[0], ids[1]
+    with rt.store.tx() as conn:  # the receipt's stored fields no longer validate; two documents lose chunks
+        conn.execute(
+            """UPDATE docflow.extractions SET fields = fields || '{"total": "a lot"}' WHERE doc_id = %s""",
+            (bad,),
+        )
+        conn.execute("DELETE FROM docflow.chunks WHERE doc_id = ANY(%s) AND chunk_index > 0", ([bad, good],))
+    reembed = _run_range(build_defs().resolve_job_def("reembed_documents"), instance, ids)
+    assert reembed.success  # the invalid document does not block the others
+    valid = _checks(reembed)["schema_valid"]
+    assert not valid.passed and valid.severity == dg.AssetCheckSeverity.WARN and bad in valid.description
+    assert valid.metadata["failing"].value.keys() == {bad}
+    assert rt.store.get_document(bad).status == "failed" and rt.store.count_chunks(bad) == min(1, chunks[bad])
+    assert rt.store.count_chunks(good) == chunks[good] and rt.store.get_document(good).status == "done"
+
+    # re-extracting the range processes the document that failed before the run again, and fixes it
+    reextract = _run_range(build_defs().resolve_job_def("reextract_documents"), instance, ids)
+    assert reextract.success and _checks(reextract)["schema_valid"].passed
+    assert [rt.store.get_document(i).status for i in ids] == ["done"] * 3, rt.store.get_document(bad).error
+    assert {i: rt.store.count_chunks(i) for i in ids} == chunks
+
+
 def test_the_report_asset_shows_counts_failures_and_a_plot(rt, instance, invoice, tmp_path) -> None:
     stuck = _register(rt, instance, SAMPLES / "letter-tenancy.html", f"s{uuid.uuid4().hex[:6]}")
     with rt.store.tx() as conn:

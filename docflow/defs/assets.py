@@ -92,22 +92,24 @@ def materialize(
     context: dg.AssetExecutionContext, docflow: DocflowResource, step: str, metadata: MetadataFn
 ) -> dg.MaterializeResult:
     """The body of every document asset: run `step` for the run's document, or for each document of a
-    batch (a partition range requested by the sensor during a bulk load). In a batch, each document's
+    batch (a partition range: the sensor's bulk loads, a backfill from the UI). In a batch, each document's
     metadata is logged as an observation of its partition, a bad document is marked failed and skipped by
-    the later steps while the others go on, and the materialization carries a summary. The step fails
-    only when every document failed and a service error was among the reasons."""
+    the later steps of the run while the others go on, and the materialization carries a summary. The step
+    fails only when every document failed and a service error was among the reasons."""
     rt = docflow.runtime()
     keys = context.partition_keys
     if len(keys) == 1:
         result, seconds = run_step(context, rt, step, keys[0])
         return dg.MaterializeResult(metadata=metadata(rt, keys[0], result, seconds))
-    earlier = rt.store.known(keys) if step != "raw_file" else {}
+    failed_in_run, failed_before = set[str](), set[str]()
+    if step != "raw_file":  # raw_file starts every document afresh, and no step of the run came before it
+        failed_in_run, failed_before = failed_documents(context, rt, keys)
     failed: dict[str, str] = {}
     service_errors = 0
     observations: list[dg.AssetObservation] = []
     try:
         for doc_id in keys:
-            if earlier.get(doc_id) == "failed":
+            if doc_id in failed_in_run:
                 failed[doc_id] = "failed in an earlier step"
                 continue
             try:
@@ -116,6 +118,8 @@ def materialize(
                 failed[doc_id] = exc.description or "failed"
                 service_errors += not isinstance(exc.__cause__, BadDocument)
                 continue
+            if doc_id in failed_before:  # processed again (re-extracting or re-embedding a failed document)
+                rt.store.set_status(doc_id, "running", stage=step)
             metadata_ = metadata(rt, doc_id, result, seconds)
             observations.append(dg.AssetObservation(context.asset_key, partition=doc_id, metadata=metadata_))
     finally:
@@ -125,6 +129,18 @@ def materialize(
     return dg.MaterializeResult(
         metadata={"documents": len(keys), "failed": len(failed), "failures": dg.MetadataValue.json(failed)}
     )
+
+
+def failed_documents(
+    context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext, rt: pipeline.Runtime, keys: list[str]
+) -> tuple[set[str], set[str]]:
+    """Those of a batch's documents that failed in an earlier step (or check) of this run, to skip, and those
+    that had failed before it, which this run processes again (e.g. a re-extraction of failed documents)."""
+    record = context.instance.get_run_record_by_id(context.run.run_id)
+    started = (record.start_time if record else None) or 0.0
+    failed = rt.store.failed_at(keys)
+    in_run = {doc_id for doc_id, at in failed.items() if at >= started}
+    return in_run, set(failed) - in_run
 
 
 def log_observations(context: dg.AssetExecutionContext, observations: list[dg.AssetObservation]) -> None:

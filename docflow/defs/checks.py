@@ -5,7 +5,9 @@
   and the document is marked failed with the reason. `required_fields_present` only warns.
 - embeddings: `chunks_present` and `dimension_matches` (vectors of another model are invisible to the
   index). Both blocking for anything built on top of the embeddings later.
-One op per asset (a multi-asset check) keeps the overhead per document to two small steps.
+One op per asset (a multi-asset check) keeps the overhead per document to two small steps. A run over a
+range of documents (a backfill from the UI) checks each of them and reports one non-blocking result per
+check that names the documents that failed it.
 """
 
 import warnings
@@ -14,8 +16,11 @@ from collections.abc import Iterator
 import dagster as dg
 
 from docflow import backends, quality
+from docflow.defs.assets import failed_documents
 from docflow.defs.partitions import documents
 from docflow.defs.resources import DocflowResource
+from docflow.errors import NotFound
+from docflow.pipeline import Runtime
 
 SEVERITY = {"error": dg.AssetCheckSeverity.ERROR, "warn": dg.AssetCheckSeverity.WARN}
 
@@ -40,6 +45,42 @@ def _result(asset: str, name: str, verdict: quality.Verdict) -> dg.AssetCheckRes
     )
 
 
+def _batch_result(asset: str, name: str, verdicts: dict[str, quality.Verdict]) -> dg.AssetCheckResult:
+    """One result for a batch run's documents (a backfill from the UI runs ranges of partitions; Dagster
+    records a partitioned check per partition only for a run of one). It never blocks the batch: a document
+    whose stored fields are invalid was marked failed, and the next step skips it while the others go on."""
+    failing = {doc_id: v.message for doc_id, v in verdicts.items() if not v.passed}
+    summary = f"{len(verdicts) - len(failing)} of {len(verdicts)} documents passed"
+    return dg.AssetCheckResult(
+        asset_key=asset,
+        check_name=name,
+        passed=not failing,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=summary + (f"; failing: {', '.join(sorted(failing))}" if failing else ""),
+        metadata={"documents": len(verdicts), "failing": dg.MetadataValue.json(failing)},
+    )
+
+
+def _results(
+    context: dg.AssetCheckExecutionContext, asset: str, verdicts: dict[str, dict[str, quality.Verdict]]
+) -> Iterator[dg.AssetCheckResult]:
+    """`verdicts`: check name -> document -> verdict."""
+    for name, by_doc in verdicts.items():
+        if len(context.partition_keys) == 1 and len(by_doc) == 1:
+            yield _result(asset, name, next(iter(by_doc.values())))
+        else:
+            yield _batch_result(asset, name, by_doc)
+
+
+def _documents(context: dg.AssetCheckExecutionContext, rt: Runtime) -> list[str]:
+    """The run's documents, less those of a batch that failed in an earlier step of this run."""
+    keys = list(context.partition_keys)
+    if len(keys) == 1:
+        return keys
+    failed_in_run, _ = failed_documents(context, rt, keys)
+    return [k for k in keys if k not in failed_in_run]
+
+
 @dg.multi_asset_check(
     name="extracted_fields_checks",
     specs=[
@@ -56,15 +97,22 @@ def extracted_fields_checks(
     context: dg.AssetCheckExecutionContext, docflow: DocflowResource
 ) -> Iterator[dg.AssetCheckResult]:
     rt = docflow.runtime()
-    doc_id = context.partition_key
-    extraction = rt.store.load_extraction(doc_id)
-    valid = quality.schema_valid(extraction)
-    if not valid.passed and valid.severity == "error":
-        rt.store.set_status(
-            doc_id, "failed", stage="extracted_fields", error=f"schema_valid: {valid.message}"
-        )
-    yield _result("extracted_fields", "schema_valid", valid)
-    yield _result("extracted_fields", "required_fields_present", quality.required_fields_present(extraction))
+    verdicts: dict[str, dict[str, quality.Verdict]] = {"schema_valid": {}, "required_fields_present": {}}
+    for doc_id in _documents(context, rt):
+        try:
+            extraction = rt.store.load_extraction(doc_id)
+        except NotFound:
+            if len(context.partition_keys) == 1:
+                raise
+            continue  # a batch's document that never got this far: the next step fails it on its own
+        valid = quality.schema_valid(extraction)
+        if not valid.passed and valid.severity == "error":
+            rt.store.set_status(
+                doc_id, "failed", stage="extracted_fields", error=f"schema_valid: {valid.message}"
+            )
+        verdicts["schema_valid"][doc_id] = valid
+        verdicts["required_fields_present"][doc_id] = quality.required_fields_present(extraction)
+    yield from _results(context, "extracted_fields", verdicts)
 
 
 @dg.multi_asset_check(
@@ -83,13 +131,16 @@ def embeddings_checks(
     context: dg.AssetCheckExecutionContext, docflow: DocflowResource
 ) -> Iterator[dg.AssetCheckResult]:
     rt = docflow.runtime()
-    vectors = rt.store.chunk_vectors(context.partition_key)
-    dimensions: dict[int, int] = {}
-    for (_, dims), n in vectors.items():
-        dimensions[dims] = dimensions.get(dims, 0) + n
-    yield _result("embeddings", "chunks_present", quality.chunks_present(sum(vectors.values())))
     expected = backends.get_embedder(rt.settings).dimension
-    yield _result("embeddings", "dimension_matches", quality.dimension_matches(dimensions, expected))
+    verdicts: dict[str, dict[str, quality.Verdict]] = {"chunks_present": {}, "dimension_matches": {}}
+    for doc_id in _documents(context, rt):
+        vectors = rt.store.chunk_vectors(doc_id)
+        dimensions: dict[int, int] = {}
+        for (_, dims), n in vectors.items():
+            dimensions[dims] = dimensions.get(dims, 0) + n
+        verdicts["chunks_present"][doc_id] = quality.chunks_present(sum(vectors.values()))
+        verdicts["dimension_matches"][doc_id] = quality.dimension_matches(dimensions, expected)
+    yield from _results(context, "embeddings", verdicts)
 
 
 CHECKS = [extracted_fields_checks, embeddings_checks]

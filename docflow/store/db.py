@@ -136,6 +136,16 @@ class Store:
             ).fetchall()
         return {r["doc_id"]: r["status"] for r in rows}
 
+    def failed_at(self, doc_ids: Sequence[str]) -> dict[str, float]:
+        """Those of `doc_ids` that are failed, with when they failed (Unix time)."""
+        with self.tx() as conn:
+            rows = conn.execute(
+                "SELECT doc_id, extract(epoch FROM updated_at)::float8 AS at FROM docflow.documents "
+                "WHERE doc_id = ANY(%s) AND status = 'failed'",
+                (list(doc_ids),),
+            ).fetchall()
+        return {r["doc_id"]: r["at"] for r in rows}
+
     def get_document(self, doc_id: str) -> Document:
         docs = self.list_documents(doc_id=doc_id)
         if not docs:
