@@ -236,7 +236,7 @@ def test_compose_dagster_yaml_validates_with_dagsters_instance_schema(compose, t
     assert validate_config(
         QueuedRunCoordinator.config_type(), {"max_concurrent_runs": runs["max_concurrent_runs"]}
     )
-    assert [t["key"] for t in runs["tag_concurrency_limits"]] == ["docflow/tenant"]
+    assert [t["key"] for t in runs["tag_concurrency_limits"]] == ["docflow/tenant", "dagster/backfill"]
     # the launcher's network is the compose network; every variable it copies into a run container is set
     # in the daemon (the launcher raises for a missing one) and is a docflow/AWS setting
     assert launcher["config"]["network"] == compose["networks"]["docflow"]["name"]
@@ -344,7 +344,7 @@ def test_helm_values_run_docflow_with_the_k8s_launcher_and_executor(values) -> N
     queued = values["dagsterDaemon"]["runCoordinator"]
     assert queued["enabled"] and queued["type"] == "QueuedRunCoordinator"
     limits = queued["config"]["queuedRunCoordinator"]["tagConcurrencyLimits"]
-    assert [t["key"] for t in limits] == ["docflow/tenant"]
+    assert [t["key"] for t in limits] == ["docflow/tenant", "dagster/backfill"]
     assert '"docflow/tenant"' in (ROOT / "docflow" / "defs" / "sensors.py").read_text()
 
 
