@@ -114,11 +114,14 @@ def process(
             progress(f"[{i}/{len(doc_ids)}] {doc.filename}: already processed")
             continue
         progress(f"[{i}/{len(doc_ids)}] {doc.filename}: processing {doc_id}")
-        job.execute_in_process(
+        result = job.execute_in_process(
             partition_key=doc_id,
             instance=instance,
             raise_on_error=False,
             run_config=QUIET,
             tags={"docflow/tenant": doc.tenant, "docflow/source": "cli"},
         )
+        # the run is over: free any pool slot whose release was lost (a database restart during the run),
+        # which the daemon's run monitoring would free only later, and which no daemon frees for the CLI
+        instance.event_log_storage.free_concurrency_slots_for_run(result.run_id)
     return summarize(rt, [rt.store.get_document(d) for d in doc_ids])

@@ -88,6 +88,11 @@ def test_a_run_worker_killed_mid_asset_converges_on_re_execution(rt, instance) -
     half = rt.store.get_document(doc_id)
     assert half.status in ("running", "pending") and half.stage != "embeddings"
     assert rt.store.count_chunks(doc_id) == 0  # no half-written document is visible as searchable
+    # the killed run still holds the pool slots of the steps it was in: free them, as the daemon's run
+    # monitoring does once it has failed the run (`free_slots_after_run_end_seconds` in dagster.yaml); left
+    # held, they fill the pools and every later run waits for them
+    for killed in instance.get_runs(dg.RunsFilter(tags={"dagster/partition": doc_id})):
+        instance.event_log_storage.free_concurrency_slots_for_run(killed.run_id)
 
     from docflow.runner import process
 
@@ -136,6 +141,9 @@ def test_postgres_restarted_during_a_run_is_survived(rt, instance) -> None:
         # document is then neither done nor lost; re-executing the run (run retries, `docflow run --force`)
         # converges.
         assert rt.store.get_document(doc_id).status != "done"
+        # its steps' ends may not have been written either, so their pool slots were never freed: free them
+        # as run monitoring does for an ended run (`free_slots_after_run_end_seconds` in dagster.yaml)
+        instance.event_log_storage.free_concurrency_slots_for_run(runs[0].run_id)
         from docflow.runner import process
 
         process(rt, [doc_id], force=True, progress=lambda _: None)
