@@ -172,17 +172,15 @@ def _wait_done(rt: Runtime, tenant: str, n: int, timeout_s: float) -> dict[str, 
     return {r["filename"]: r for r in rows}
 
 
-def _wait_runs_finished(instance, tenants: list[str], timeout_s: float = 120) -> None:
-    """Documents are `done` inside the last step; let their runs end before the daemon is stopped."""
+def _wait_runs_finished(instance, tags: list[dict[str, str]], timeout_s: float = 120) -> None:
+    """Wait until no run with any of these tags is queued or running (documents are `done` inside the last
+    step: their runs should end before the daemon is stopped)."""
     from dagster import DagsterRunStatus, RunsFilter
 
     unfinished = [DagsterRunStatus.QUEUED, DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if not any(
-            instance.get_runs_count(RunsFilter(tags={"docflow/tenant": t}, statuses=unfinished))
-            for t in tenants
-        ):
+        if not any(instance.get_runs_count(RunsFilter(tags=t, statuses=unfinished)) for t in tags):
             return
         time.sleep(POLL_S)
 
@@ -214,17 +212,14 @@ def _backfill(instance, doc_ids: list[str], timeout_s: float) -> dict[str, Any]:
     )
     started = time.time()
     instance.add_backfill(backfill)
-    of_backfill = RunsFilter(tags={BACKFILL_ID_TAG: backfill.backfill_id})
-    unfinished = [DagsterRunStatus.QUEUED, DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        status = instance.get_backfill(backfill.backfill_id).status
-        if status != BulkActionStatus.REQUESTED and not instance.get_runs_count(
-            RunsFilter(tags=of_backfill.tags, statuses=unfinished)
-        ):
+    while instance.get_backfill(backfill.backfill_id).status == BulkActionStatus.REQUESTED:
+        if time.monotonic() > deadline:
             break
         time.sleep(POLL_S)
-    records = instance.get_run_records(of_backfill)
+    of_backfill = {BACKFILL_ID_TAG: backfill.backfill_id}
+    _wait_runs_finished(instance, [of_backfill], max(0.0, deadline - time.monotonic()))
+    records = instance.get_run_records(RunsFilter(tags=of_backfill))
     ended = [r.end_time for r in records if r.end_time]
     wall = max(ended) - started if ended else float("nan")
     first = min((r.start_time for r in records if r.start_time), default=float("nan"))
@@ -313,7 +308,7 @@ def dagster_path(
         uploaded = _upload(rt, settings.prefix, tenant, docs)
         progress(f"uploaded {len(docs)} documents as tenant {tenant}; waiting for the pipeline")
         rows = _wait_done(rt, tenant, len(docs), timeout_s)
-        _wait_runs_finished(instance, tenants)
+        _wait_runs_finished(instance, [{"docflow/tenant": t} for t in tenants])
         progress(f"re-processing the {len(rows)} documents as a backfill from the UI")
         backfill = _backfill(instance, [r["doc_id"] for r in rows.values()], timeout_s)
     finally:
