@@ -112,10 +112,11 @@ class Settings(BaseSettings):
         4.0, gt=0, description="Seconds a tick may spend listing the bucket; a big one is listed over ticks."
     )
     run_batch_size: int = Field(
-        40,
+        100,
         ge=1,
         description="Documents per run when many arrive in one sensor tick (bulk loads), and per run of a "
-        "backfill from the UI; 1 = a run each.",
+        "backfill from the UI; 1 = a run each. Each run costs its creation, plan, events and a wait for the "
+        "next dequeue: at 500 documents on 2 cores, runs of 84 took 94 s where runs of 36 took 108-119 s.",
     )
     run_spread: int = Field(
         2, ge=1, description="A bulk load is split into at least this many runs (the run slots of a tenant)."

@@ -14,3 +14,22 @@ def test_sensor_section_finds_every_fresh_object_with_listing_spread_over_ticks(
     assert [r["found"] for r in section["rounds"]] == [5, 5, 5]
     assert all(r["ticks"] > 1 for r in section["rounds"])  # 60+ keys, about 10 a tick: a pass takes ticks
     assert report["sensor_tick_s"] == section["sensor_tick_s"] > 0
+
+
+def test_bare_loop_processes_every_document_and_runs_average_into_one_baseline(rt) -> None:
+    from docflow.bench.pipeline import bare_loop, make_documents, mean_of_bare_loops
+    from docflow.pipeline import STEPS
+
+    docs = make_documents(3, seed=5)
+    runs = [bare_loop(rt.settings, docs, workers=1) for _ in range(2)]
+    for run in runs:
+        with rt.store.tx() as conn:
+            statuses = conn.execute(
+                "SELECT status FROM docflow.documents WHERE tenant = %s", (run["bare_tenant"],)
+            ).fetchall()
+        assert [r["status"] for r in statuses] == ["done"] * 3
+        assert run["bare_wall_s"] > 0 and set(run["bare_per_asset_s"]) == set(STEPS)
+    baseline = mean_of_bare_loops(runs)
+    assert baseline["bare_runs_wall_s"] == [r["bare_wall_s"] for r in runs]
+    assert baseline["bare_wall_s"] == round((runs[0]["bare_wall_s"] + runs[1]["bare_wall_s"]) / 2, 2)
+    assert baseline["bare_tenants"] == [r["bare_tenant"] for r in runs]
