@@ -49,8 +49,8 @@ def _k8s(cpu: str, memory: str, cpu_limit: str, memory_limit: str) -> dict[str, 
     return {"dagster-k8s/config": {"container_config": {"resources": resources}}}
 
 
-# Documents per run for backfills launched from the UI (bulk re-processing), as the sensor's bulk batches.
-BATCH = get_settings().run_batch_size
+# Documents per run for backfills launched from the UI (bulk re-processing).
+BATCH = get_settings().backfill_batch_size
 
 RETRY = {
     "raw_file": _retry(6, 1),
