@@ -151,6 +151,17 @@ class Bucket:
             body = self._client.get_object(Bucket=self.name, Key=key)["Body"]
             return sha256_stream(body)[0], True
 
+    def get(self, key: str, max_bytes: int) -> tuple[ObjectInfo, bytes | None]:
+        """One request for an object's info and bytes; no bytes (None, the body left unread) when it is
+        larger than `max_bytes`."""
+        with _s3_errors(f"get {key}"):
+            r = self._client.get_object(Bucket=self.name, Key=key)
+            info = ObjectInfo(key, r["ETag"].strip('"'), r["ContentLength"], r["LastModified"])
+            if info.size > max_bytes:
+                r["Body"].close()
+                return info, None
+            return info, r["Body"].read()
+
     def get_bytes(self, key: str, max_bytes: int | None = None) -> bytes:
         with _s3_errors(f"get {key}"):
             body = self._client.get_object(Bucket=self.name, Key=key)["Body"]

@@ -5,6 +5,8 @@ The assets in defs/assets.py call one step each; `process` runs all five in a pl
 """
 
 import hashlib
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -20,13 +22,42 @@ from docflow.sniff import count_pages, sniff_content_type
 from docflow.store import Store
 
 
+class RecentBytes:
+    """The bytes of the documents `raw_file` verified last, for the two steps that read them again
+    (classification and parsing): one S3 request per document instead of three. Keyed by document id and
+    content hash, so never stale; at most `budget` bytes, the oldest dropped first. A step that misses (a
+    batch larger than the budget, another process) downloads the bytes and does not keep them: over a batch
+    read in order, keeping them would push out the ones the next documents need."""
+
+    def __init__(self, budget: int = 64 * 2**20) -> None:
+        self.budget = budget
+        self._items: OrderedDict[tuple[str, str], bytes] = OrderedDict()
+        self._size = 0
+        self._lock = threading.Lock()
+
+    def put(self, doc_id: str, sha256: str, data: bytes) -> None:
+        if len(data) > self.budget:
+            return
+        with self._lock:
+            old = self._items.pop((doc_id, sha256), b"")
+            self._items[(doc_id, sha256)] = data
+            self._size += len(data) - len(old)
+            while self._size > self.budget:
+                self._size -= len(self._items.popitem(last=False)[1])
+
+    def get(self, doc_id: str, sha256: str | None) -> bytes | None:
+        with self._lock:
+            return self._items.get((doc_id, sha256 or ""))
+
+
 @dataclass
 class Runtime:
-    """What a step needs: settings, the database and the bucket."""
+    """What a step needs: settings, the database and the bucket (and the bytes it read last)."""
 
     store: Store
     bucket: Bucket
     settings: Settings = field(default_factory=get_settings)
+    recent: RecentBytes = field(default_factory=RecentBytes)
 
 
 @dataclass(frozen=True)
@@ -68,8 +99,9 @@ def raw_file(rt: Runtime, doc_id: str) -> RawFile:
     doc = rt.store.get_document(doc_id)
     if reason := unsafe_key(doc.key):
         raise BadDocument(f"unsafe object key {doc.key[:120]!r}: {reason}")
-    info = rt.bucket.head(doc.key)
-    data = load_bytes(rt, doc.model_copy(update={"size": info.size}))
+    info, data = rt.bucket.get(doc.key, rt.settings.max_bytes)
+    if data is None:
+        raise DocumentTooLarge(f"{info.size} bytes exceeds the limit of {rt.settings.max_bytes} bytes")
     sha256 = hashlib.sha256(data).hexdigest()
     if doc.sha256 and sha256 != doc.sha256:
         raise BadDocument(
@@ -89,6 +121,7 @@ def raw_file(rt: Runtime, doc_id: str) -> RawFile:
     if raw.pages and raw.pages > rt.settings.max_pages:
         raise DocumentTooLarge(f"{raw.pages} pages exceeds the limit of {rt.settings.max_pages} pages")
     rt.store.save_raw(raw, info.etag)
+    rt.recent.put(doc_id, sha256, data)
     return raw
 
 
@@ -102,7 +135,8 @@ def _raw(rt: Runtime, doc_id: str) -> tuple[RawFile, bytes]:
         filename=doc.filename,
         pages=doc.pages,
     )
-    return raw, load_bytes(rt, doc)
+    data = rt.recent.get(doc_id, doc.sha256)
+    return raw, data if data is not None else load_bytes(rt, doc)
 
 
 @contextmanager

@@ -155,3 +155,48 @@ def test_a_batch_run_processes_each_document_and_isolates_a_bad_one(rt, instance
     requests = batch_failures_sensor(context)
     assert [(r.partition_key, r.tags["docflow/reason"]) for r in requests] == [(ids[1], "isolate")]
     assert requests[0].job_name in (None, "process_documents")
+
+
+def test_the_steps_read_a_document_from_s3_once_and_refuse_an_oversized_one_unread(rt, tmp_path) -> None:
+    from docflow import pipeline
+    from docflow.errors import DocumentTooLarge
+
+    path = SAMPLES / "invoice-northwind-2024-0042.pdf"
+    up = ingest.plan_upload(path, path.parent, rt.settings.prefix, f"s3{uuid.uuid4().hex[:6]}")
+    ingest.upload(rt.bucket, rt.store, up)
+    calls: list[str] = []
+    record = lambda model, **_: calls.append(model.name)  # noqa: E731
+    rt.bucket._client.meta.events.register("before-call.s3", record)
+    try:
+        fresh = pipeline.Runtime(rt.store, rt.bucket, rt.settings)  # nothing read yet
+        for step in ("raw_file", "classification", "parsed_markdown"):
+            pipeline.STEPS[step](fresh, up.doc_id)
+        assert calls == ["GetObject"]  # classification and parsing reuse the bytes raw_file verified
+        calls.clear()
+        other = pipeline.Runtime(rt.store, rt.bucket, rt.settings)  # another process: downloads again
+        pipeline.STEPS["parsed_markdown"](other, up.doc_id)
+        assert calls == ["GetObject"]
+        calls.clear()
+        small = pipeline.Runtime(rt.store, rt.bucket, rt.settings.model_copy(update={"max_bytes": 1000}))
+        with pytest.raises(DocumentTooLarge, match=r"bytes exceeds the limit of 1000 bytes"):
+            pipeline.STEPS["raw_file"](small, up.doc_id)
+        assert (
+            calls == ["GetObject"]
+            and small.recent.get(up.doc_id, rt.store.get_document(up.doc_id).sha256) is None
+        )
+    finally:
+        rt.bucket._client.meta.events.unregister("before-call.s3", record)
+
+
+def test_recent_bytes_keep_the_newest_documents_within_their_budget() -> None:
+    from docflow.pipeline import RecentBytes
+
+    recent = RecentBytes(budget=10)
+    recent.put("a", "h1", b"aaaa")
+    recent.put("b", "h2", b"bbbb")
+    recent.put("c", "h3", b"cccc")  # 12 bytes: the oldest goes
+    assert recent.get("a", "h1") is None
+    assert (recent.get("b", "h2"), recent.get("c", "h3")) == (b"bbbb", b"cccc")
+    assert recent.get("b", "other-hash") is None  # new bytes under the same id are never served stale
+    recent.put("big", "h4", b"x" * 11)  # larger than the whole budget: not kept, nothing dropped for it
+    assert recent.get("big", "h4") is None and recent.get("c", "h3") == b"cccc"
