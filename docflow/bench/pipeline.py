@@ -399,7 +399,7 @@ def pipeline_section(settings: Settings, options: BenchOptions, progress: Callab
     workers = int(options.extra.get("workers", 0)) or _run_limits()[1]
     progress(f"made {n} documents ({sum(d.pages for d in docs)} pages); bare loop with {workers} processes")
     # the bare loop runs before and after the Dagster path and counts as their mean: on a shared VM the
-    # same loop took from 72 to 94 s over the minutes one bench takes
+    # same loop took from 75 to 108 s within the ten minutes one bench takes
     before = bare_loop(settings, docs, workers)
     progress("Dagster path")
     timeout_s = float(options.extra.get("timeout_s", 3600))
