@@ -77,6 +77,11 @@ class ObjectInfo:
     last_modified: datetime
 
 
+def _info(key: str, response: dict) -> ObjectInfo:
+    """From a HeadObject or GetObject response."""
+    return ObjectInfo(key, response["ETag"].strip('"'), response["ContentLength"], response["LastModified"])
+
+
 class Bucket:
     """A thin client over one S3 bucket (AWS, MinIO, R2 or the embedded SeaweedFS)."""
 
@@ -136,8 +141,7 @@ class Bucket:
     # --- reads -------------------------------------------------------------------------------------
     def head(self, key: str) -> ObjectInfo:
         with _s3_errors(f"head {key}"):
-            r = self._client.head_object(Bucket=self.name, Key=key)
-        return ObjectInfo(key, r["ETag"].strip('"'), r["ContentLength"], r["LastModified"])
+            return _info(key, self._client.head_object(Bucket=self.name, Key=key))
 
     def sha256_of(self, key: str) -> tuple[str, bool]:
         """The content hash of an object: from its metadata when docflow uploaded it, else by streaming it.
@@ -156,17 +160,15 @@ class Bucket:
         larger than `max_bytes`."""
         with _s3_errors(f"get {key}"):
             r = self._client.get_object(Bucket=self.name, Key=key)
-            info = ObjectInfo(key, r["ETag"].strip('"'), r["ContentLength"], r["LastModified"])
+            info = _info(key, r)
             if info.size > max_bytes:
                 r["Body"].close()
                 return info, None
             return info, r["Body"].read()
 
-    def get_bytes(self, key: str, max_bytes: int | None = None) -> bytes:
+    def get_bytes(self, key: str) -> bytes:
         with _s3_errors(f"get {key}"):
-            body = self._client.get_object(Bucket=self.name, Key=key)["Body"]
-            data = body.read() if max_bytes is None else body.read(max_bytes + 1)
-        return data
+            return self._client.get_object(Bucket=self.name, Key=key)["Body"].read()
 
     def list(self, prefix: str = "", start_after: str = "") -> Iterator[ObjectInfo]:
         """Every object under `prefix` (after the key `start_after`), page by page (1000 keys a request).

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 
 from docflow import backends
 from docflow.backends.embed.chunking import chunk_markdown
-from docflow.bucket import Bucket, unsafe_key
+from docflow.bucket import Bucket, ObjectInfo, unsafe_key
 from docflow.errors import BadDocument, DocumentTooLarge
-from docflow.models import Classification, Document, Extraction, ParsedDocument, RawFile
+from docflow.models import Classification, Extraction, ParsedDocument, RawFile
 from docflow.schemas import schema_fingerprint
 from docflow.settings import Settings, get_settings
 from docflow.sniff import count_pages, sniff_content_type
@@ -85,13 +85,12 @@ def config_fingerprint(settings: Settings) -> str:
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
-def load_bytes(rt: Runtime, doc: Document) -> bytes:
-    if doc.size > rt.settings.max_bytes:
-        raise DocumentTooLarge(f"{doc.size} bytes exceeds the limit of {rt.settings.max_bytes} bytes")
-    data = rt.bucket.get_bytes(doc.key, max_bytes=rt.settings.max_bytes)
-    if len(data) > rt.settings.max_bytes:
-        raise DocumentTooLarge(f"object exceeds the limit of {rt.settings.max_bytes} bytes")
-    return data
+def load_bytes(rt: Runtime, key: str) -> tuple[ObjectInfo, bytes]:
+    """An object's info and bytes in one request; one over the size limit is refused with its body unread."""
+    info, data = rt.bucket.get(key, rt.settings.max_bytes)
+    if data is None:
+        raise DocumentTooLarge(f"{info.size} bytes exceeds the limit of {rt.settings.max_bytes} bytes")
+    return info, data
 
 
 def raw_file(rt: Runtime, doc_id: str) -> RawFile:
@@ -99,9 +98,7 @@ def raw_file(rt: Runtime, doc_id: str) -> RawFile:
     doc = rt.store.get_document(doc_id)
     if reason := unsafe_key(doc.key):
         raise BadDocument(f"unsafe object key {doc.key[:120]!r}: {reason}")
-    info, data = rt.bucket.get(doc.key, rt.settings.max_bytes)
-    if data is None:
-        raise DocumentTooLarge(f"{info.size} bytes exceeds the limit of {rt.settings.max_bytes} bytes")
+    info, data = load_bytes(rt, doc.key)
     sha256 = hashlib.sha256(data).hexdigest()
     if doc.sha256 and sha256 != doc.sha256:
         raise BadDocument(
@@ -136,7 +133,7 @@ def _raw(rt: Runtime, doc_id: str) -> tuple[RawFile, bytes]:
         pages=doc.pages,
     )
     data = rt.recent.get(doc_id, doc.sha256)
-    return raw, data if data is not None else load_bytes(rt, doc)
+    return raw, data if data is not None else load_bytes(rt, doc.key)[1]
 
 
 @contextmanager
