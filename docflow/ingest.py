@@ -281,6 +281,12 @@ class Reconciliation:
     listed: int
 
 
+def expected_in_listing(doc: dict, bucket: str, prefix: str) -> bool:
+    """Whether a listing of `prefix` in `bucket` must show the document's objects (a `document_keys` row): a
+    document of another bucket (e.g. the sensor bench's) is never missing from this one."""
+    return doc["bucket"] == bucket and bool(doc["keys"]) and all(k.startswith(prefix) for k in doc["keys"])
+
+
 def reconcile(
     bucket: Bucket, store: Store, prefix: str, max_fraction: float = 0.2, now: datetime | None = None
 ) -> Reconciliation:
@@ -289,7 +295,7 @@ def reconcile(
     would remove more than `max_fraction` of the documents (an empty bucket, a wrong prefix) is refused."""
     listed = {o.key for o in bucket.list(prefix)}  # all pages or an exception: never a partial set
     cutoff = (now or datetime.now(UTC)) - GRACE
-    docs = [d for d in store.document_keys() if d["keys"] and all(k.startswith(prefix) for k in d["keys"])]
+    docs = [d for d in store.document_keys() if expected_in_listing(d, bucket.name, prefix)]
     gone = [
         d["doc_id"] for d in docs if not any(k in listed for k in d["keys"]) and d["created_at"] <= cutoff
     ]

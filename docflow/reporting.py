@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pydantic import BaseModel, Field
 
 from docflow.bucket import Bucket
+from docflow.ingest import expected_in_listing
 from docflow.models import Document
 from docflow.store import Store
 
@@ -169,7 +170,7 @@ def build_report(
         missing = [
             r["doc_id"]
             for r in keys
-            if r["keys"] and all(k.startswith(prefix) and k not in present for k in r["keys"])
+            if expected_in_listing(r, bucket.name, prefix) and not any(k in present for k in r["keys"])
         ]
     without = [r["doc_id"] for r in keys if partitions is not None and r["doc_id"] not in partitions]
 

@@ -70,6 +70,21 @@ def test_deleted_objects_remove_their_documents_after_a_grace_period(rt, tenant)
     assert doc_id in found.deleted_objects
 
 
+def test_a_document_of_another_bucket_is_not_missing_from_this_one(rt, tenant):
+    key = f"incoming/{tenant}/elsewhere.txt"
+    before = ScanCursor.load(cursor_now(rt))
+    rt.bucket.put_bytes(key, b"registered from another bucket " + tenant.encode())
+    doc_id = next(d.doc_id for d in _scan(rt, before).new if d.key == key)
+    rt.bucket.delete(key)
+    with rt.store.tx() as conn:  # as the sensor bench registers the documents of its own bucket
+        conn.execute("UPDATE docflow.documents SET bucket = 'bench-sensor' WHERE doc_id = %s", (doc_id,))
+    later = datetime.now(UTC) + timedelta(hours=1)
+    assert doc_id not in reconcile(rt.bucket, rt.store, rt.settings.prefix, now=later).deleted_objects
+    with rt.store.tx() as conn:
+        conn.execute("UPDATE docflow.documents SET bucket = %s WHERE doc_id = %s", (rt.bucket.name, doc_id))
+    assert doc_id in reconcile(rt.bucket, rt.store, rt.settings.prefix, now=later).deleted_objects
+
+
 def test_reconciliation_refuses_a_listing_that_would_remove_too_much(rt, tenant):
     keys = [f"incoming/{tenant}/many-{i}.txt" for i in range(4)]
     before = ScanCursor.load(cursor_now(rt))
