@@ -50,6 +50,22 @@ class Block(BaseModel):
     level: int | None = None  # heading level (1-6) for kind == "heading"
 
 
+class Span(BaseModel):
+    """A run of text where it stands on its page: the layout that extraction reads beside the markdown.
+
+    Coordinates are fractions of the page (0..1, origin top-left), the same for PDF text and OCR boxes;
+    a span is one column cell of a line (text separated by a wide gap is two spans).
+    """
+
+    page: int  # 1-based
+    text: str
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+    ocr: bool = False  # read by OCR (its text may hold recognition errors)
+
+
 class ParsedDocument(BaseModel):
     """Output of a parse backend."""
 
@@ -59,6 +75,7 @@ class ParsedDocument(BaseModel):
     blocks: list[Block] = Field(default_factory=list)
     parser: str  # e.g. "local/pypdfium2"
     warnings: list[str] = Field(default_factory=list)
+    spans: list[Span] = Field(default_factory=list)  # text with boxes, where the parser knows them
 
 
 class Classification(BaseModel):

@@ -252,15 +252,16 @@ class Store:
 
     def save_parsed(self, doc_id: str, p: ParsedDocument) -> None:
         blocks = [b.model_dump() for b in p.blocks]
+        spans = [s.model_dump() for s in p.spans]
         with self.tx() as conn:
             conn.execute(
                 """INSERT INTO docflow.parsed_documents
-                       (doc_id, markdown, text, pages, blocks, parser, warnings)
-                   VALUES (%s, %s, %s, %s, %s, %s, %s)
+                       (doc_id, markdown, text, pages, blocks, parser, warnings, spans)
+                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
                    ON CONFLICT (doc_id) DO UPDATE SET markdown = excluded.markdown, text = excluded.text,
                        pages = excluded.pages, blocks = excluded.blocks, parser = excluded.parser,
-                       warnings = excluded.warnings, updated_at = now()""",
-                (doc_id, p.markdown, p.text, p.pages, Jsonb(blocks), p.parser, Jsonb(p.warnings)),
+                       warnings = excluded.warnings, spans = excluded.spans, updated_at = now()""",
+                (doc_id, p.markdown, p.text, p.pages, Jsonb(blocks), p.parser, Jsonb(p.warnings), Jsonb(spans)),
             )
             _stage(conn, doc_id, "parsed_markdown")
 

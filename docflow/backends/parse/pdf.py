@@ -11,7 +11,7 @@ from docflow.backends.parse import pdf_tables
 from docflow.backends.parse.guard import Deadline
 from docflow.backends.parse.markdown import escape_line_starts, pipe_table
 from docflow.errors import DocumentTooLarge
-from docflow.models import Block, ParsedDocument
+from docflow.models import Block, ParsedDocument, Span
 from docflow.sniff import PDFIUM_LOCK, open_pdf
 
 # --- layout ----------------------------------------------------------------------------------------------
@@ -128,6 +128,7 @@ def _needs_ocr(page: "_Page") -> bool:
 
 def layout_document(pages: list["_Page"], parser: str) -> ParsedDocument:
     """Lines of every page (PDF units, y up) to markdown: headings by size, lists, paragraphs, tables."""
+    spans = [span for page in pages for span in _page_spans(page)]  # before tables replace their lines
     for page in pages:
         _place_tables(page)
         page.lines = _merge_rows(page.lines)
@@ -152,7 +153,23 @@ def layout_document(pages: list["_Page"], parser: str) -> ParsedDocument:
         blocks=blocks,
         parser=parser,
         warnings=warnings,
+        spans=spans,
     )
+
+
+def _page_spans(page: _Page) -> list[Span]:
+    """Each cell of each line as a span in page fractions (origin top-left)."""
+    if page.width <= 0 or page.height <= 0:
+        return []
+    w, h = page.width, page.height
+    spans = []
+    for line in page.lines:
+        for left, right, text in line.cells or [(line.left, line.right, line.text)]:
+            if text.strip():
+                box = (left / w, (h - line.top) / h, right / w, (h - line.bottom) / h)
+                x0, y0, x1, y1 = (round(min(max(v, 0.0), 1.0), 4) for v in box)
+                spans.append(Span(page=page.number, text=text, x0=x0, y0=y0, x1=x1, y1=y1, ocr=page.ocr))
+    return spans
 
 
 def _read_page(document: pdfium.PdfDocument, index: int) -> _Page:
