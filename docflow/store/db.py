@@ -261,7 +261,16 @@ class Store:
                    ON CONFLICT (doc_id) DO UPDATE SET markdown = excluded.markdown, text = excluded.text,
                        pages = excluded.pages, blocks = excluded.blocks, parser = excluded.parser,
                        warnings = excluded.warnings, spans = excluded.spans, updated_at = now()""",
-                (doc_id, p.markdown, p.text, p.pages, Jsonb(blocks), p.parser, Jsonb(p.warnings), Jsonb(spans)),
+                (
+                    doc_id,
+                    p.markdown,
+                    p.text,
+                    p.pages,
+                    Jsonb(blocks),
+                    p.parser,
+                    Jsonb(p.warnings),
+                    Jsonb(spans),
+                ),
             )
             _stage(conn, doc_id, "parsed_markdown")
 
