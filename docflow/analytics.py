@@ -1,13 +1,16 @@
 """pandas helpers over docflow's tables and typed views, for analysts and notebooks.
 
 Each function returns a `pandas.DataFrame` with real dtypes (numeric amounts, datetime64 dates), read from
-the typed views of migration 0002 (`docflow.invoices`, `receipts`, `contracts`, `resumes`,
+the typed views (migrations 0002, 0007: `docflow.invoices`, `receipts`, `contracts`, `resumes`,
 `financial_statements`, `revenue_figures`) or from `docflow.documents`. The same SQL works in any client:
 
     SELECT vendor_name, currency, sum(total_amount) FROM docflow.invoices GROUP BY 1, 2;
 
     >>> from docflow import analytics
     >>> analytics.invoices(tenant="acme").groupby("vendor_name").total_amount.sum()
+
+A value the extractor kept but flagged implausible (an identifier read as a total, a date before 1900;
+see docflow.schemas.plausibility) is NaN/NaT in its typed column; `validation_errors` says why.
 
 Settings are resolved like everywhere else (`DOCFLOW_DATABASE_URL`, or the embedded Postgres, started on
 demand). pandas is imported on first use.

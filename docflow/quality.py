@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from docflow.models import Extraction
-from docflow.schemas import get_schema, validate_fields
+from docflow.schemas import get_schema, plausibility, validate_fields
 
 # Fields without which a document of a type is of little use to analysts. Types not listed require none.
 REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
@@ -30,16 +30,18 @@ class Verdict(BaseModel):
 
 def schema_valid(extraction: Extraction) -> Verdict:
     """The stored fields validate against the current schema of their type (an error: analysts' typed
-    views and the chunks' metadata would carry invalid values); values the extractor had to drop, or an
-    outdated schema version, are warnings."""
+    views and the chunks' metadata would carry invalid values); values the extractor had to drop, values
+    kept but implausible (left out of the typed views' columns), or an outdated schema version, are
+    warnings."""
     schema = get_schema(extraction.doc_type)
     _, errors = validate_fields(schema, extraction.fields)
+    invalid = [e for e in errors if not plausibility.is_implausible(e)]
     details: dict[str, Any] = {"schema": f"{schema.__name__} v{schema.schema_version}"}
-    if errors:
+    if invalid:
         return Verdict(
             passed=False,
-            message=f"{len(errors)} stored value(s) do not validate against {schema.__name__}: {errors[0]}",
-            details={**details, "errors": errors},
+            message=f"{len(invalid)} stored value(s) do not validate against {schema.__name__}: {invalid[0]}",
+            details={**details, "errors": invalid},
         )
     if extraction.schema_version != schema.schema_version or extraction.schema_name != schema.__name__:
         return Verdict(
@@ -49,13 +51,30 @@ def schema_valid(extraction: Extraction) -> Verdict:
             f"{schema.__name__} v{schema.schema_version}: re-extract",
             details=details,
         )
-    if extraction.validation_errors:
+    stored = extraction.validation_errors
+    kept = [e for e in stored if plausibility.is_implausible(e)]
+    dropped = [e for e in stored if not plausibility.is_implausible(e)]
+    # judged again on the stored fields: a row extracted before a rule existed is not marked for the views
+    marked = {plausibility.flagged_path(e) for e in kept}
+    unmarked = [e for e in errors if plausibility.flagged_path(e) not in marked]
+    if kept or unmarked or dropped:
+        parts = []
+        if kept:
+            names = ", ".join(plausibility.implausible_fields(kept))
+            parts.append(f"{len(kept)} implausible value(s) kept but left out of the typed views ({names})")
+        if unmarked:
+            names = ", ".join(plausibility.implausible_fields(unmarked))
+            parts.append(
+                f"{len(unmarked)} implausible value(s) not marked in the stored row ({names}): re-extract"
+            )
+        if dropped:
+            parts.append(f"the extractor dropped {len(dropped)} invalid value(s)")
+        everything = kept + unmarked + dropped
         return Verdict(
             passed=False,
             severity="warn",
-            message=f"the extractor dropped {len(extraction.validation_errors)} invalid value(s): "
-            f"{extraction.validation_errors[0]}",
-            details={**details, "errors": extraction.validation_errors},
+            message="; ".join(parts) + f": {everything[0]}",
+            details={**details, "errors": everything},
         )
     return Verdict(passed=True, message=f"all {len(extraction.fields)} fields are valid", details=details)
 

@@ -2,7 +2,9 @@
 
 - extracted_fields: `schema_valid` is blocking: stored values that do not validate against the type's schema
   would be published into the chunks' metadata and the analysts' typed views, so `embeddings` does not run
-  and the document is marked failed with the reason. `required_fields_present` only warns.
+  and the document is marked failed with the reason. Values kept but implausible (docflow.schemas.
+  plausibility: left out of the typed views' columns) and values the extractor dropped only warn, as
+  does `required_fields_present`.
 - embeddings: `chunks_present` and `dimension_matches` (vectors of another model are invisible to the
   index). Both blocking for anything built on top of the embeddings later.
 One op per asset (a multi-asset check) keeps the overhead per document to two small steps. A run over a

@@ -1,14 +1,17 @@
 """Per-document-type schemas and their registry (doc_type -> pydantic model).
 
 `validate_fields` is the one way every extract backend turns raw values into stored, JSON-able fields:
-invalid values are dropped and reported as messages, never raised.
+invalid values are dropped and reported as messages, never raised; values that validate but that no
+document would hold (`plausibility`) are kept and reported.
 """
 
+import datetime as dt
 import hashlib
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from docflow.schemas import plausibility
 from docflow.schemas.models import (
     Contract,
     DocSchema,
@@ -47,11 +50,15 @@ def schema_fingerprint() -> str:
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
-def validate_fields(schema: type[BaseModel], raw: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+def validate_fields(
+    schema: type[BaseModel], raw: dict[str, Any], today: dt.date | None = None
+) -> tuple[dict[str, Any], list[str]]:
     """Validate `raw` against `schema`; return (JSON-able fields without empty values, error messages).
 
     A top-level field whose value does not validate is dropped (with a message naming it and the value);
-    the other fields are kept. Never raises on bad values.
+    the other fields are kept. A value that validates but is implausible (`plausibility.check`, dates
+    judged against `today`) is kept, with a message marked `implausible` that the typed views and the
+    asset check read. Never raises on bad values.
     """
     values = {k: v for k, v in raw.items() if v is not None}
     errors: list[str] = []
@@ -69,6 +76,7 @@ def validate_fields(schema: type[BaseModel], raw: dict[str, Any]) -> tuple[dict[
                 break
             values = {k: v for k, v in values.items() if k not in bad}
             continue
+        errors.extend(plausibility.messages(model, today))
         return model.model_dump(mode="json", exclude_none=True), errors
     return {}, errors
 
@@ -92,6 +100,7 @@ __all__ = [
     "Resume",
     "RevenueItem",
     "get_schema",
+    "plausibility",
     "schema_fingerprint",
     "validate_fields",
 ]

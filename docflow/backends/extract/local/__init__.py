@@ -7,7 +7,8 @@ validation errors are recorded in `Extraction.validation_errors`, never raised.
 
 `fields` is the schema's JSON dump: dates as ISO strings, amounts and rates as JSON numbers (floats).
 `field_confidence`: 0.95 template match, 0.9 labelled value on the same line, 0.85 value from a column of
-values, 0.8 value on the next line, 0.4-0.7 inferred or guessed values.
+values, 0.8 value on the next line, 0.4-0.7 inferred or guessed values; a value `validate_fields` finds
+implausible (kept, with an error) is capped at `plausibility.LOW_CONFIDENCE`.
 
 The heuristics live in one module per concern: `lines` (labels, values, money tokens), `templates`,
 `parties` (legal-entity names, the issuer), `invoice` (invoices and receipts), `contract`, `resume`,
@@ -27,7 +28,7 @@ from docflow.backends.extract.local.parties import company_name, find_vendor
 from docflow.backends.extract.local.resume import extract_resume
 from docflow.backends.extract.local.templates import Template, apply_template, load_templates
 from docflow.models import Classification, Extraction, ParsedDocument
-from docflow.schemas import get_schema, validate_fields
+from docflow.schemas import get_schema, plausibility, validate_fields
 from docflow.settings import Settings, data_dir
 
 __all__ = [
@@ -81,7 +82,9 @@ class LocalExtractor:
             schema_name=schema.__name__,
             schema_version=schema.schema_version,
             fields=fields,
-            field_confidence={k: v for k, v in conf.items() if k in fields},
+            field_confidence=plausibility.lower_confidence(
+                {k: v for k, v in conf.items() if k in fields}, errors
+            ),
             validation_errors=errors,
             backend=self.name,
         )
