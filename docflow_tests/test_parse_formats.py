@@ -397,3 +397,62 @@ def test_pdf_table_continued_in_a_second_column_is_one_table() -> None:
     assert len(tables) == 1
     rows = _pipe_rows(tables[0].text)
     assert rows == [[str(i + 1), str(100 + i), str(200 + i)] for i in range(16)]
+
+
+SECTIONED = [
+    ["Group", "Count", "Share"],
+    ["Adults", "", ""],
+    ["Working full time", "1,200", "40%"],
+    ["Retired or not in the labour force", "900", "30%"],
+    ["Students", "300", "10%"],
+    ["Children", "", ""],
+    ["Under five", "350", "12%"],
+    ["Five to fifteen", "250", "8%"],
+]
+
+
+def _sectioned_table(c, top: float) -> None:
+    """SECTIONED drawn borderless: section labels on rows of their own, one label wrapped onto a second
+    line set closer than the rows, dot leaders after the labels, values right-aligned."""
+    c.setFont("Helvetica", 10)
+    y = top
+    for label, count, share in SECTIONED:
+        if label == "Retired or not in the labour force":
+            c.drawString(80, y, "Retired or not in ........")
+            c.drawString(80, y - 11, "the labour force")
+        elif count:
+            c.drawString(80 if label != "Group" else 72, y, label + (" ........" if label != "Group" else ""))
+        else:
+            c.drawString(72, y, label)
+        if count:
+            c.drawRightString(260, y, count)
+            c.drawRightString(330, y, share)
+        y -= 27 if label == "Retired or not in the labour force" else 16
+
+
+def test_pdf_borderless_table_keeps_section_rows_and_wrapped_labels() -> None:
+    buffer, c = _canvas()
+    _sectioned_table(c, 700)
+    c.showPage()
+    c.save()
+    doc = parse(buffer.getvalue(), "sectioned.pdf")
+    tables = [block for block in doc.blocks if block.kind == "table"]
+    assert len(tables) == 1
+    assert _pipe_rows(tables[0].text) == SECTIONED
+
+
+def test_pdf_two_borderless_tables_on_one_page_stay_apart() -> None:
+    buffer, c = _canvas()
+    _sectioned_table(c, 760)
+    c.setFont("Helvetica", 10)
+    c.drawString(72, 612, "Table 2")  # a short caption right under the first table
+    second = [["Code", "Name", "Price"], ["A1", "Bolts", "4.20"], ["B7", "Nuts", "2.10"]]
+    for i, row in enumerate(second):
+        for x, value in zip((72, 110, 420), row, strict=True):
+            c.drawString(x, 596 - 16 * i, value)
+    c.showPage()
+    c.save()
+    doc = parse(buffer.getvalue(), "two.pdf")
+    tables = [block for block in doc.blocks if block.kind == "table"]
+    assert [_pipe_rows(t.text) for t in tables] == [SECTIONED, second]
+    assert doc.markdown.index("Table 2") < doc.markdown.index("| Code")

@@ -439,25 +439,70 @@ def _segments(row: list[Word], gap: float) -> list[list[Word]]:
     return out
 
 
+_LEADER = re.compile(r"^[.…·_]{3,}$|^(.*?)[.…·]{3,}$")  # dot leaders joining a label to its values
+_MAX_BRIDGE = 3  # at most this many one-cell rows (section labels, wrapped labels) inside a table
+
+
+def _drop_leaders(words: list[Word]) -> list[Word]:
+    """Words without their dot leaders ("Total ......" keeps "Total"): leaders fill a column gap."""
+    out = []
+    for word in words:
+        match = _LEADER.match(word.text)
+        if not match:
+            out.append(word)
+        elif match.group(1):
+            keep = match.group(1)
+            width = (word.right - word.left) * len(keep) / len(word.text)
+            out.append(Word(keep, word.left, word.left + width, word.bottom, word.top))
+    return out
+
+
 def aligned_tables(words: list[Word], min_rows: int = 3) -> list[Table]:
-    """Runs of rows that share two or more column gaps, as tables."""
-    rows = text_rows(words)
+    """Runs of rows that share two or more column gaps, as tables. A run may hold a few one-cell rows
+    (section labels, label lines that wrapped) between rows with several cells."""
+    rows = text_rows(_drop_leaders(words))
+    multi = [len(_segments(row, 1.0)) >= 2 for row in rows]
     tables: list[Table] = []
     index = 0
     while index < len(rows):
-        end = index
-        while (
-            end < len(rows)
-            and len(_segments(rows[end], 1.0)) >= 2
-            and (end == index or _close(rows[end - 1], rows[end]))
-        ):
-            end += 1
-        if end - index >= min_rows:
+        if not multi[index]:
+            index += 1
+            continue
+        end = index + 1  # rows[index:end] is the run; it ends on a row with several cells
+        probe, bridged = end, 0
+        while probe < len(rows) and _close(rows[probe - 1], rows[probe]):
+            if multi[probe] and (not bridged or _same_columns(rows[index:end], rows[probe])):
+                end, bridged = probe + 1, 0
+            elif bridged < _MAX_BRIDGE and _label_row(rows[probe], rows[index:end]):
+                bridged += 1
+            else:
+                break
+            probe += 1
+        if sum(multi[index:end]) >= min_rows:
             table = _aligned_table(rows[index:end])
             if table:
                 tables.append(table)
-        index = max(end, index + 1)
+        index = end
     return tables
+
+
+def _label_row(row: list[Word], table: list[list[Word]]) -> bool:
+    """Whether a one-cell row may sit inside the table: short, and not wider than the table's first
+    column reaches (a section label or a wrapped label, not a sentence across the page)."""
+    if len(row) > PROSE_WORDS:
+        return False
+    left = min(w.left for r in table for w in r)
+    right = max(w.right for r in table for w in r)
+    return row[-1].right <= left + 0.5 * (right - left)
+
+
+def _same_columns(table: list[list[Word]], below: list[Word]) -> bool:
+    """Whether most cells of `below` past its first sit over a cell of the table's rows (past their first):
+    rows of one table across a label row, not the next table under a short caption."""
+    spans = [(s[0].left, s[-1].right) for row in table[-6:] for s in _segments(row, 1.0)[1:]]
+    cells = _segments(below, 1.0)[1:]
+    matched = sum(1 for s in cells if any(s[0].left < b and s[-1].right > a for a, b in spans))
+    return matched >= max(1, len(cells) / 2)
 
 
 def _close(above: list[Word], below: list[Word]) -> bool:
@@ -500,9 +545,12 @@ def _aligned_table(rows: list[list[Word]]) -> Table | None:
     n_cols = len(bounds) - 1
     grid: list[list[list[Word]]] = [[[] for _ in range(n_cols)] for _ in rows]
     for r, row in enumerate(rows):
-        for word in row:
-            c = next((k for k in range(n_cols) if word.cx <= bounds[k + 1]), n_cols - 1)
-            grid[r][c].append(word)
+        for segment in _segments(row, 0.6):
+            columns = [_column(bounds, word.cx) for word in segment]
+            if columns[0] != columns[-1] and any(ch.isalpha() for w in segment for ch in w.text):
+                columns = [columns[0]] * len(segment)  # a heading over several columns: its first one
+            for word, c in zip(segment, columns, strict=True):
+                grid[r][c].append(word)
     filled = [sum(1 for cell in row if cell) for row in grid]
     if sum(1 for f in filled if f >= 2) < max(2, 0.6 * len(rows)):
         return None  # mostly one-cell rows: prose, not a table
@@ -510,6 +558,7 @@ def _aligned_table(rows: list[list[Word]]) -> Table | None:
         cells = [len(row[c]) for row in grid if row[c]]
         if cells and sum(cells) / len(cells) > PROSE_WORDS:
             return None  # a column of sentences: text columns side by side, not a table
+    grid = _join_wrapped(grid, rows)
     table_rows, _ = _drop_empty([[_cell_text(cell) for cell in row] for row in grid])
     split = _side_by_side(gaps, height)
     if split:  # one table continued in a second column: its rows follow on
@@ -519,6 +568,35 @@ def _aligned_table(rows: list[list[Word]]) -> Table | None:
     bottom = min(w.bottom for w in rows[-1])
     top = max(w.top for w in rows[0])
     return Table(left, right, bottom, top, _reading_columns(table_rows))
+
+
+def _column(bounds: list[float], x: float) -> int:
+    return min(max(bisect.bisect_right(bounds, x) - 1, 0), len(bounds) - 2)
+
+
+def _join_wrapped(grid: list[list[list[Word]]], rows: list[list[Word]]) -> list[list[list[Word]]]:
+    """A row that only continues the first column of the row above (the rest of a label that wrapped)
+    joins that row: it sits closer under it than rows sit under one another, and no further left."""
+    gaps = [min(w.bottom for w in a) - max(w.top for w in b) for a, b in itertools.pairwise(rows)]
+    if len(gaps) < 2:
+        return grid
+    usual = statistics.median(gaps)
+    out = [grid[0]]
+    for r in range(1, len(grid)):
+        row, above = grid[r], out[-1]
+        only_first = bool(row[0]) and not any(row[1:])
+        wrapped = (
+            only_first
+            and sum(1 for cell in above if cell) >= 2
+            and bool(above[0])
+            and gaps[r - 1] < 0.6 * usual
+            and min(w.left for w in row[0]) >= min(w.left for w in above[0]) - 1.0
+        )
+        if wrapped:
+            out[-1] = [above[0] + row[0], *above[1:]]
+        else:
+            out.append(row)
+    return out
 
 
 def _side_by_side(gaps: list[tuple[float, float]], height: float) -> int | None:
