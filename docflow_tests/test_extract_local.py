@@ -6,7 +6,7 @@ import pytest
 
 from docflow.backends.extract.local import LocalExtractor, Template, load_templates
 from docflow.errors import ConfigError
-from docflow.models import Classification, Extraction, ParsedDocument
+from docflow.models import Classification, Extraction, ParsedDocument, Span
 from docflow.settings import Settings, data_dir
 
 DEV = Path(__file__).resolve().parents[2] / "shared" / "eval" / "dev"
@@ -474,3 +474,105 @@ def test_day_order_follows_the_unambiguous_dates_of_the_document() -> None:
     assert run(text, "invoice").fields["invoice_date"] == "2023-05-04"  # dollars, but written day first
     us = "Invoice 77\nDate: 04/05/2023\nService 04/28/2023\nTotal $ 10.00\n"
     assert run(us, "invoice").fields["invoice_date"] == "2023-04-05"
+
+
+# --- receipts read by their layout (OCR text boxes) ---------------------------------------------------------
+
+
+def run_spans(boxes: list[tuple[str, float, float, float, float]], doc_type: str = "receipt") -> Extraction:
+    """A photographed receipt: text boxes (text, x0, y0, x1, y1) in page fractions, as OCR returns them."""
+    spans = [Span(page=1, text=t, x0=x0, y0=y0, x1=x1, y1=y1, ocr=True) for t, x0, y0, x1, y1 in boxes]
+    text = "\n".join(s.text for s in spans)
+    parsed = ParsedDocument(markdown=text, text=text, parser="test", spans=spans)
+    classification = Classification(doc_type=doc_type, confidence=0.9, reasoning="test", backend="test")
+    return LocalExtractor().extract(parsed, classification)
+
+
+# a tilted photo: the values of the right column sit a little higher than their labels
+PHOTO = [
+    ("ali 0312", 0.05, 0.02, 0.30, 0.05),  # handwriting / a stamp above the print
+    ("KEDAI RUNCIT MAJU", 0.20, 0.08, 0.80, 0.12),
+    ("SENTOSA SDN BHD (884120-K)", 0.15, 0.12, 0.85, 0.155),
+    ("NO 7, JALAN MAWAR 2,", 0.20, 0.16, 0.80, 0.185),
+    ("TAMAN MAWAR, 43000 KAJANG", 0.18, 0.19, 0.82, 0.215),
+    ("TEL: 03-8734 1111", 0.30, 0.22, 0.70, 0.245),
+    ("GST ID: 000123456789", 0.25, 0.25, 0.75, 0.275),
+    ("TAX INVOICE", 0.35, 0.29, 0.65, 0.315),
+    ("23-01-201913:14:15", 0.05, 0.33, 0.50, 0.355),
+    ("BREAD", 0.05, 0.40, 0.30, 0.425),
+    ("4.20", 0.80, 0.397, 0.92, 0.422),
+    ("SUB TOTAL", 0.40, 0.45, 0.70, 0.475),
+    ("4.20", 0.80, 0.447, 0.92, 0.472),
+    ("TOTAL (RM)", 0.40, 0.48, 0.70, 0.505),
+    ("4.20", 0.80, 0.477, 0.92, 0.502),
+    ("CASH", 0.40, 0.51, 0.70, 0.535),
+    ("50.00", 0.80, 0.507, 0.92, 0.532),
+    ("CHANGE", 0.40, 0.54, 0.70, 0.565),
+    ("45.80", 0.80, 0.537, 0.92, 0.562),
+]
+
+
+def test_receipt_from_text_boxes_store_address_date_total() -> None:
+    f = run_spans(PHOTO).fields
+    # the two prominent lines at the top, without the handwriting above nor the registration number
+    assert f["store_name"] == "KEDAI RUNCIT MAJU SENTOSA SDN BHD"
+    assert f["address"] == "NO 7, JALAN MAWAR 2, TAMAN MAWAR, 43000 KAJANG"  # up to the phone line
+    assert f["date"] == "2019-01-23"  # the time glued to the year by OCR
+    assert f["total"] == 4.2  # not the cash tendered (50.00) nor the change
+    assert f["currency"] == "MYR"  # no currency sign: a Malaysian company form says ringgit
+
+
+def test_receipt_merchant_is_the_top_line_not_a_later_company() -> None:
+    boxes = [
+        ("MINI MARKET SRI JAYA", 0.2, 0.05, 0.8, 0.09),
+        ("12, JALAN BESAR", 0.25, 0.10, 0.75, 0.13),
+        ("TEL: 03-4043 7678", 0.25, 0.14, 0.75, 0.17),
+        ("OWNED BY GLOBAL FOODS SDN BHD", 0.05, 0.18, 0.80, 0.21),
+        ("DATE: 02/03/2018", 0.05, 0.24, 0.50, 0.27),
+        ("TOTAL", 0.40, 0.40, 0.60, 0.43),
+        ("9.90", 0.80, 0.40, 0.92, 0.43),
+    ]
+    f = run_spans(boxes).fields
+    # the name the shop goes by, at the top, not its owner's legal name printed under the address
+    assert f["store_name"] == "MINI MARKET SRI JAYA"
+    assert f["address"] == "12, JALAN BESAR"
+
+
+def test_receipt_total_is_the_largest_amount_after_a_total_label() -> None:
+    text = """ACME STORES SDN BHD
+NO 1, JALAN SATU
+GST REG NO 000987654321
+DATE 05/06/2018
+ITEM A 1 10.00 10.00
+SUBTOTAL 100.00
+TOTAL QTY 3
+TOTAL SALES (EXCLUDING GST) 94.34
+TOTAL GST 5.66
+ROUNDING ADJ 0.01
+TOTAL INCL. GST 99.99
+NETT TOTAL 100.00
+CASH 200.00
+CHANGE 100.00
+GST SUMMARY AMOUNT TAX
+TOTAL 120000.00 7200.00
+"""
+    f = run(text, "receipt").fields
+    # not the subtotal, the count, the amount before tax, the cash, the change, nor the tax summary
+    assert f["total"] == 100.0
+    assert f["date"] == "2018-06-05"  # day first: ringgit, nothing says otherwise
+
+
+def test_receipt_total_on_the_row_under_its_label_and_ocr_zeros() -> None:
+    text = "KEDAI ABC\nDATE 01/02/2019\nGRAND TOTAL\nRM 12.5O\nCASH 20.00\n"
+    assert run(text, "receipt").fields["total"] == 12.5
+    text = "KEDAI ABC\nDATE 01/02/2019\nTOTAL  RM5:OO\nCASH  RM5.00\n"
+    assert run(text, "receipt").fields["total"] == 5.0
+
+
+def test_receipt_date_day_first_unless_the_document_says_otherwise() -> None:
+    base = "CORNER SHOP\n{date}\nTOTAL {amount}\n"
+    assert run(base.format(date="03/04/2019", amount="RM 3.00"), "receipt").fields["date"] == "2019-04-03"
+    # dollars and a date that can only be month first: month first for the ambiguous one too
+    us = "CORNER SHOP\n03/04/2019\nRefund by 04/28/2019\nTOTAL $3.00\n"
+    assert run(us, "receipt").fields["date"] == "2019-03-04"
+    assert run(base.format(date="17 MAR 2018", amount="3.00"), "receipt").fields["date"] == "2018-03-17"

@@ -11,8 +11,8 @@ values, 0.8 value on the next line, 0.4-0.7 inferred or guessed values; a value 
 implausible (kept, with an error) is capped at `plausibility.LOW_CONFIDENCE`.
 
 The heuristics live in one module per concern: `lines` (labels, values, money tokens), `templates`,
-`parties` (legal-entity names, the issuer), `invoice` (invoices and receipts), `contract`, `resume`,
-`financial` and `keyvalues`.
+`parties` (legal-entity names, the issuer), `invoice` (invoices), `receipt` (receipts, read by the layout
+of their text boxes), `contract`, `resume`, `financial` and `keyvalues`.
 """
 
 import re
@@ -21,10 +21,11 @@ from typing import Self
 
 from docflow.backends.extract.local.contract import extract_contract, sentences
 from docflow.backends.extract.local.financial import extract_financial
-from docflow.backends.extract.local.invoice import extract_invoice, extract_receipt, line_items
+from docflow.backends.extract.local.invoice import extract_invoice, line_items
 from docflow.backends.extract.local.keyvalues import extract_key_values
 from docflow.backends.extract.local.lines import Conf, Lines, Money, Raw, best_money, find_money
 from docflow.backends.extract.local.parties import company_name, find_vendor
+from docflow.backends.extract.local.receipt import extract_receipt
 from docflow.backends.extract.local.resume import extract_resume
 from docflow.backends.extract.local.templates import Template, apply_template, load_templates
 from docflow.models import Classification, Extraction, ParsedDocument
@@ -69,7 +70,10 @@ class LocalExtractor:
         doc_type = classification.doc_type
         schema = get_schema(doc_type)
         text = _document_text(parsed)
-        raw, conf = self._heuristics(doc_type, text)
+        if doc_type == "receipt":  # read by layout: the parser's text boxes, when it has them
+            raw, conf = extract_receipt(text, parsed.spans)
+        else:
+            raw, conf = self._heuristics(doc_type, text)
         for template in self.templates:
             if template.matches(text, doc_type):
                 t_raw, t_conf = apply_template(template, text, doc_type)
@@ -92,7 +96,6 @@ class LocalExtractor:
     def _heuristics(self, doc_type: str, text: str) -> tuple[Raw, Conf]:
         extractors: dict[str, Callable[[str], tuple[Raw, Conf]]] = {
             "invoice": extract_invoice,
-            "receipt": extract_receipt,
             "contract": extract_contract,
             "resume": extract_resume,
             "financial_statement": extract_financial,

@@ -166,38 +166,8 @@ def extract_invoice(text: str) -> tuple[Raw, Conf]:
     return raw, conf
 
 
-def extract_receipt(text: str) -> tuple[Raw, Conf]:
-    lines = Lines(text)
-    raw: Raw = {}
-    conf: Conf = {}
-    vendor = find_vendor(lines)
-    total = _total(lines)
-    paid = _cash_minus_change(lines)
-    if paid is not None and (total is None or (total[0].value != paid and not total[0].marked)):
-        total = (Money(paid, None, True), 0.7)  # a till receipt: what was paid is cash tendered minus change
-    currency = _currency(lines, total) or (("MYR", 0.5) if _RINGGIT.search(text) else None)
-    day_first = _day_first(text, currency)
-    found = {
-        "store_name": vendor,
-        "date": _invoice_date(lines, day_first),
-        "total": (total[0].value, total[1]) if total else None,
-        "currency": currency,
-        "address": _address_after(lines, vendor[0]) if vendor else None,
-        "payment_method": first_value(
-            lines.labelled(label_pattern(r"payment\s+(?:method|mode|type)", r"paid\s+(?:by|with|via)")),
-            lambda t: clean_text(t) or None,
-        ),
-        "items": (line_items(lines) or None, 0.6),
-    }
-    for name, value in found.items():
-        if value is not None and value[0] is not None:
-            raw[name], conf[name] = value
-    return raw, conf
-
-
 _CASH = label_pattern(r"cash(?!\s*(?:back|out))", r"tunai", r"tendered")
 _CHANGE = label_pattern(r"change(?:\s+due)?", r"kembali", r"baki")
-_RINGGIT = re.compile(r"\bRM\b|\(RM\)")
 
 
 def _cash_minus_change(lines: Lines) -> Decimal | None:
@@ -354,20 +324,6 @@ def _tax(lines: Lines, text: str, total: Decimal | None) -> tuple[tuple[Decimal,
     if rate is None and total is not None and _subtotal(lines) == total:
         rate = (Decimal(0), 0.5)
     return rate, amount
-
-
-def _address_after(lines: Lines, name: str) -> tuple[str, float] | None:
-    for i, line in enumerate(lines.lines):
-        if name in line:
-            parts = []
-            for nxt in lines.lines[i + 1 : i + 5]:
-                if re.search(r"tel|phone|fax|@|www\.|http|vat|gst|reg|invoice|receipt|date", nxt, re.I):
-                    break
-                if re.fullmatch(r"\(?(?:co\.?\s*(?:no|reg)\.?\s*:?\s*)?[A-Z0-9-]*\d[A-Z0-9-]*\)?", nxt, re.I):
-                    continue  # a company registration number under the name: "(123456-X)"
-                parts.append(nxt)
-            return (", ".join(parts), 0.5) if parts else None
-    return None
 
 
 _ITEM_ROW = re.compile(
