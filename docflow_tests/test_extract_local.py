@@ -576,3 +576,119 @@ def test_receipt_date_day_first_unless_the_document_says_otherwise() -> None:
     us = "CORNER SHOP\n03/04/2019\nRefund by 04/28/2019\nTOTAL $3.00\n"
     assert run(us, "receipt").fields["date"] == "2019-03-04"
     assert run(base.format(date="17 MAR 2018", amount="3.00"), "receipt").fields["date"] == "2018-03-17"
+
+
+# --- form key/values from the layout (text boxes) -------------------------------------------------------
+
+
+def _form(*boxes: tuple[str, float, float, float, float]) -> dict:
+    """Key/values of a one-page form made of OCR boxes (text, x0, y0, x1, y1 in page fractions)."""
+    spans = [Span(page=1, text=t, x0=x0, y0=y0, x1=x1, y1=y1, ocr=True) for t, x0, y0, x1, y1 in boxes]
+    text = "\n".join(s.text for s in spans)
+    parsed = ParsedDocument(markdown=text, text=text, parser="test", spans=spans)
+    classification = Classification(doc_type="form", confidence=0.9, reasoning="test", backend="test")
+    return LocalExtractor().extract(parsed, classification).fields.get("key_values", {})
+
+
+def test_form_answer_right_of_its_label_on_the_row() -> None:
+    kv = _form(
+        ("COUNTRY:", 0.08, 0.30, 0.16, 0.32),
+        ("BELGIUM", 0.25, 0.30, 0.33, 0.32),
+        ("PRODUCT:", 0.08, 0.33, 0.16, 0.35),
+        ("LUCKY STRIKE Filter", 0.25, 0.33, 0.45, 0.35),
+        ("Project Code", 0.07, 0.40, 0.20, 0.42),  # no colon: a caption with its answer close on its right
+        ("CST-N-68", 0.22, 0.40, 0.31, 0.42),
+    )
+    assert kv == {"COUNTRY": "BELGIUM", "PRODUCT": "LUCKY STRIKE Filter", "Project Code": "CST-N-68"}
+
+
+def test_form_answer_below_its_label_over_several_lines() -> None:
+    kv = _form(
+        ("NATURE OF WORK:", 0.08, 0.38, 0.23, 0.40),
+        ("Advise if the honey is", 0.22, 0.41, 0.69, 0.43),
+        ("an acceptable substitute.", 0.22, 0.43, 0.69, 0.45),
+        ("COMMENTS:", 0.08, 0.46, 0.21, 0.48),  # the next label ends the answer
+        ("OK", 0.42, 0.46, 0.47, 0.48),
+    )
+    assert kv == {"NATURE OF WORK": "Advise if the honey is an acceptable substitute.", "COMMENTS": "OK"}
+
+
+def test_form_header_row_of_captions_each_over_its_answer() -> None:
+    kv = _form(
+        ("Fax Number", 0.34, 0.26, 0.43, 0.28),
+        ("Voice Number", 0.60, 0.26, 0.70, 0.28),
+        ("910-335-7077", 0.34, 0.28, 0.45, 0.30),
+        ("910-335-7720", 0.60, 0.285, 0.72, 0.30),
+    )
+    assert kv == {"Fax Number": "910-335-7077", "Voice Number": "910-335-7720"}
+
+
+def test_form_key_and_answer_in_one_box() -> None:
+    kv = _form(
+        ("Date: 12/1/98", 0.07, 0.07, 0.19, 0.09),
+        ("Project Name_ Charcoal Smoking Tobacco", 0.07, 0.20, 0.46, 0.22),
+        ("Meeting at 10:30 in room 4", 0.07, 0.30, 0.40, 0.32),  # a time is not a key and its answer
+    )
+    assert kv == {"Date": "12/1/98", "Project Name": "Charcoal Smoking Tobacco"}
+
+
+def test_form_label_without_answer_and_noise_left_out() -> None:
+    kv = _form(
+        ("BY:", 0.07, 0.55, 0.11, 0.57),
+        ("☐", 0.30, 0.55, 0.32, 0.57),  # an empty checkbox is no answer
+        ("______", 0.35, 0.55, 0.60, 0.57),
+        ("JUDGE:", 0.07, 0.70, 0.12, 0.72),
+        ("TRIAL DATE:", 0.07, 0.73, 0.15, 0.75),
+        ("CASE TYPE:", 0.07, 0.80, 0.15, 0.82),
+        ("Asbestos", 0.32, 0.80, 0.38, 0.82),
+    )
+    assert kv == {"CASE TYPE": "Asbestos"}
+
+
+def test_form_enumerated_answer_is_a_list_and_two_line_label_is_one_key() -> None:
+    kv = _form(
+        ("PLAINTIFF'S", 0.15, 0.350, 0.25, 0.368),
+        ("COUNSEL:", 0.15, 0.366, 0.24, 0.380),
+        ("Wartnick, Chaber", 0.32, 0.365, 0.65, 0.381),
+        ("101 California Street", 0.32, 0.382, 0.54, 0.398),
+        ("NOTES:", 0.07, 0.62, 0.14, 0.64),
+        ("a)", 0.24, 0.62, 0.26, 0.64),
+        ("Nature of work should be specified.", 0.27, 0.62, 0.76, 0.64),
+        ("b)", 0.24, 0.65, 0.26, 0.67),
+        ("R&D should advise if", 0.27, 0.65, 0.72, 0.67),
+        ("completion date cannot be met.", 0.27, 0.67, 0.72, 0.69),
+    )
+    assert kv == {
+        "PLAINTIFF'S COUNSEL": "Wartnick, Chaber 101 California Street",
+        "NOTES": [
+            "a) Nature of work should be specified.",
+            "b) R&D should advise if completion date cannot be met.",
+        ],
+    }
+
+
+def test_form_without_boxes_still_reads_key_value_lines() -> None:
+    kv = _form()
+    assert kv == {}
+    assert run("Name: Ada Lovelace\n", "form").fields["key_values"] == {"Name": "Ada Lovelace"}
+
+
+@pytest.mark.skipif(not (DEV / "docs" / "funsd_forms").is_dir(), reason="dev eval set not present")
+def test_dev_form_ocr_layout_pairs() -> None:
+    """One real faxed form: OCR and the layout pairing end to end (the OCR is the slow part)."""
+    from docflow.backends import get_parser
+    from docflow.evaluation.compare import field_score
+    from docflow.models import RawFile
+    from docflow.sniff import sniff_content_type
+
+    pytest.importorskip("rapidocr_onnxruntime")
+    path = DEV / "docs" / "funsd_forms" / "0000990274.png"
+    truth = json.loads((DEV / "truth" / "funsd_forms" / "0000990274.json").read_text(encoding="utf-8"))
+    data = path.read_bytes()
+    content_type = sniff_content_type(data, path.name)
+    raw = RawFile(doc_id="f", sha256="0", size=len(data), content_type=content_type, filename=path.name)
+    parsed = get_parser(Settings()).parse(data, raw)
+    classification = Classification(doc_type="form", confidence=0.9, reasoning="test", backend="test")
+    kv = LocalExtractor().extract(parsed, classification).fields["key_values"]
+    assert kv["COUNTRY"] == "BELGIUM"
+    assert field_score(truth["fields"]["key_values"], kv) >= 0.4

@@ -28,7 +28,7 @@ from docflow.backends.extract.local.parties import company_name, find_vendor
 from docflow.backends.extract.local.receipt import extract_receipt
 from docflow.backends.extract.local.resume import extract_resume
 from docflow.backends.extract.local.templates import Template, apply_template, load_templates
-from docflow.models import Classification, Extraction, ParsedDocument
+from docflow.models import Classification, Extraction, ParsedDocument, Span
 from docflow.schemas import get_schema, plausibility, validate_fields
 from docflow.settings import Settings, data_dir
 
@@ -73,7 +73,7 @@ class LocalExtractor:
         if doc_type == "receipt":  # read by layout: the parser's text boxes, when it has them
             raw, conf = extract_receipt(text, parsed.spans)
         else:
-            raw, conf = self._heuristics(doc_type, text)
+            raw, conf = self._heuristics(doc_type, text, parsed.spans)
         for template in self.templates:
             if template.matches(text, doc_type):
                 t_raw, t_conf = apply_template(template, text, doc_type)
@@ -93,14 +93,18 @@ class LocalExtractor:
             backend=self.name,
         )
 
-    def _heuristics(self, doc_type: str, text: str) -> tuple[Raw, Conf]:
+    def _heuristics(self, doc_type: str, text: str, spans: list[Span]) -> tuple[Raw, Conf]:
         extractors: dict[str, Callable[[str], tuple[Raw, Conf]]] = {
             "invoice": extract_invoice,
             "contract": extract_contract,
             "resume": extract_resume,
             "financial_statement": extract_financial,
         }
-        return extractors.get(doc_type, extract_key_values)(text)
+        if doc_type in extractors:
+            return extractors[doc_type](text)
+        # forms pair labels and answers by layout when the parser gave boxes; the other types keep their
+        # "Key: value" lines (captions over paragraphs would read as pairs in reports and letters)
+        return extract_key_values(text, spans if doc_type == "form" else None)
 
 
 def _document_text(parsed: ParsedDocument) -> str:
