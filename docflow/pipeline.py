@@ -18,7 +18,7 @@ from docflow.errors import BadDocument, DocumentTooLarge
 from docflow.models import Classification, Extraction, ParsedDocument, RawFile
 from docflow.schemas import schema_fingerprint
 from docflow.settings import Settings, get_settings
-from docflow.sniff import count_pages, sniff_content_type
+from docflow.sniff import TEXT_TYPES, count_pages, read_text, sniff_content_type
 from docflow.store import Store
 
 
@@ -107,6 +107,8 @@ def raw_file(rt: Runtime, doc_id: str) -> RawFile:
     if not data:
         raise BadDocument("the file is empty (0 bytes)")
     content_type = sniff_content_type(data, doc.filename)
+    if content_type in TEXT_TYPES:
+        read_text(data)  # whitespace, or garbage behind a byte-order mark: refused before any backend
     raw = RawFile(
         doc_id=doc_id,
         sha256=sha256,

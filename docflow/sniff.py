@@ -1,7 +1,7 @@
 """Content sniffing: what a blob of bytes is, decided by its content first and its file name last.
 
 `sniff_content_type` returns a standard MIME type (no parameters). `count_pages` counts PDF pages.
-`open_pdf` and `decode_text` are shared with the local parser.
+`open_pdf`, `decode_text` and `read_text` are shared with the local parser.
 """
 
 import codecs
@@ -9,6 +9,7 @@ import io
 import json
 import re
 import threading
+import unicodedata
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -40,6 +41,7 @@ CSV = "text/csv"
 TSV = "text/tab-separated-values"
 PLAIN = "text/plain"
 BINARY = "application/octet-stream"
+TEXT_TYPES = (PLAIN, MARKDOWN, CSV, TSV)  # read as decoded text, whole
 
 _HEAD = 64 * 1024  # bytes looked at for text decisions
 _JSON_FULL_PARSE_LIMIT = 8 * 1024 * 1024
@@ -245,6 +247,40 @@ def decode_text(data: bytes) -> str:
             except UnicodeDecodeError:
                 text = data.decode("latin-1")
     return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+# Controls, unassigned, private-use and lone surrogates: what random bytes decode to and real text lacks.
+_UNREADABLE = frozenset({"Cc", "Cn", "Co", "Cs"})
+_UNREADABLE_SHARE = 0.05
+_LETTER_OR_DIGIT = re.compile(r"[^\W_]")
+
+
+def text_problem(text: str, whole: bool = True) -> str | None:
+    """Why decoded text holds nothing to read, or None when it is text.
+
+    Judged on the characters of the head that are not whitespace: more than a twentieth of them undecodable
+    (U+FFFD), controls, unassigned or private-use is not text (random bytes behind a UTF-16 byte-order mark
+    decode to such); no letter or digit in the whole text is no text (whitespace, punctuation). With
+    `whole=False` (the start of a longer text) only the first rule applies: a letter may come later."""
+    head = "".join(text[:_HEAD].split())
+    bad = sum(1 for c in head if c == "\ufffd" or (unicodedata.category(c) in _UNREADABLE and c != "\x1a"))
+    if bad > len(head) * _UNREADABLE_SHARE:
+        return (
+            f"not readable as text in any encoding: {bad / len(head):.0%} of its characters decode to"
+            " control, unassigned or invalid code points"
+        )
+    if whole and not _LETTER_OR_DIGIT.search(text):
+        what = "only whitespace" if not head else "no letter or digit, only punctuation and symbols"
+        return f"no text: the document holds {what}"
+    return None
+
+
+def read_text(data: bytes) -> str:
+    """`decode_text`, refusing with `BadDocument` bytes that hold no readable text (see `text_problem`)."""
+    text = decode_text(data)
+    if problem := text_problem(text):
+        raise BadDocument(problem)
+    return text
 
 
 # --- PDF ----------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Bad input through the production path: a corpus of 24 kinds of bad or odd files (made by
+"""Bad input through the production path: a corpus of 27 kinds of bad or odd files (made by
 docflow.bench.badinput) lands in the real bucket next to good documents; the real sensor registers them and
 the real jobs run them on the real instance. Each bad file must end `failed` with a specific reason, at once
 (no retries), while the sensor keeps ticking and the good documents are processed.

@@ -1,6 +1,8 @@
 """The local rule classifier: cues from data/doc_types.yaml, calibrated confidence, rules as data."""
 
+import codecs
 import csv
+import random
 from collections import Counter
 from pathlib import Path
 
@@ -309,6 +311,27 @@ def test_classify_reads_bytes_with_quick_text(clf: RuleClassifier) -> None:
     assert result.doc_type == "contract"
     with pytest.raises(BadDocument):
         clf.classify(b"", _raw("empty.txt", "text/plain", b""))
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"  \n\t\n  ", "no text"),
+        (codecs.BOM_UTF16_LE + random.Random(4).randbytes(4000), "not readable as text"),
+    ],
+)
+def test_classify_refuses_text_with_nothing_readable(clf: RuleClassifier, data: bytes, reason: str) -> None:
+    """The pipeline refuses these at raw_file; the classifier alone must not read a type into noise."""
+    _require_quick_text()
+    with pytest.raises(BadDocument, match=reason):
+        clf.classify(data, _raw("notes.txt", "text/plain", data))
+
+
+def test_classify_does_not_refuse_a_blank_start(clf: RuleClassifier) -> None:
+    """A letter may come after the peek quick_text reads: no text there is not yet no text."""
+    _require_quick_text()
+    data = b" " * 100_000 + SAMPLES["contract"].encode()
+    assert clf.classify(data, _raw("a.txt", "text/plain", data)).doc_type == "other"
 
 
 def test_classify_unreadable_format_falls_back_to_the_filename(clf: RuleClassifier) -> None:

@@ -1,6 +1,8 @@
 """The local parser on real dev documents and on bad input made here."""
 
+import codecs
 import io
+import random
 import re
 from pathlib import Path
 
@@ -295,6 +297,35 @@ def test_quick_text_of_invoice_and_html() -> None:
 def test_quick_text_errors(data: bytes, content_type: str, error: type[Exception], message: str) -> None:
     with pytest.raises(error, match=message):
         quick_text(data, content_type)
+
+
+@pytest.mark.parametrize(
+    ("data", "filename", "words"),
+    [
+        ("Total 10 €, Grüße aus 東京\n".encode("utf-16"), "note.txt", ["Grüße", "東京"]),
+        ("Café crème 10 €\n".encode("cp1252"), "note.txt", ["Café crème"]),
+        (codecs.BOM_UTF8 + "naïve résumé\n".encode(), "note.txt", ["naïve résumé"]),
+        (b"name,amount\nAnn,10\n", "sheet.csv", ["Ann", "10"]),
+        (b"# Notes\n\nSome *text*.\n", "notes.md", ["Notes", "Some"]),
+        ('{"vendor": "Müller", "total": 10}'.encode("utf-16"), "data.json", ["Müller", "10"]),
+    ],
+)
+def test_text_in_other_encodings_parses(data: bytes, filename: str, words: list[str]) -> None:
+    text = parse(data, filename).text
+    assert all(word in text for word in words), text
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"  \n\n\t  \r\n", "no text"),
+        (" \n".encode("utf-16"), "no text"),
+        (codecs.BOM_UTF16_LE + random.Random(5).randbytes(3000), "not readable as text in any encoding"),
+    ],
+)
+def test_text_with_nothing_readable_is_refused(data: bytes, message: str) -> None:
+    with pytest.raises(BadDocument, match=message):
+        parse(data, "blank.txt")
 
 
 # --- eval: tables and OCR on rendered pages ------------------------------------------------------------

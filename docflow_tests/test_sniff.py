@@ -1,5 +1,6 @@
 """Content sniffing and PDF page counting, on real dev documents and on bytes made here."""
 
+import codecs
 import io
 import json
 import random
@@ -11,7 +12,7 @@ from pypdf import PdfReader, PdfWriter
 
 from docflow import sniff
 from docflow.errors import BadDocument
-from docflow.sniff import count_pages, decode_text, sniff_content_type
+from docflow.sniff import TEXT_TYPES, count_pages, decode_text, read_text, sniff_content_type
 
 DEV_DOCS = Path(__file__).resolve().parents[2] / "shared" / "eval" / "dev" / "docs"
 needs_dev = pytest.mark.skipif(not DEV_DOCS.is_dir(), reason="dev eval documents not present")
@@ -103,6 +104,47 @@ def test_sniffs_made_bytes(data: bytes, filename: str, expected: str) -> None:
 )
 def test_decode_text(data: bytes, expected: str) -> None:
     assert decode_text(data) == expected
+
+
+WORLD = "Invoice 2024-07: Grüße, café, 東京, Αθήνα, مرحبا, ½ €\n"
+
+
+@pytest.mark.parametrize(
+    ("data", "filename"),
+    [
+        (codecs.BOM_UTF16_LE + WORLD.encode("utf-16-le"), "notes.txt"),
+        (codecs.BOM_UTF16_BE + WORLD.encode("utf-16-be"), "notes.txt"),
+        (codecs.BOM_UTF8 + WORLD.encode(), "notes.txt"),
+        (WORLD.encode(), "notes.txt"),
+        ("Grüße aus Köln, ½ Preis\n".encode("latin-1"), "notes.txt"),
+        ("Café crème, 10 € – “quoted”\n".encode("cp1252"), "notes.txt"),
+        (b"name;amount\nAnn;10\n", "table.csv"),
+        ("# Résumé\n\n- item one\n".encode("utf-16"), "README.md"),
+        (b" " * 100_000 + b"\n7", "late.txt"),  # a letter or digit anywhere is text, not only in the head
+        (b"\x1a" * 3 + b"ok", "dos.txt"),  # ^Z, the old end-of-file mark
+    ],
+)
+def test_read_text_keeps_real_text_in_any_encoding(data: bytes, filename: str) -> None:
+    assert sniff_content_type(data, filename) in TEXT_TYPES
+    assert read_text(data) == decode_text(data)
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"   \n\t\r\n  ", "no text: the document holds only whitespace"),
+        ("\u3000\u00a0 \n".encode(), "only whitespace"),  # ideographic and no-break spaces
+        (" \n\t ".encode("utf-16"), "only whitespace"),
+        (b"---- ==== ****\n.,;\n", "no letter or digit"),
+        (codecs.BOM_UTF16_LE + random.Random(1).randbytes(4000), "not readable as text in any encoding"),
+        (codecs.BOM_UTF16_BE + random.Random(2).randbytes(600), "not readable as text in any encoding"),
+        (codecs.BOM_UTF8 + random.Random(3).randbytes(4000), "not readable as text in any encoding"),
+        ("\ue000\ue001 text".encode("utf-16"), "not readable"),  # private use, a font's symbols
+    ],
+)
+def test_read_text_refuses_what_holds_no_readable_text(data: bytes, reason: str) -> None:
+    with pytest.raises(BadDocument, match=reason):
+        read_text(data)
 
 
 def _pdf_bytes(pages: int) -> bytes:

@@ -6,6 +6,7 @@ must contain (`expect`), or `expect=None` for odd inputs that must still be proc
 carries the nonce so each call makes new documents (new bytes, new document ids)."""
 
 import base64
+import codecs
 import functools
 import io
 import random
@@ -158,6 +159,13 @@ def bad_inputs(nonce: str, seed: int = 0) -> list[BadInput]:
             "binary_garbage", f"garbage-{nonce}.bin", rng.randbytes(8000) + b"\0" + tag, ("octet-stream",)
         ),
         BadInput("nul_bytes", f"zeros-{nonce}.txt", b"\0" * 5000 + tag, ("octet-stream",)),
+        BadInput("whitespace_only", f"blank-{nonce}.txt", _whitespace(tag), ("no text", "whitespace")),
+        BadInput(
+            "utf16_garbage",
+            f"noise-{nonce}.txt",
+            codecs.BOM_UTF16_LE + rng.randbytes(4000) + tag,
+            ("not readable as text", "encoding"),
+        ),
         BadInput("gzip", f"logs-{nonce}.txt.gz", _gzip(tag), ("gzip",)),
         BadInput("image_20000px", f"poster-{nonce}.png", _png_header(20_000, 20_000), ("image", "pixels")),
         BadInput(
@@ -176,6 +184,9 @@ def bad_inputs(nonce: str, seed: int = 0) -> list[BadInput]:
         # odd but readable: processed by content, not by name
         BadInput("wrong_extension", f"letter-{nonce}.pdf", letter + b"4", None),
         BadInput("invalid_utf8", f"latin1-{nonce}.txt", letter + "Grüße, café ½\n".encode("cp1252"), None),
+        BadInput(
+            "utf16_text", f"utf16-{nonce}.txt", (letter.decode() + "Grüße, 東京\n").encode("utf-16"), None
+        ),
         BadInput(
             "huge_single_line",
             f"oneline-{nonce}.txt",
@@ -196,6 +207,11 @@ def _plain_zip(nonce: str) -> bytes:
     with zipfile.ZipFile(out, "w") as archive:
         archive.writestr("notes.txt", f"not an office document {nonce}")
     return out.getvalue()
+
+
+def _whitespace(data: bytes) -> bytes:
+    """Spaces and tabs only, spelling `data` in binary (so each nonce still makes its own document)."""
+    return "".join(f"{byte:08b}" for byte in data).translate({48: " ", 49: "\t"}).encode() + b"\r\n"
 
 
 def _gzip(data: bytes) -> bytes:

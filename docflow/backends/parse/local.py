@@ -29,7 +29,6 @@ from docflow.errors import BadDocument, DocumentTooLarge, UnsupportedFormat
 from docflow.models import ParsedDocument, RawFile
 from docflow.settings import Settings
 from docflow.sniff import (
-    CSV,
     DOCX,
     EMAIL,
     HTML,
@@ -37,14 +36,15 @@ from docflow.sniff import (
     MARKDOWN,
     MSG,
     PDF,
-    PLAIN,
     PPTX,
     RTF,
-    TSV,
+    TEXT_TYPES,
     XLS,
     XLSX,
     XML,
     decode_text,
+    read_text,
+    text_problem,
 )
 
 __all__ = ["SUPPORTED_TYPES", "LocalParser", "markdown_blocks", "markdown_to_text", "quick_text"]
@@ -53,7 +53,6 @@ XHTML = "application/xhtml+xml"
 ODT = "application/vnd.oasis.opendocument.text"
 EPUB = "application/epub+zip"
 IMAGES = ("image/png", "image/jpeg", "image/tiff", "image/gif", "image/webp", "image/bmp")
-TEXT_TYPES = (PLAIN, MARKDOWN, CSV, TSV)
 
 # type -> parse(data, parser, deadline)
 _PARSERS: dict[str, Callable[[bytes, "LocalParser", Deadline], ParsedDocument]] = {
@@ -71,7 +70,7 @@ _PARSERS: dict[str, Callable[[bytes, "LocalParser", Deadline], ParsedDocument]] 
     JSON: lambda data, p, deadline: text.parse_json(data),
     XML: lambda data, p, deadline: text.parse_xml(data),
     RTF: lambda data, p, deadline: text.parse_rtf(data),
-    **{t: (lambda data, p, deadline, t=t: text.TEXT_PARSERS[t](decode_text(data))) for t in TEXT_TYPES},
+    **{t: (lambda data, p, deadline, t=t: text.TEXT_PARSERS[t](read_text(data))) for t in TEXT_TYPES},
     **{t: (lambda data, p, deadline: ocr.parse_image(data, p.max_pages, deadline)) for t in IMAGES},
 }
 SUPPORTED_TYPES = tuple(_PARSERS)
@@ -127,7 +126,10 @@ def quick_text(data: bytes, content_type: str, max_pages: int = 3, max_chars: in
     if content_type in (HTML, XHTML):
         return squash_blank_lines(clean_soup(data).get_text("\n"))[:max_chars]
     if content_type in TEXT_TYPES:
-        peek = decode_text(data[: max_chars * 4])[:max_chars]
+        text = decode_text(data[: max_chars * 4])
+        peek = text[:max_chars]
+        if problem := text_problem(peek, whole=len(data) <= max_chars * 4 and len(text) <= max_chars):
+            raise BadDocument(problem)  # as parsing would: a classifier must not read a type into noise
         return markdown_to_text(peek) if content_type == MARKDOWN else peek
     if content_type in IMAGES:
         ocr.open_image(data)  # corrupt images fail here as in parse
