@@ -193,11 +193,44 @@ def ask(question: str, k: int, tenant: str | None, doc_type: str | None, as_json
     "--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), help="Write the report here."
 )
 @click.option("--force", is_flag=True, help="Re-process documents already done with the same configuration.")
-def eval_(manifest: Path, json_out: Path | None, force: bool) -> None:
+@click.option("--folder", "folders", multiple=True, help="Only documents of this source folder (repeatable).")
+@click.option("--type", "doc_types", multiple=True, help="Only documents of this true type (repeatable).")
+@click.option(
+    "--reuse-parse",
+    is_flag=True,
+    help="Keep stored parses: re-run classification and extraction only.",
+)
+@click.option("--workers", type=int, default=None, help="Processes for the steps [default: one per core].")
+@click.option(
+    "--folds",
+    type=int,
+    default=0,
+    help="Also score the learned classifier on K held-out folds.",
+)
+def eval_(
+    manifest: Path,
+    json_out: Path | None,
+    force: bool,
+    folders: tuple[str, ...],
+    doc_types: tuple[str, ...],
+    reuse_parse: bool,
+    workers: int | None,
+    folds: int,
+) -> None:
     """Process a manifest's documents and report quality against its truth."""
     from docflow.evaluation import run_eval
 
-    report = run_eval(manifest, get_settings(), force=force, progress=_progress)
+    report = run_eval(
+        manifest,
+        get_settings(),
+        force=force or reuse_parse,
+        progress=_progress,
+        folders=folders,
+        doc_types=doc_types,
+        reuse_parse=reuse_parse,
+        workers=workers,
+        folds=folds,
+    )
     if json_out:
         json_out.write_text(json.dumps(report, indent=2, default=str))
         click.echo(f"report written to {json_out}")
@@ -208,7 +241,47 @@ def eval_(manifest: Path, json_out: Path | None, force: bool) -> None:
         if key in report:
             summary = {k: v for k, v in report[key].items() if not isinstance(v, dict | list)}
             click.echo(f"{key}: {summary}")
+    if "classification_folds" in report:
+        f = report["classification_folds"]
+        click.echo(f"classification on held-out folds ({f['folds']}): accuracy {f['accuracy']} over {f['n']}")
+    for group in ("by_folder", "by_type"):
+        click.echo(f"\n{group.removeprefix('by_')}:")
+        _print_summaries(report[group])
     click.echo(f"{report['n_documents']} documents, {report['failed']} failed, {report['seconds']} s")
+
+
+def _print_summaries(groups: dict[str, dict]) -> None:
+    columns = ("n", "classification", "fields", "text_similarity", "table_cell_recall", "recall_at_5")
+    click.echo(f"  {'':24}" + "".join(f"{c[:14]:>15}" for c in columns))
+    for name, row in groups.items():
+        cells = "".join(f"{'-' if row[c] is None else row[c]!s:>15}" for c in columns)
+        click.echo(f"  {name[:24]:24}{cells}")
+
+
+@cli.command(name="train-classifier")
+@click.argument("manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Where to write the model [default: data/classifier.json].",
+)
+@click.option("--folds", type=int, default=5, show_default=True, help="Held-out folds to score it on first.")
+@click.option("--c", "c", type=float, default=0.5, show_default=True, help="Inverse regularisation strength.")
+def train_classifier_(manifest: Path, out: Path | None, folds: int, c: float) -> None:
+    """Train the local classifier's learned model on a manifest's labelled documents."""
+    from docflow.evaluation import load_manifest
+    from docflow.evaluation.folds import train_classifier
+    from docflow.settings import data_dir
+
+    settings = get_settings()
+    out = out or settings.classifier_model_path or data_dir() / "classifier.json"
+    report = train_classifier(load_manifest(manifest), out, settings, k=folds, c=c, progress=_progress)
+    if folds:
+        click.echo(f"held-out accuracy over {folds} folds: {report['accuracy']} ({report['n']} documents)")
+        for group in ("per_type", "per_folder"):
+            click.echo(", ".join(f"{k} {v['accuracy']} ({v['n']})" for k, v in report[group].items()))
+    click.echo(f"model with {report['features']} features written to {report['model']}")
 
 
 @cli.command()

@@ -7,7 +7,7 @@ The assets in defs/assets.py call one step each; `process` runs all five in a pl
 import hashlib
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -17,7 +17,7 @@ from docflow.bucket import Bucket, ObjectInfo, unsafe_key
 from docflow.errors import BadDocument, DocumentTooLarge
 from docflow.models import Classification, Extraction, ParsedDocument, RawFile
 from docflow.schemas import schema_fingerprint
-from docflow.settings import Settings, get_settings
+from docflow.settings import Settings, data_dir, get_settings
 from docflow.sniff import TEXT_TYPES, count_pages, read_text, sniff_content_type
 from docflow.store import Store
 
@@ -79,10 +79,19 @@ def config_fingerprint(settings: Settings) -> str:
         str(settings.chunk_tokens),
         str(settings.chunk_overlap),
         schema_fingerprint(),
+        _classifier_model_hash(settings),
     ]
     if settings.embed_backend == "openai":  # the remote model and vector size decide the vectors too
         parts += [settings.openai_embed_model, str(settings.openai_embed_dimensions or "")]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
+def _classifier_model_hash(settings: Settings) -> str:
+    """A retrained local classifier classifies differently: its file is part of the configuration."""
+    if settings.classify_backend != "local" or not settings.classify_learned:
+        return ""
+    path = settings.classifier_model_path or data_dir() / "classifier.json"
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:12] if path.exists() else ""
 
 
 def load_bytes(rt: Runtime, key: str) -> tuple[ObjectInfo, bytes]:
@@ -198,9 +207,11 @@ STEPS = {
 }
 
 
-def process(rt: Runtime, doc_id: str) -> None:
-    """All five steps for one document in a plain loop (no Dagster), recording failure like the assets do."""
-    for name, step in STEPS.items():
+def process(rt: Runtime, doc_id: str, steps: Iterable[str] = STEPS) -> None:
+    """The five steps (or those named) for one document in a plain loop (no Dagster), recording failure like
+    the assets do."""
+    for name in steps:
+        step = STEPS[name]
         try:
             step(rt, doc_id)
         except BadDocument as exc:

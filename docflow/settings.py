@@ -99,6 +99,10 @@ class Settings(BaseSettings):
         15.0, ge=0.0, description="Local classifier: points per unit of description similarity; 0 = rules."
     )
     rules_path: Path | None = Field(None, description="Classification rules; unset = data/doc_types.yaml")
+    classify_learned: bool = Field(True, description="Local classifier: use the learned model when present.")
+    classifier_model_path: Path | None = Field(
+        None, description="Learned classifier (`docflow train-classifier`); unset = data/classifier.json"
+    )
 
     # --- sensor ------------------------------------------------------------------------------------
     sensor_interval_s: int = Field(

@@ -112,7 +112,9 @@ def _mean(values: list[float]) -> float | None:
     return round(sum(values) / len(values), 4) if values else None
 
 
-def parse_section(rt: Runtime, items: list["Item"]) -> dict[str, Any]:
+def parse_section(rt: Runtime, items: list["Item"], rendered: bool = True) -> dict[str, Any]:
+    """Text similarity and table cell recall of the items with such truth (plus, when `rendered`, the OCR
+    of rendered receipt and invoice pages)."""
     details: list[dict[str, Any]] = []
     sims: dict[str, list[float]] = defaultdict(list)
     cells: dict[str, list[int]] = defaultdict(lambda: [0, 0])
@@ -139,7 +141,7 @@ def parse_section(rt: Runtime, items: list["Item"]) -> dict[str, Any]:
                 cells[key][0] += found
                 cells[key][1] += total
         details.append(row)
-    for row in rendered_ocr(items):
+    for row in rendered_ocr(items) if rendered else []:
         sims[row["kind"]].append(row["text_similarity"])
         details.append(row)
     kinds = sorted(set(sims) | set(cells) - {"all"})
@@ -165,17 +167,15 @@ def parse_section(rt: Runtime, items: list["Item"]) -> dict[str, Any]:
 _OCR_DOC_TYPES = ("receipt", "invoice")
 
 
-def rendered_ocr(items: list["Item"]) -> list[dict[str, Any]]:
-    """OCR of the first page of born-digital receipt and invoice PDFs rendered to images, scored against the
-    page's text layer. Both sides are read the same way (visual rows top to bottom, left to right) so the
-    score measures recognition, not layout; PDFs without a usable text layer are left out (no reference)."""
+def rendered_pages(items: list["Item"]):
+    """(item, image, reference text) for the first page of each born-digital receipt and invoice PDF: the page
+    rendered at 200 dpi and its text layer read in visual rows top to bottom, left to right. PDFs without a
+    usable text layer are left out (no reference)."""
     from docflow.backends.parse import pdf_tables
-    from docflow.backends.parse.ocr import ocr_lines
     from docflow.backends.parse.pdf import parse_pdf, render_page
     from docflow.errors import DocflowError
     from docflow.sniff import open_pdf
 
-    rows: list[dict[str, Any]] = []
     for item in items:
         if item.doc_type not in _OCR_DOC_TYPES or item.path.suffix.lower() != ".pdf":
             continue
@@ -191,7 +191,21 @@ def rendered_ocr(items: list["Item"]) -> list[dict[str, Any]]:
                 textpage.close()
                 page.close()
                 image = render_page(document, 0, dpi=200)
-            reference = "\n".join(" ".join(w.text for w in row) for row in pdf_tables.text_rows(words))
+        except DocflowError:
+            continue
+        yield item, image, "\n".join(" ".join(w.text for w in row) for row in pdf_tables.text_rows(words))
+
+
+def rendered_ocr(items: list["Item"]) -> list[dict[str, Any]]:
+    """OCR of the first page of born-digital receipt and invoice PDFs rendered to images, scored against the
+    page's text layer. Both sides are read the same way (visual rows top to bottom, left to right) so the
+    score measures recognition, not layout."""
+    from docflow.backends.parse.ocr import ocr_lines
+    from docflow.errors import DocflowError
+
+    rows: list[dict[str, Any]] = []
+    for item, image, reference in rendered_pages(items):
+        try:
             ocred = "\n".join(text for text, *_ in ocr_lines(image))
         except DocflowError:
             continue

@@ -58,17 +58,22 @@ def _values(item: "Item", name: str) -> list[str]:
     return [str(v) for v in value] if isinstance(value, list) else [str(value)]
 
 
-def retrieval_section(rt: Runtime, items: list["Item"], tenant: str = EVAL_TENANT) -> dict[str, Any]:
+def retrieval_section(
+    rt: Runtime, items: list["Item"], tenant: str = EVAL_TENANT, corpus: list["Item"] | None = None
+) -> dict[str, Any]:
+    """Queries from `items`; a hit is relevant when any document of `corpus` (default: `items`) holds the
+    queried value."""
     from docflow.retrieval import search
 
+    corpus = items if corpus is None else corpus
     per_type: dict[str, list[tuple[bool, float]]] = defaultdict(list)
     misses: list[dict[str, Any]] = []
-    names = {item.doc_id: item.path.name for item in items}
+    names = {item.doc_id: item.path.name for item in corpus}
     for item in items:
         for name, query in queries_for(item):
             relevant = {
                 other.doc_id
-                for other in items
+                for other in corpus
                 if any(fuzzy_ratio(query, v) >= 0.85 for v in _values(other, name))
             }
             hits = search(rt, query, k=CHUNKS_PER_QUERY, tenant=tenant)

@@ -32,6 +32,7 @@ from typing import Any, Self
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from docflow.backends.classify.learned import LinearModel, featurize
 from docflow.errors import ConfigError, UnsupportedFormat
 from docflow.models import Classification, RawFile
 from docflow.settings import Settings, data_dir
@@ -344,30 +345,41 @@ class RuleClassifier:
         A format the local parser cannot read (docx, e-mail... which a remote parse backend may handle) is
         classified from its file name alone, which keeps its confidence low, and the reasoning says so.
         """
+        text, ocr, note = self.read_text(data, raw)
+        result = self.classify_text(text, filename=raw.filename, content_type=raw.content_type, ocr=ocr)
+        return result.model_copy(update={"reasoning": result.reasoning + note}) if note else result
+
+    def read_text(self, data: bytes, raw: RawFile) -> tuple[str, bool, str]:
+        """(text, read by OCR, a note for the reasoning): the first pages, or page 1 by OCR for a scan."""
         from docflow.backends.parse.local import quick_text  # the parse backend owns text extraction
 
         try:
             text = quick_text(data, raw.content_type)
         except UnsupportedFormat as exc:
-            result = self.classify_text("", filename=raw.filename, content_type=raw.content_type)
-            return result.model_copy(update={"reasoning": f"{result.reasoning} (no text read: {exc})"})
+            return "", False, f" (no text read: {exc})"
         if self.ocr and not _WORD.search(text) and (ocred := ocr_first_page(data, raw.content_type)):
-            result = self.classify_text(ocred, filename=raw.filename, content_type=raw.content_type)
-            return result.model_copy(update={"reasoning": f"{result.reasoning} (text of page 1 by OCR)"})
-        return self.classify_text(text, filename=raw.filename, content_type=raw.content_type)
+            return ocred, True, " (text of page 1 by OCR)"
+        return text, False, ""
+
+    def score_all(
+        self, text: str, filename: str, content_type: str, extra: dict[str, CueHit]
+    ) -> dict[str, TypeScore]:
+        p = self.rules.scoring
+        return {
+            name: score_type(rules, text, filename, p, content_type, (extra[name],) if name in extra else ())
+            for name, rules in self.rules.types.items()
+        }
 
     def extra_evidence(self, text: str) -> dict[str, CueHit]:
         """Evidence per type beyond the rules file (none here; `LocalClassifier` adds embeddings)."""
         return {}
 
-    def classify_text(self, text: str, filename: str = "", content_type: str = "") -> Classification:
+    def classify_text(
+        self, text: str, filename: str = "", content_type: str = "", ocr: bool = False
+    ) -> Classification:
         p = self.rules.scoring
         text = normalize_text(text)
-        extra = self.extra_evidence(text)
-        scored = {
-            name: score_type(rules, text, filename, p, content_type, (extra[name],) if name in extra else ())
-            for name, rules in self.rules.types.items()
-        }
+        scored = self.score_all(text, filename, content_type, self.extra_evidence(text))
         conf = confidences({name: ts.score for name, ts in scored.items()}, p)
         ranked = sorted(conf, key=lambda name: -conf[name])
         named = self._named_sibling(scored, ranked[0])
@@ -426,26 +438,39 @@ def opening_windows(text: str, windows: int = 3, size: int = 900) -> list[str]:
 
 
 class LocalClassifier(RuleClassifier):
-    """The rules plus the local embedding model: the default `local` classify backend.
+    """The rules, the local embedding model and a learned model over both: the default `local` backend.
 
-    The opening text (three windows of ~900 characters, the span MiniLM reads) is embedded once, the
-    windows' mean is compared with each type's `description` by cosine similarity, and a type that stands
-    above the mean similarity over all types gets `embed_weight * (similarity - mean)` points on top of its
-    rule score. Similarity alone is weak evidence with a small general model (about half of a mixed dev set
-    right on its own), so it acts as a tie-breaker and a nudge for documents with few cues, and its points go
-    through the same calibration as the rules: `confidence` stays the share of evidence mass. The reasoning
-    names the similarity when it added points. `embed_weight = 0` gives the plain rules.
+    Without a learned model: the opening text (three windows of ~900 characters, the span MiniLM reads) is
+    embedded once, the windows' mean is compared with each type's `description` by cosine similarity, and a
+    type that stands above the mean similarity over all types gets `embed_weight * (similarity - mean)`
+    points on top of its rule score; `confidence` stays the share of evidence mass (see the module
+    docstring). `embed_weight = 0` gives the plain rules.
+
+    With a learned model (`data/classifier.json`, see `learned`): the rule scores, the embedding, the words
+    and the shape of the text are its features, its probabilities are the confidences, and the reasoning
+    names its strongest evidence beside the rule cues. The model is used only when it knows every type of
+    the rules file, so a type added to the YAML works (by its rules) before the model is retrained.
     """
 
     name = "local/rules+minilm"
 
-    def __init__(self, rules: RuleSet, embedder: Any, threshold: float = 0.35, embed_weight: float = 15.0):
+    def __init__(
+        self,
+        rules: RuleSet,
+        embedder: Any,
+        threshold: float = 0.35,
+        embed_weight: float = 15.0,
+        model: LinearModel | None = None,
+    ):
         super().__init__(rules, threshold=threshold)
         self.embedder = embedder
         self.embed_weight = embed_weight
         self._type_vectors: list[list[float]] | None = None
         if embedder is not None:
             self.name = f"local/rules+{embedder.name.rsplit('/', 1)[-1]}"
+        self.model = model if model is not None and set(rules.types) <= set(model.types) else None
+        if self.model is not None:
+            self.name += "+learned"
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Self:
@@ -456,28 +481,35 @@ class LocalClassifier(RuleClassifier):
             from docflow.backends import get_embedder  # loaded once per process, shared with the embed asset
 
             embedder = get_embedder(settings)
-        return cls(rules, embedder, settings.classify_threshold, settings.classify_embed_weight)
+        model_path = settings.classifier_model_path or data_dir() / "classifier.json"
+        model = LinearModel.load(model_path) if settings.classify_learned and model_path.exists() else None
+        return cls(rules, embedder, settings.classify_threshold, settings.classify_embed_weight, model)
 
-    def similarities(self, text: str) -> dict[str, float]:
-        """Cosine similarity of the opening text to each type's description ({} without text or model)."""
+    def opening_embedding(self, text: str) -> list[float] | None:
+        """The normalised mean embedding of the opening windows (None without text or model)."""
         windows = opening_windows(text)
         if self.embedder is None or not windows:
+            return None
+        vectors = self.embedder.embed(windows)
+        mean = [sum(col) / len(vectors) for col in zip(*vectors, strict=True)]
+        norm = math.sqrt(sum(x * x for x in mean)) or 1.0
+        return [x / norm for x in mean]
+
+    def similarities(self, embedding: list[float] | None) -> dict[str, float]:
+        """Cosine similarity of the opening text's embedding to each type's description."""
+        if embedding is None:
             return {}
         names = list(self.rules.types)
         if self._type_vectors is None:
             self._type_vectors = self.embedder.embed([self.rules.types[n].description for n in names])
-        vectors = self.embedder.embed(windows)
-        mean = [sum(col) / len(vectors) for col in zip(*vectors, strict=True)]
-        norm = math.sqrt(sum(x * x for x in mean)) or 1.0
-        doc = [x / norm for x in mean]
         sims = {}
         for name, vec in zip(names, self._type_vectors, strict=True):
             vnorm = math.sqrt(sum(x * x for x in vec)) or 1.0
-            sims[name] = sum(a * b for a, b in zip(doc, vec, strict=True)) / vnorm
+            sims[name] = sum(a * b for a, b in zip(embedding, vec, strict=True)) / vnorm
         return sims
 
-    def extra_evidence(self, text: str) -> dict[str, CueHit]:
-        sims = self.similarities(text)
+    def _similarity_evidence(self, embedding: list[float] | None) -> dict[str, CueHit]:
+        sims = self.similarities(embedding)
         if not sims:
             return {}
         mean = sum(sims.values()) / len(sims)
@@ -487,3 +519,45 @@ class LocalClassifier(RuleClassifier):
             if points > 0.05:
                 out[name] = CueHit(f"description similarity {sim:.2f} (mean {mean:.2f})", 1, points)
         return out
+
+    def extra_evidence(self, text: str) -> dict[str, CueHit]:
+        return self._similarity_evidence(self.opening_embedding(text))
+
+    def features(self, text: str, filename: str, content_type: str, ocr: bool) -> dict[str, float]:
+        """The learned model's features of a document (see `learned.featurize`)."""
+        return self._features(normalize_text(text), filename, content_type, ocr)[0]
+
+    def _features(
+        self, text: str, filename: str, content_type: str, ocr: bool
+    ) -> tuple[dict[str, float], dict[str, TypeScore]]:
+        embedding = self.opening_embedding(text)
+        scored = self.score_all(text, filename, content_type, self._similarity_evidence(embedding))
+        scores = {name: ts.score for name, ts in scored.items()}
+        return featurize(text, content_type, ocr, scores, embedding), scored
+
+    def classify_text(
+        self, text: str, filename: str = "", content_type: str = "", ocr: bool = False
+    ) -> Classification:
+        if self.model is None:
+            return super().classify_text(text, filename, content_type, ocr)
+        feats, scored = self._features(normalize_text(text), filename, content_type, ocr)
+        probs = self.model.probabilities(feats)
+        ranked = sorted(probs, key=lambda name: -probs[name])
+        best = ranked[0]
+        doc_type = best if best != FALLBACK and probs[best] >= self.threshold else FALLBACK
+        evidence = ", ".join(self.model.evidence(feats, best)) or "none"
+        reasoning = f"{doc_type}: learned model {probs[best]:.2f} for {best} (strongest: {evidence})"
+        if best in scored:
+            reasoning += f"; rules: {_describe(scored[best])}"
+        if doc_type != best:
+            reasoning += f"; below the threshold {self.threshold:.2f}"
+        runner_up = ranked[1] if len(ranked) > 1 else None
+        if runner_up is not None:
+            reasoning += f"; runner-up {runner_up} {probs[runner_up]:.2f}"
+        return Classification(
+            doc_type=doc_type,
+            confidence=round(probs.get(doc_type, 0.0), 4),
+            reasoning=reasoning,
+            scores={name: round(c, 4) for name, c in probs.items()},
+            backend=self.name,
+        )
