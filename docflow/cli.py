@@ -110,6 +110,7 @@ def status(doc_id: str | None, failed: bool, tenant: str | None, as_json: bool) 
 @click.option("--amount-min", type=float, default=None, help="Document amount (total) at least.")
 @click.option("--amount-max", type=float, default=None, help="Document amount (total) at most.")
 @click.option("--rerank/--no-rerank", default=None, help="Override DOCFLOW_RERANK for this query.")
+@click.option("--chunks", is_flag=True, help="Return chunks (several per document) instead of documents.")
 @click.option("--json", "as_json", is_flag=True)
 def search(
     query: str,
@@ -123,9 +124,11 @@ def search(
     amount_min: float | None,
     amount_max: float | None,
     rerank: bool | None,
+    chunks: bool,
     as_json: bool,
 ) -> None:
-    """Hybrid (vector + full-text) search over the chunks of processed documents."""
+    """Hybrid (vector + full-text + name) search over processed documents: one hit per document (its best
+    chunk), or chunks with --chunks."""
     from docflow.retrieval import search as do_search
 
     fields = {}
@@ -148,6 +151,7 @@ def search(
         amount_min=amount_min,
         amount_max=amount_max,
         rerank=False if rerank is False else None,
+        chunks=chunks,
     )
     if as_json:
         _echo_json(

@@ -1,7 +1,10 @@
 """Search and ask as Python functions (the CLI and the API call these).
 
 `search` embeds the query with the configured embedder and runs the hybrid search over the chunks of *that*
-model (see `docflow.store.search`), with optional filters and an optional reranker.
+model (see `docflow.store.search`), with optional filters and an optional reranker. It returns one hit per
+document (its best chunk, the document's score) unless asked for chunks. Words of the query that name a
+document type (a type of the classification rules or one of its file-name words, e.g. "receipt", "invoices",
+"agreement") make documents of that type rank higher, and are left out of the full-text and name matching.
 
 `ask` retrieves passages and answers from them:
 
@@ -18,17 +21,20 @@ Never an answer without sources: with no passage found, the answer says so and c
 import re
 from collections.abc import Mapping
 from datetime import date
+from functools import lru_cache
+from pathlib import Path
 
 from docflow import backends
 from docflow.backends.embed.rerank import get_reranker
 from docflow.models import Answer, SearchHit
 from docflow.pipeline import Runtime
-from docflow.settings import Settings
+from docflow.settings import Settings, data_dir
 from docflow.store.search import SearchFilters, hybrid_search
 
 NO_PASSAGES = "No supporting passages found."
 NOT_IN_SOURCES = "NOT_IN_SOURCES"
 _CITATION_RE = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
+MIN_TYPE_WORD = 4  # shorter file-name words of the rules ("inv", "cv", "bon") are too ambiguous in a query
 PASSAGE_CHARS = 1200  # of each passage shown to the LLM
 EXTRACTIVE_CHARS = 600  # of each passage in an extractive answer
 
@@ -54,8 +60,10 @@ def search(
     amount_min: float | None = None,
     amount_max: float | None = None,
     rerank: bool | None = None,
+    chunks: bool = False,
 ) -> list[SearchHit]:
-    """The `k` best chunks for `query` that pass the filters (see `SearchFilters`).
+    """The `k` best documents (or with `chunks`, chunks) for `query` that pass the filters (see
+    `SearchFilters`).
 
     `rerank=None` follows `DOCFLOW_RERANK`; False skips the configured reranker."""
     if not query.strip():
@@ -73,10 +81,58 @@ def search(
     vector = embedder.embed([query])[0]
     reranker = get_reranker(rt.settings) if rerank is not False else None
     n = max(k, rt.settings.rerank_candidates) if reranker else k
-    hits = hybrid_search(rt.store, query, vector, embedder.name, k=n, filters=filters)
+    name_query, types = split_type_words(query, type_words(str(rt.settings.rules_path or "")))
+    hits = hybrid_search(
+        rt.store,
+        query,
+        vector,
+        embedder.name,
+        k=n,
+        filters=filters,
+        by_document=not chunks,
+        name_query=name_query,
+        boost_types=types,
+    )
     if reranker is not None:
         hits = reranker.rerank(query, hits)
     return hits[:k]
+
+
+@lru_cache(maxsize=4)
+def type_words(rules_path: str = "") -> dict[str, tuple[str, bool]]:
+    """Word or phrase (lower case) -> (the document type it names, whether it is the type's own name): each
+    type's name ("financial statement") and the rules' file-name words of at least MIN_TYPE_WORD characters
+    ("agreement", "bill"), with plurals; not `other`."""
+    from docflow.backends.classify.local import load_rules
+
+    rules = load_rules(Path(rules_path) if rules_path else data_dir() / "doc_types.yaml")
+    words: dict[str, tuple[str, bool]] = {}
+    for name, spec in rules.types.items():
+        if name == "other":
+            continue
+        hints = [(h.lower(), False) for h in spec.filename_hints if len(h) >= MIN_TYPE_WORD]
+        for word, own in [(name.replace("_", " "), True), *hints]:
+            for form in (word, word if word.endswith("s") else word + "s"):
+                if form not in words or own:
+                    words[form] = (name, own)
+    return words
+
+
+def split_type_words(query: str, words: Mapping[str, tuple[str, bool]]) -> tuple[str, list[str]]:
+    """(the query without the types' own names, the types its words name). A file-name word ("agreement")
+    names a type but stays in the query (it often means something else: "balance due"). The query itself
+    when nothing else remains; longer phrases first."""
+    rest = query
+    named: list[str] = []
+    for word in sorted(words, key=lambda w: (-len(w.split()), -len(w), w)):
+        pattern = re.compile(rf"(?<![\w-]){re.escape(word)}(?![\w-])", re.IGNORECASE)
+        if pattern.search(rest):
+            doc_type, own = words[word]
+            if own:
+                rest = pattern.sub(" ", rest)
+            named.append(doc_type)
+    rest = " ".join(rest.split())
+    return (rest if rest else query), list(dict.fromkeys(named))
 
 
 def llm_configured(settings: Settings) -> bool:

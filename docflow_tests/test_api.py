@@ -683,7 +683,9 @@ def test_processed_document_status_events_search_ask_and_delete(rt, instance, te
     assert sse(tenant.client, doc_id, last_event_id="4") == events[4:]  # resumed
 
     hits = tenant.client.get("/v1/search", params={"q": "Northwind invoice total", "k": 3}).json()["hits"]
-    assert hits and {h["doc_id"] for h in hits} == {doc_id}
+    assert len(hits) == 1 and hits[0]["doc_id"] == doc_id  # one hit per document
+    chunks = tenant.client.get("/v1/search", params={"q": "Northwind invoice total", "chunks": "true"})
+    assert chunks.status_code == 200 and {h["doc_id"] for h in chunks.json()["hits"]} == {doc_id}
     assert other.client.get("/v1/search", params={"q": "Northwind invoice total"}).json()["hits"] == []
     typed = tenant.client.get("/v1/search", params={"q": "Northwind", "type": "contract"}).json()["hits"]
     assert typed == []

@@ -8,7 +8,7 @@ import pytest
 from docflow import backends
 from docflow.evaluation import Item
 from docflow.evaluation.metrics import SECTIONS
-from docflow.evaluation.retrieval import queries_for, retrieval_section
+from docflow.evaluation.retrieval import queries_for, retrieval_section, typed
 from docflow.models import Chunk, Document
 from docflow.pipeline import config_fingerprint
 
@@ -86,7 +86,21 @@ def test_every_document_is_found_by_its_truth(rt, corpus) -> None:
     report = retrieval_section(rt, items, tenant=tenant)
     assert report["n_queries"] == 5
     assert report["recall_at_5"] == 1.0 and report["mrr"] == 1.0, report["misses"]
-    assert report["per_type"]["invoice"] == {"recall_at_5": 1.0, "mrr": 1.0, "n": 3}
+    assert report["typed_recall_at_5"] == 1.0 and report["typed_mrr"] == 1.0, report["misses"]
+    assert report["per_type"]["invoice"] == {
+        "recall_at_5": 1.0, "mrr": 1.0, "typed_recall_at_5": 1.0, "typed_mrr": 1.0, "n": 3
+    }  # fmt: skip
+
+
+def test_chunks_grouped_by_document_score_the_same_corpus(rt, corpus) -> None:
+    tenant, items = corpus
+    report = retrieval_section(rt, items, tenant=tenant, chunks=True)
+    assert report["n_queries"] == 5 and report["recall_at_5"] == 1.0, report["misses"]
+
+
+def test_typed_query() -> None:
+    assert typed(_item("x", "receipt", {}), "Corner Cafe") == "receipt Corner Cafe"
+    assert typed(_item("x", "financial_statement", {}), "Acme") == "financial statement Acme"
 
 
 def test_a_document_missing_from_the_index_is_a_miss(rt, corpus) -> None:
@@ -95,9 +109,12 @@ def test_a_document_missing_from_the_index_is_a_miss(rt, corpus) -> None:
     report = retrieval_section(rt, [*items, lost], tenant=tenant)
     assert report["n_queries"] == 6
     assert report["recall_at_5"] == pytest.approx(5 / 6, abs=1e-4)
+    assert report["typed_recall_at_5"] == pytest.approx(5 / 6, abs=1e-4)
     assert report["misses"] == [
-        {"query": "Zeta Holdings", "field": "invoice.vendor_name", "expected": "zeta.pdf", "rank": None,
-         "top5": report["misses"][0]["top5"]}
+        {"query": "Zeta Holdings", "typed": False, "field": "invoice.vendor_name", "expected": "zeta.pdf",
+         "rank": None, "top5": report["misses"][0]["top5"]},
+        {"query": "invoice Zeta Holdings", "typed": True, "field": "invoice.vendor_name",
+         "expected": "zeta.pdf", "rank": None, "top5": report["misses"][1]["top5"]},
     ]  # fmt: skip
     assert len(report["misses"][0]["top5"]) == 5
 
@@ -106,3 +123,4 @@ def test_another_tenant_finds_nothing(rt, corpus) -> None:
     _, items = corpus
     report = retrieval_section(rt, items, tenant="no-such-tenant")
     assert report["recall_at_5"] == 0.0 and report["mrr"] == 0.0
+    assert report["typed_recall_at_5"] == 0.0

@@ -16,8 +16,16 @@ from docflow import backends
 from docflow.cli import cli
 from docflow.models import Chunk, Document
 from docflow.pipeline import config_fingerprint
-from docflow.retrieval import search
-from docflow.store.search import SearchFilters, _wider_ef, hybrid_search, rrf
+from docflow.retrieval import search, split_type_words, type_words
+from docflow.store.search import (
+    SearchFilters,
+    _wider_ef,
+    fuse_documents,
+    hybrid_search,
+    name_groups,
+    name_weight,
+    rrf,
+)
 
 DOCS = {
     "acme": (
@@ -257,3 +265,110 @@ def test_search_applies_the_configured_reranker(rt, corpus) -> None:
     assert len(stub.calls("/rerank")[0].body["documents"]) == 4  # the candidates, not just k
     assert hits[0].doc_id == ids["receipt"] and hits[0].score == 5.0  # the stub's word-overlap score
     assert plain[0].score < 1
+
+
+# --- by document, names as OCR reads them, words naming a type ----------------------------------------------
+
+
+CLAUSE = "Clause {i}. The supplier delivers stationery supplies and office paper to the buyer every month."
+
+
+@pytest.fixture(scope="module")
+def named(rt):
+    """A long contract whose every chunk is about stationery supplies, receipts and an invoice of stationers
+    (one store name as OCR read it: digits for letters, words run together)."""
+    embedder = backends.get_embedder(rt.settings)
+    tenant = f"n{uuid.uuid4().hex[:6]}"
+    docs = {
+        "contract": ("contract", [CLAUSE.format(i=i) for i in range(8)],
+                     {"parties": ["Initech Corporation", "Paper Mills Ltd"]}),
+        "sanyu": ("receipt", ["SANYUSTATI0NERY SH0P C0.\nNo. 31 Jalan Besar\n2 pens 3.00 total 3.00"],
+                  {"store_name": "SANYUSTATI0NERY SH0P C0."}),
+        "cafe": ("receipt", ["Corner Cafe\ntwo coffees 6.00 total 6.00"], {"store_name": "Corner Cafe"}),
+        "supplies": ("invoice", ["Invoice 44 from Corner Stationery Supplies: pens and paper, total 80.00"],
+                     {"vendor_name": "Corner Stationery Supplies"}),
+    }  # fmt: skip
+    ids = {}
+    for name, (doc_type, texts, fields) in docs.items():
+        ids[name] = _add(rt, tenant, name, doc_type, texts, fields, embedder.name, embedder.embed(texts))
+    yield tenant, ids
+    rt.store.delete_documents(list(ids.values()))
+
+
+def test_one_hit_per_document_unless_chunks_are_asked_for(rt, named) -> None:
+    tenant, ids = named
+    docs = search(rt, "stationery supplies delivered every month", k=10, tenant=tenant)
+    assert len({h.doc_id for h in docs}) == len(docs) == 4
+    assert docs[0].doc_id == ids["contract"] and docs[0].score > docs[1].score
+    chunks = search(rt, "stationery supplies delivered every month", k=10, tenant=tenant, chunks=True)
+    assert [h.doc_id for h in chunks[:8]] == [ids["contract"]] * 8  # the long file crowds out the others
+
+
+@pytest.mark.parametrize("query", ["San Yu Stationery", "sanyu stationery shop", "SAN YU STATIONERY CO"])
+def test_a_name_as_ocr_read_it_is_found(rt, named, query: str) -> None:
+    tenant, ids = named
+    assert search(rt, query, k=3, tenant=tenant)[0].doc_id == ids["sanyu"]
+
+
+def test_name_key_forgives_ocr_digits_spacing_and_legal_forms(rt) -> None:
+    with rt.store.tx() as conn:
+        row = conn.execute(
+            "SELECT docflow.name_key('SANYUSTATI0NERY SH0P C0.') AS a, docflow.name_key('San Yu Stationery "
+            "Shop Co') AS b, docflow.name_key('Sdn. Bhd.') AS c, docflow.name_trigrams('ab') AS t"
+        ).fetchone()
+    assert row["a"] == row["b"] == "sanyustationeryshop"
+    assert row["c"] == "" and sorted(row["t"]) == ["  a", " ab", "ab "]
+
+
+@pytest.mark.parametrize(("query", "first"), [("receipt corner", "cafe"), ("invoice corner", "supplies")])
+def test_a_word_naming_a_type_favours_documents_of_that_type(rt, named, query: str, first: str) -> None:
+    tenant, ids = named
+    hits = search(rt, query, k=4, tenant=tenant)
+    assert hits[0].doc_id == ids[first]
+    assert {h.doc_id for h in hits[:2]} == {ids["cafe"], ids["supplies"]}  # the name still counts
+
+
+def test_split_type_words() -> None:
+    words = type_words()
+    assert split_type_words("receipt SAN YU", words) == ("SAN YU", ["receipt"])
+    assert split_type_words("Invoices from Acme", words) == ("from Acme", ["invoice"])
+    assert split_type_words("license agreement acme", words) == ("license agreement acme", ["contract"])
+    assert split_type_words("invoice", words) == ("invoice", ["invoice"])  # nothing else: kept
+    assert split_type_words("e-invoice data", words) == ("e-invoice data", [])
+
+
+def test_name_groups_cover_every_set_holding_enough_trigrams() -> None:
+    rng = random.Random(1)
+    for _ in range(200):
+        trigrams = [f"t{i:02d}" for i in range(rng.randint(1, 30))]
+        need = rng.randint(1, len(trigrams))
+        groups = name_groups(trigrams, need)
+        assert sorted(t for g in groups for t in g) == sorted(trigrams)
+        held = set(rng.sample(trigrams, need))
+        assert any(set(g) <= held for g in groups)
+
+
+def test_fuse_documents() -> None:
+    semantic = [("a", 3), ("a", 1), ("b", 0)]
+    lexical = [("b", 2), ("a", 1)]
+    fused = fuse_documents(semantic, lexical, [("c", 1.0), ("b", 0.75)])
+    # each document as its best chunk; one found by its name only, as its first chunk
+    assert [key for key, _ in fused] == [("b", 2), ("c", 0), ("a", 1)]
+    assert fused[0][1] == pytest.approx(1 / 62 + 1 / 61 + 1 / 62)  # a name holding 3/4: half the weight
+    assert dict(fused)[("c", 0)] == pytest.approx(2 / 61)  # a whole name: twice a place in a chunk ranking
+    boosted = fuse_documents(semantic, lexical, [("c", 1.0)], {"c": "receipt"}, ["receipt"])
+    assert dict(boosted)[("c", 0)] == pytest.approx(1.25 * 2 / 61)
+
+
+@pytest.mark.parametrize(("share", "weight"), [(1.0, 2.0), (0.75, 1.0), (0.5, 0.0), (0.2, 0.0)])
+def test_name_weight(share: float, weight: float) -> None:
+    assert name_weight(share) == pytest.approx(weight)
+
+
+def test_cli_search_chunks_keeps_the_json_keys(named) -> None:
+    tenant, _ = named
+    base = ["search", "stationery supplies every month", "--tenant", tenant, "--json", "--k", "5"]
+    docs, chunks = json.loads(_cli(*base).stdout), json.loads(_cli(*base, "--chunks").stdout)
+    keys = {"doc_id", "key", "filename", "doc_type", "chunk_index", "score", "text"}
+    assert all(set(h) == keys for h in docs + chunks)
+    assert len({h["doc_id"] for h in docs}) == len(docs) and len({h["doc_id"] for h in chunks}) < len(chunks)

@@ -568,8 +568,10 @@ def create_app(settings: Settings | None = None, instance: "DagsterInstance | No
         amount_min: float | None = None,
         amount_max: float | None = None,
         field: Annotated[list[str] | None, Query(description="name:value (substring), repeatable")] = None,
+        chunks: Annotated[bool, Query(description="chunks (several per document), not documents")] = False,
     ) -> SearchResults:
-        """Hybrid (vector + full-text) search over the tenant's documents."""
+        """Hybrid (vector + full-text + name) search over the tenant's documents: one hit per document (its
+        best chunk), or chunks with `chunks=true`."""
         from docflow.retrieval import search as do_search
 
         fields = dict(f.split(":", 1) for f in field or [] if ":" in f)
@@ -584,6 +586,7 @@ def create_app(settings: Settings | None = None, instance: "DagsterInstance | No
             fields=fields,
             amount_min=amount_min,
             amount_max=amount_max,
+            chunks=chunks,
         )
         return SearchResults(query=q, hits=hits)
 

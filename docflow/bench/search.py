@@ -7,8 +7,8 @@ that no real search (which filters on its own model) ever sees them. Texts are t
 real embeddings of a few hundred base texts, each copied with Gaussian noise (cosine about 0.9 to its base),
 so the HNSW graph sees clustered data like real documents rather than uniform noise. Then `queries` hybrid
 queries (real query embeddings, tenant filter; a share also with doc type and amount filters) run through
-`docflow.store.search.hybrid_search` — the same code `docflow search` uses — and their latency is reported
-(p50/p95/mean, ms; the query embedding is timed apart). The rows are deleted afterwards unless
+`docflow.store.search.hybrid_search` by document — the same code `docflow search` uses — and their latency is
+reported (p50/p95/mean, ms; the query embedding is timed apart). The rows are deleted afterwards unless
 `extra["keep_search_rows"]` (a later run reuses rows of the same size).
 
 Embedding throughput: the same chunk texts embedded through docflow's embedder (`get_embedder().embed`) and
@@ -235,14 +235,14 @@ def search_latency(rt, embedder, n_chunks: int, n_queries: int, keep: bool, prog
     plain = SearchFilters(tenant=BENCH_TENANT)
     filtered = SearchFilters(tenant=BENCH_TENANT, doc_type="invoice", amount_min=100.0, amount_max=20000.0)
     for text, vector in zip(texts[:20], vectors[:20], strict=True):  # warm caches and the index
-        hybrid_search(rt.store, text, vector, model, k=10, filters=plain)
+        hybrid_search(rt.store, text, vector, model, k=10, filters=plain, by_document=True)
     progress(f"search bench: {n_queries} hybrid queries...")
     timings: dict[str, list[float]] = {"tenant_filter": [], "tenant_type_amount_filters": []}
     hits = 0
     for i, (text, vector) in enumerate(zip(texts, vectors, strict=True)):
         flt, key = (filtered, "tenant_type_amount_filters") if i % 4 == 3 else (plain, "tenant_filter")
         t0 = time.perf_counter()
-        result = hybrid_search(rt.store, text, vector, model, k=10, filters=flt)
+        result = hybrid_search(rt.store, text, vector, model, k=10, filters=flt, by_document=True)
         timings[key].append((time.perf_counter() - t0) * 1000)
         hits += bool(result)
     all_ms = [t for values in timings.values() for t in values]

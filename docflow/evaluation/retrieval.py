@@ -3,13 +3,16 @@
 Queries come from the manifest's truth fields: an invoice's vendor name, a receipt's store name, a resume's
 name and the legal-entity names among a contract's parties (CUAD lists aliases such as "Licensor" or
 "Company" and whole clauses too; only names of two or more words with a company suffix make a query, at most
-three per contract). Each query is
-searched in the eval tenant with the configured embedder and search (as `docflow search` would); hits are
-grouped by document in rank order. A query's *relevant* documents are every manifest document whose truth
-holds a fuzzy-equal value for that field (two invoices of one vendor both count).
+three per contract). Each name is asked twice: bare, and *typed* the way a person types it, the document
+type's word first ("receipt <store name>", "invoice <vendor name>", "contract <party>", "resume <name>").
+Each query is searched in the eval tenant with the configured embedder and search as `docflow search` does
+(one hit per document); with `chunks=True`, as chunks grouped by document in rank order (the search before
+it grouped by document). A query's *relevant* documents are every manifest document whose truth holds a
+fuzzy-equal value for that field (two invoices of one vendor both count).
 
-- `recall_at_5`: share of queries with a relevant document among the first 5 documents;
-- `mrr`: mean of 1 / rank of the first relevant document (0 when not in the first 10 documents).
+- `recall_at_5` / `typed_recall_at_5`: share of bare / typed queries with a relevant document among the first
+  5 documents;
+- `mrr` / `typed_mrr`: mean of 1 / rank of the first relevant document (0 when not in the first 10).
 """
 
 import re
@@ -51,6 +54,11 @@ def queries_for(item: "Item") -> list[tuple[str, str]]:
     return [(name, str(value))]
 
 
+def typed(item: "Item", query: str) -> str:
+    """The query as a person types it: the document type's word, then the name."""
+    return f"{item.doc_type.replace('_', ' ')} {query}"
+
+
 def _values(item: "Item", name: str) -> list[str]:
     value = (item.truth.get("fields") or {}).get(name)
     if value is None:
@@ -59,50 +67,64 @@ def _values(item: "Item", name: str) -> list[str]:
 
 
 def retrieval_section(
-    rt: Runtime, items: list["Item"], tenant: str = EVAL_TENANT, corpus: list["Item"] | None = None
+    rt: Runtime,
+    items: list["Item"],
+    tenant: str = EVAL_TENANT,
+    corpus: list["Item"] | None = None,
+    chunks: bool = False,
 ) -> dict[str, Any]:
     """Queries from `items`; a hit is relevant when any document of `corpus` (default: `items`) holds the
     queried value."""
     from docflow.retrieval import search
 
     corpus = items if corpus is None else corpus
-    per_type: dict[str, list[tuple[bool, float]]] = defaultdict(list)
+    per_type: dict[str, dict[bool, list[tuple[bool, float]]]] = defaultdict(lambda: {False: [], True: []})
     misses: list[dict[str, Any]] = []
     names = {item.doc_id: item.path.name for item in corpus}
     for item in items:
-        for name, query in queries_for(item):
+        for name, bare in queries_for(item):
             relevant = {
                 other.doc_id
                 for other in corpus
-                if any(fuzzy_ratio(query, v) >= 0.85 for v in _values(other, name))
+                if any(fuzzy_ratio(bare, v) >= 0.85 for v in _values(other, name))
             }
-            hits = search(rt, query, k=CHUNKS_PER_QUERY, tenant=tenant)
-            ranked = list(dict.fromkeys(h.doc_id for h in hits))
-            rank = next((i for i, d in enumerate(ranked[:MRR_DEPTH], 1) if d in relevant), None)
-            found = rank is not None and rank <= 5
-            per_type[item.doc_type].append((found, 1.0 / rank if rank else 0.0))
-            if not found:
-                misses.append(
-                    {
-                        "query": query,
-                        "field": f"{item.doc_type}.{name}",
-                        "expected": item.path.name,
-                        "rank": rank,
-                        "top5": [names.get(d, d) for d in ranked[:5]],
-                    }
-                )
-    results = [r for values in per_type.values() for r in values]
-    n = len(results)
+            for is_typed, query in ((False, bare), (True, typed(item, bare))):
+                if chunks:
+                    hits = search(rt, query, k=CHUNKS_PER_QUERY, tenant=tenant, chunks=True)
+                else:
+                    hits = search(rt, query, k=MRR_DEPTH, tenant=tenant)
+                ranked = list(dict.fromkeys(h.doc_id for h in hits))
+                rank = next((i for i, d in enumerate(ranked[:MRR_DEPTH], 1) if d in relevant), None)
+                found = rank is not None and rank <= 5
+                per_type[item.doc_type][is_typed].append((found, 1.0 / rank if rank else 0.0))
+                if not found:
+                    misses.append(
+                        {
+                            "query": query,
+                            "typed": is_typed,
+                            "field": f"{item.doc_type}.{name}",
+                            "expected": item.path.name,
+                            "rank": rank,
+                            "top5": [names.get(d, d) for d in ranked[:5]],
+                        }
+                    )
+
+    def measures(results: list[tuple[bool, float]], prefix: str = "") -> dict[str, float | None]:
+        n = len(results)
+        return {
+            f"{prefix}recall_at_5": round(sum(f for f, _ in results) / n, 4) if n else None,
+            f"{prefix}mrr": round(sum(m for _, m in results) / n, 4) if n else None,
+        }
+
+    def pooled(is_typed: bool) -> list[tuple[bool, float]]:
+        return [r for values in per_type.values() for r in values[is_typed]]
+
     return {
-        "recall_at_5": round(sum(f for f, _ in results) / n, 4) if n else None,
-        "mrr": round(sum(m for _, m in results) / n, 4) if n else None,
-        "n_queries": n,
+        **measures(pooled(False)),
+        **measures(pooled(True), "typed_"),
+        "n_queries": len(pooled(False)),
         "per_type": {
-            t: {
-                "recall_at_5": round(sum(f for f, _ in v) / len(v), 4),
-                "mrr": round(sum(m for _, m in v) / len(v), 4),
-                "n": len(v),
-            }
+            t: {**measures(v[False]), **measures(v[True], "typed_"), "n": len(v[False])}
             for t, v in sorted(per_type.items())
         },
         "misses": misses,

@@ -22,6 +22,21 @@ the extracted fields in `DATE_FIELDS`, else the day the document was registered)
 case-insensitive substring of the field's value, e.g. `{"vendor_name": "acme"}`) and an amount range over the
 document amount (the first numeric field of `AMOUNT_FIELDS`). They read the chunk's metadata (`doc_type`,
 `fields`, written by the embeddings step) and the document row.
+
+By document (`by_document=True`, what `docflow search` returns unless asked for chunks): each chunk ranking
+becomes a ranking of documents (a document's place is that of its first chunk), a third ranking joins them —
+*names*: documents whose name-like values (extracted name fields, filename, first line; trigram sets of
+migration 0008) hold at least `NAME_MIN_SHARE` of the query's name trigrams, by that share — and the three
+are fused by reciprocal rank (the names ranking weighted by its share, see `NAME_WEIGHT`); documents of a
+type the query names (`boost_types`) have their score multiplied by `TYPE_BOOST`. Each document comes with
+its best chunk (by the chunks' own fusion; its first chunk when only its name matched). `name_query` (the
+query without the words naming a type) feeds the full-text and name rankings, so that "receipt <store>" does
+not require the word "receipt" in the receipt.
+
+Candidates for the names ranking come from the GIN index without a pool: a document holding at least m of
+the query's n trigrams contains *all* trigrams of at least one of n - m + 1 disjoint groups of them (at most
+n - m are missing), so an OR of `@>` tests on those groups finds every such document, and only those are
+scored.
 """
 
 import math
@@ -41,6 +56,14 @@ EF_MAX = 1000  # pgvector's maximum hnsw.ef_search
 # that passed, times this margin (the share is an estimate from few rows).
 EF_MARGIN = 1.5
 LEXICAL_POOL = 500  # matching rows ranked by the full-text retriever, at most (10x its candidates)
+DOC_CANDIDATES_PER_HIT = 10  # by document: chunk candidates per document asked for (one long file has many)
+NAME_MIN_SHARE = 0.5  # share of the query's name trigrams a document's names must hold to rank by name
+# A document's place in the names ranking counts NAME_WEIGHT times as much as a place in a chunk ranking when
+# its names hold all of the query's name trigrams, linearly less down to nothing at NAME_MIN_SHARE: a query
+# that is a document's name says more than words found in its text, a half-matching name says little.
+NAME_WEIGHT = 2.0
+NAME_MIN_KEY = 3  # letters/digits in the query's name key below which the names ranking is skipped
+TYPE_BOOST = 1.25  # score factor of documents of a type the query names
 
 # Extracted fields that date a document, in order of preference (invoice, receipt, contract, statement...).
 DATE_FIELDS = ("invoice_date", "date", "agreement_date", "effective_date", "issue_date", "statement_date")
@@ -145,6 +168,18 @@ JOIN docflow.documents d USING (doc_id)
 LEFT JOIN docflow.classifications cl USING (doc_id)
 """
 
+_NAME_TRIGRAMS_SQL = "SELECT docflow.name_key(%(q)s) AS key, docflow.name_trigrams(%(q)s) AS trigrams"
+_NAMES_SQL = """
+SELECT c.doc_id, m.hits::float / %(n_q)s AS share,
+       m.hits::float / greatest(cardinality(c.name_trgm), 1) AS fit
+FROM docflow.chunks c JOIN docflow.documents d USING (doc_id),
+     LATERAL (SELECT count(*) AS hits FROM unnest(c.name_trgm) t WHERE t = ANY(%(qtri)s::text[])) m
+WHERE c.chunk_index = 0 AND c.embedding_model = %(model)s AND ({groups}){filters}
+      AND m.hits >= %(min_hits)s
+ORDER BY share DESC, fit DESC, c.doc_id
+LIMIT %(candidates)s
+"""
+
 Key = tuple[str, int]
 
 
@@ -167,20 +202,27 @@ def hybrid_search(
     doc_type: str | None = None,
     filters: SearchFilters | None = None,
     candidates: int = CANDIDATES,
+    *,
+    by_document: bool = False,
+    name_query: str | None = None,
+    boost_types: Sequence[str] = (),
 ) -> list[SearchHit]:
-    """The `k` best chunks of `model`'s vectors for `query`, fused from vector and full-text rankings.
+    """The `k` best chunks of `model`'s vectors for `query`, fused from vector and full-text rankings; with
+    `by_document`, the `k` best documents (see the module's docstring), each as its best chunk.
 
-    `tenant`/`doc_type` are shorthands for the same fields of `filters` (which win when both are given)."""
+    `tenant`/`doc_type` are shorthands for the same fields of `filters` (which win when both are given).
+    `name_query` and `boost_types` are used by document only."""
     if filters is None:
         filters = SearchFilters(tenant=tenant, doc_type=doc_type)
     dim = len(query_vector)
     where, params = filters.sql()
-    n = max(candidates, k)
+    n = max(candidates, k * DOC_CANDIDATES_PER_HIT if by_document else k)
+    words = (name_query if by_document and name_query and name_query.strip() else query).strip()
     params.update(
         {
             "qvec": _vector_literal(query_vector),
             "model": model,
-            "query": query,
+            "query": words,
             "candidates": n,
             "pool": max(LEXICAL_POOL, n),
         }
@@ -206,10 +248,15 @@ def hybrid_search(
                 semantic = keys(_semantic_sql(dim, where, exact=False))
         if len(semantic) < n:  # even so: the filter is selective, search its rows exactly
             semantic = keys(_semantic_sql(dim, where, exact=True))
-        lexical = keys(_LEXICAL_SQL.format(tsquery=_ALL_WORDS, filters=where)) if query.strip() else []
-        if not lexical and query.strip():
+        lexical = keys(_LEXICAL_SQL.format(tsquery=_ALL_WORDS, filters=where)) if words else []
+        if not lexical and words:
             lexical = keys(_LEXICAL_SQL.format(tsquery=_ANY_WORD, filters=where))
-        fused = rrf(semantic, lexical)[:k]
+        if by_document:
+            names = _names_ranking(conn, words, where, params)
+            types = _doc_types(conn, semantic, lexical, names) if boost_types else {}
+            fused = fuse_documents(semantic, lexical, names, types, boost_types)[:k]
+        else:
+            fused = rrf(semantic, lexical)[:k]
         if not fused:
             return []
         rows = conn.execute(
@@ -222,6 +269,85 @@ def hybrid_search(
         for key, score in fused
         if key in by_key  # a chunk replaced between the statements is skipped, never an error
     ]
+
+
+def fuse_documents(
+    semantic: Sequence[Key],
+    lexical: Sequence[Key],
+    names: Sequence[tuple[str, float]],
+    doc_types: Mapping[str, str | None] | None = None,
+    boost_types: Sequence[str] = (),
+    k: int = RRF_K,
+) -> list[tuple[Key, float]]:
+    """Documents fused by reciprocal rank of their place in each ranking (chunk rankings reduced to
+    documents; `names` as (doc_id, share of the query's name trigrams), weighted by `name_weight`), times
+    `TYPE_BOOST` for a type in `boost_types`; each as its best chunk by the chunks' own fusion, else its first
+    chunk. Ties by key for determinism."""
+    scores: dict[str, float] = {}
+    for ranking in (semantic, lexical):
+        for rank, doc_id in enumerate(dict.fromkeys(doc_id for doc_id, _ in ranking), 1):
+            scores[doc_id] = scores.get(doc_id, 0.0) + 1.0 / (k + rank)
+    for rank, (doc_id, share) in enumerate(names, 1):
+        scores[doc_id] = scores.get(doc_id, 0.0) + name_weight(share) / (k + rank)
+    boosted = set(boost_types)
+    for doc_id in scores:
+        if (doc_types or {}).get(doc_id) in boosted:
+            scores[doc_id] *= TYPE_BOOST
+    best: dict[str, Key] = {}
+    for key, _ in rrf(semantic, lexical, k=k):
+        best.setdefault(key[0], key)
+    fused = [(best.get(doc_id, (doc_id, 0)), score) for doc_id, score in scores.items()]
+    return sorted(fused, key=lambda item: (-item[1], item[0]))
+
+
+def name_weight(share: float) -> float:
+    """NAME_WEIGHT at a full match, falling linearly to 0 at NAME_MIN_SHARE."""
+    return NAME_WEIGHT * max(0.0, (share - NAME_MIN_SHARE) / (1.0 - NAME_MIN_SHARE))
+
+
+def name_groups(trigrams: Sequence[str], min_hits: int) -> list[list[str]]:
+    """`len(trigrams) - min_hits + 1` disjoint groups of the trigrams: a set holding at least `min_hits` of
+    them holds every trigram of at least one group (see the module's docstring)."""
+    n_groups = max(1, len(trigrams) - min_hits + 1)
+    groups: list[list[str]] = [[] for _ in range(min(n_groups, len(trigrams)))]
+    for i, trigram in enumerate(sorted(trigrams)):
+        groups[i % len(groups)].append(trigram)
+    return groups
+
+
+def _names_ranking(conn, words: str, where: str, params: dict[str, Any]) -> list[tuple[str, float]]:
+    """Documents whose names hold at least NAME_MIN_SHARE of the query's name trigrams, best first."""
+    row = conn.execute(_NAME_TRIGRAMS_SQL, {"q": words}).fetchone()
+    trigrams = list(row["trigrams"] or [])
+    if len(row["key"] or "") < NAME_MIN_KEY or not trigrams:
+        return []
+    min_hits = max(1, math.ceil(NAME_MIN_SHARE * len(trigrams)))
+    groups = name_groups(trigrams, min_hits)
+    tests = " OR ".join(f"c.name_trgm @> %(g{i})s::text[]" for i in range(len(groups)))
+    named = {
+        **params,
+        **{f"g{i}": group for i, group in enumerate(groups)},
+        "qtri": trigrams,
+        "n_q": len(trigrams),
+        "min_hits": min_hits,
+    }
+    rows = conn.execute(_NAMES_SQL.format(groups=tests, filters=where), named).fetchall()
+    return [(r["doc_id"], r["share"]) for r in rows]
+
+
+def _doc_types(conn, *rankings: Sequence[Any]) -> dict[str, str | None]:
+    """The type of every document in the rankings (classification, else the chunks' metadata)."""
+    ids = {item[0] for ranking in rankings for item in ranking}
+    if not ids:
+        return {}
+    rows = conn.execute(
+        """SELECT d.doc_id, coalesce(cl.doc_type, c.metadata->>'doc_type') AS doc_type
+           FROM unnest(%(ids)s::text[]) AS d(doc_id)
+           LEFT JOIN docflow.classifications cl USING (doc_id)
+           LEFT JOIN docflow.chunks c ON c.doc_id = d.doc_id AND c.chunk_index = 0""",
+        {"ids": sorted(ids)},
+    ).fetchall()
+    return {r["doc_id"]: r["doc_type"] for r in rows}
 
 
 def _wider_ef(ef: int, passed: int, wanted: int) -> int | None:
