@@ -681,7 +681,7 @@ def test_dev_form_ocr_layout_pairs() -> None:
     from docflow.models import RawFile
     from docflow.sniff import sniff_content_type
 
-    pytest.importorskip("rapidocr_onnxruntime")
+    pytest.importorskip("rapidocr")
     path = DEV / "docs" / "funsd_forms" / "0000990274.png"
     truth = json.loads((DEV / "truth" / "funsd_forms" / "0000990274.json").read_text(encoding="utf-8"))
     data = path.read_bytes()

@@ -6,9 +6,9 @@ the start of a document for classifiers. The work per format family lives in its
 
 | module | formats | libraries |
 |------------|---------------------------------------------------------------|-----------------------------------|
-| pdf.py | PDF text layer, OCR of pages without one | pypdfium2, rapidocr-onnxruntime |
+| pdf.py | PDF text layer, OCR of pages without one | pypdfium2, rapidocr               |
 | pdf_tables.py | ruled and borderless tables on PDF pages | pypdfium2 (rules, character boxes) |
-| ocr.py | PNG, JPEG, TIFF (multi-page), GIF, WebP, BMP | Pillow, rapidocr-onnxruntime |
+| ocr.py | PNG, JPEG, TIFF (multi-page), GIF, WebP, BMP | Pillow, rapidocr                  |
 | office.py | DOCX, PPTX, ODT | zipfile + ElementTree |
 | sheets.py | XLSX, XLS | openpyxl, xlrd |
 | mail.py | EML, MSG (attachments listed) | email, olefile |
