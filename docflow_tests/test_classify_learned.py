@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from docflow.backends.classify.learned import LinearModel, featurize, layout_features, train, vocabulary
+from docflow.backends.classify.learned import LinearModel, featurize, layout_features, train
 from docflow.backends.classify.local import LocalClassifier, load_rules
 from docflow.errors import ConfigError
 from docflow.evaluation import Item
@@ -14,6 +14,7 @@ from docflow.evaluation.folds import assign_folds, cross_validate
 from docflow.settings import Settings, data_dir
 
 RULES = load_rules(data_dir() / "doc_types.yaml")
+RULES_ONLY = LocalClassifier(RULES, embedder=None)  # rule scores and layout: the features without MiniLM
 
 TEXTS = {
     "invoice": "INVOICE number {n} date 2024-0{m}-12 bill to Globex total due {a} payment terms net 30 VAT",
@@ -28,7 +29,7 @@ def _samples(per_type: int = 6, seed: int = 1) -> tuple[list[dict[str, float]], 
     for doc_type, template in TEXTS.items():
         for _ in range(per_type):
             text = template.format(n=rnd.randint(1, 999), m=rnd.randint(1, 9), a=f"{rnd.uniform(1, 900):.2f}")
-            feats.append(featurize(text, "text/plain", False, {"invoice": 0.0}, None))
+            feats.append(RULES_ONLY.features(text, "", "text/plain", False))
             labels.append(doc_type)
     return feats, labels
 
@@ -44,21 +45,18 @@ def test_layout_features_describe_the_shape_of_the_text() -> None:
     assert receipt["ct:image/jpeg"] == 1.0 and "ct:image/jpeg" not in prose
 
 
-def test_the_vocabulary_keeps_words_of_several_documents_only() -> None:
-    feats, _ = _samples()
-    vocab = vocabulary(feats, min_docs=3)
-    assert "word:invoice" in vocab and "word:cashier" in vocab
-    assert all(name.startswith("word:") for name in vocab)
-    once = [featurize("zebra unique", "", False, {}, None), *feats]
-    assert "word:zebra" not in vocabulary(once, min_docs=2)
+def test_features_name_rule_scores_embedding_and_shape() -> None:
+    feats = featurize("Invoice total 10.00", "application/pdf", False, {"invoice": 20.0}, [0.5, -0.5])
+    assert feats["rule:invoice"] == 2.0
+    assert feats["emb:0"] == 0.5 and feats["emb:1"] == -0.5
+    assert feats["ct:application/pdf"] == 1.0
+    assert not any(name.startswith("word:") for name in feats)
 
 
 def test_a_trained_model_classifies_new_text_and_survives_a_round_trip(tmp_path: Path) -> None:
     feats, labels = _samples()
     model = train(feats, labels)
-    unseen = featurize(
-        TEXTS["receipt"].format(n=5, m=1, a="3.20"), "text/plain", False, {"invoice": 0.0}, None
-    )
+    unseen = RULES_ONLY.features(TEXTS["receipt"].format(n=5, m=1, a="3.20"), "", "text/plain", False)
     probs = model.probabilities(unseen)
     assert max(probs, key=lambda t: probs[t]) == "receipt"
     assert abs(sum(probs.values()) - 1.0) < 1e-9
@@ -121,7 +119,7 @@ def test_the_learned_model_decides_and_says_why() -> None:
     # a model over every type of the rules: the three sampled ones plus one synthetic document for each other
     for doc_type in rules_types:
         if doc_type not in TEXTS:
-            feats.append(featurize(f"{doc_type} " * 5, "text/plain", False, {}, None))
+            feats.append(RULES_ONLY.features(f"{doc_type} " * 5, "", "text/plain", False))
             labels.append(doc_type)
     clf = LocalClassifier(RULES, embedder=None, model=train(feats, labels))
     assert clf.model is not None and clf.name.endswith("+learned")
@@ -172,7 +170,7 @@ def test_settings_can_turn_the_learned_model_off(tmp_path: Path) -> None:
     feats, labels = _samples()
     for doc_type in RULES.types:
         if doc_type not in TEXTS:
-            feats.append(featurize(f"{doc_type} " * 5, "text/plain", False, {}, None))
+            feats.append(RULES_ONLY.features(f"{doc_type} " * 5, "", "text/plain", False))
             labels.append(doc_type)
     path = tmp_path / "model.json"
     train(feats, labels).save(path)

@@ -23,7 +23,6 @@ from docflow.settings import Settings, data_dir
 
 DEV = Path(__file__).resolve().parents[2] / "shared" / "eval" / "dev"
 DEFAULT_RULES = data_dir() / "doc_types.yaml"
-DEV_ACCURACY_BAR = 0.86  # rules alone: 64/72 = 0.889 on the dev set; slack for parser changes
 
 SAMPLES = {
     "invoice": """ACME Supplies Ltd.
@@ -342,23 +341,48 @@ def test_classify_unreadable_format_falls_back_to_the_filename(clf: RuleClassifi
     assert "no text read" in result.reasoning
 
 
+def _dev_sample(per_type: int) -> list[tuple[Path, str]]:
+    """Up to `per_type` documents of each type, spread over its sorted paths (so over its source folders)."""
+    by_type: dict[str, list[Path]] = {}
+    for row in csv.DictReader((DEV / "manifest.csv").open(encoding="utf-8")):
+        by_type.setdefault(row["doc_type"], []).append(DEV / row["path"])
+    sample = []
+    for doc_type, paths in sorted(by_type.items()):
+        paths.sort()
+        picks = sorted({round(i * (len(paths) - 1) / max(per_type - 1, 1)) for i in range(per_type)})
+        sample += [(paths[i], doc_type) for i in picks if i < len(paths)]
+    return sample
+
+
+# Regression floors at the levels measured on this sample (raise them as the numbers rise). The shipped
+# model was trained on the whole dev set, so this sample is not held out: it guards reading, features and
+# the model file together. Accuracy on documents the model has not seen is `docflow eval --folds`.
+SAMPLE_FLOORS = {"learned": 0.94, "rules": 0.7}  # measured: 37/37 and 29/37
+
+
 @pytest.mark.skipif(not (DEV / "manifest.csv").exists(), reason="eval dev set absent")
-def test_accuracy_on_the_dev_set(clf: RuleClassifier) -> None:
+def test_accuracy_on_a_sample_of_the_dev_set() -> None:
     _require_quick_text()
     from docflow.sniff import sniff_content_type
 
-    right, total = Counter(), Counter()
-    for row in csv.DictReader((DEV / "manifest.csv").open(encoding="utf-8")):
-        path = DEV / row["path"]
+    learned = LocalClassifier.from_settings(Settings())
+    assert learned.model is not None, "data/classifier.json should be the shipped model"
+    rules = RuleClassifier(learned.rules)
+    right: dict[str, Counter] = {"learned": Counter(), "rules": Counter()}
+    total: Counter = Counter()
+    for path, doc_type in _dev_sample(per_type=4):
         data = path.read_bytes()
-        result = clf.classify(data, _raw(path.name, sniff_content_type(data, path.name), data))
-        total[row["doc_type"]] += 1
-        right[row["doc_type"]] += result.doc_type == row["doc_type"]
-    accuracy = sum(right.values()) / sum(total.values())
-    per_type = {t: f"{right[t]}/{total[t]}" for t in sorted(total)}
-    assert accuracy >= DEV_ACCURACY_BAR, per_type
-    for doc_type in ("invoice", "contract", "financial_statement"):  # the well-populated types
-        assert right[doc_type] / total[doc_type] >= 0.85, per_type
+        raw = _raw(path.name, sniff_content_type(data, path.name), data)
+        text, ocr, _ = learned.read_text(data, raw)  # read once (OCR of scans), judged by both
+        total[doc_type] += 1
+        for name, clf in (("learned", learned), ("rules", rules)):
+            result = clf.classify_text(text, filename=path.name, content_type=raw.content_type, ocr=ocr)
+            right[name][doc_type] += result.doc_type == doc_type
+    n = sum(total.values())
+    scores = {name: sum(c.values()) / n for name, c in right.items()}
+    per_type = {t: f"{right['learned'][t]}/{total[t]} (rules {right['rules'][t]})" for t in sorted(total)}
+    for name, floor in SAMPLE_FLOORS.items():
+        assert scores[name] >= floor, (name, scores, per_type)
 
 
 # --- till receipts, sibling types, scans ---------------------------------------------------------------

@@ -3,7 +3,7 @@
 
 Folds are stratified by true type: the documents, by type and then path, are dealt to the K folds in turn,
 so every fold holds its share of every type and the split never depends on what the model does. Each fold is
-scored by a model trained on the other K-1 (its vocabulary and standardisation included), so the held-out
+scored by a model trained on the other K-1 (its standardisation included), so the held-out
 accuracy is that of documents the model has not seen. The model written to disk is then trained on all.
 
 Reading a document's text (the classifier's own way: the first pages, OCR of page 1 for a scan) is the slow

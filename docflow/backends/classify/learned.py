@@ -3,8 +3,9 @@
 Features (`featurize`) are named, so a model keeps working when a feature is absent and its file can be read:
 - `rule:<type>`: each type's rule score from `data/doc_types.yaml` (cues, negatives, file name, content type);
 - `emb:<i>`: the local embedding of the opening text (the windows `LocalClassifier` embeds);
-- `word:<w>`: log(1 + count) of words of a vocabulary chosen at training from the training documents;
 - `layout:<name>`: shape of the text (length, lines, digits, capitals, amounts), `ocr`, `ct:<content type>`.
+Words themselves are left out: on held-out folds of the dev set a vocabulary learned the sources' own words
+and scored worse than the embedding, which reads the same words in a general way.
 
 The model is multinomial logistic regression over standardised features, trained by `train` (scikit-learn,
 at build time only) and stored as JSON (`data/classifier.json`, rebuilt by `docflow train-classifier`);
@@ -15,7 +16,6 @@ the rules in use is not used (see `LocalClassifier.from_settings`).
 import json
 import math
 import re
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,10 +28,6 @@ _WORD = re.compile(r"[^\W\d_]{3,}")
 _AMOUNT = re.compile(r"\d[\d,.]*[.,]\d{2}\b")
 _DATE = re.compile(r"\b\d{1,4}[/.-]\d{1,2}[/.-]\d{2,4}\b")
 _MIN_STD = 1e-6
-
-
-def words(text: str) -> Counter:
-    return Counter(w.casefold() for w in _WORD.findall(text))
 
 
 def layout_features(text: str, content_type: str, ocr: bool) -> dict[str, float]:
@@ -62,12 +58,11 @@ def featurize(
     rule_scores: dict[str, float],
     embedding: Sequence[float] | None,
 ) -> dict[str, float]:
-    """Every feature of one document, before the vocabulary is applied (all its words are kept)."""
+    """Every feature of one document."""
     feats = layout_features(text, content_type, ocr)
     feats.update({f"rule:{name}": score / 10 for name, score in rule_scores.items()})
     if embedding is not None:
         feats.update({f"emb:{i}": float(v) for i, v in enumerate(embedding)})
-    feats.update({f"word:{w}": math.log1p(n) for w, n in words(text).items()})
     return feats
 
 
@@ -152,20 +147,13 @@ class LinearModel:
             raise ConfigError(f"{path}: classifier model lacks {exc}") from exc
 
 
-def vocabulary(samples: Sequence[dict[str, float]], min_docs: int = 3, size: int = 1500) -> set[str]:
-    """The words found in at least `min_docs` training documents, the most widespread `size` of them."""
-    df = Counter(name for feats in samples for name in feats if name.startswith("word:"))
-    common = [name for name, n in df.most_common() if n >= min_docs]
-    return set(common[:size])
-
-
 def train(
     samples: Sequence[dict[str, float]],
     labels: Sequence[str],
     c: float = 0.5,
     info: dict[str, Any] | None = None,
 ) -> LinearModel:
-    """Fit the model on featurized documents (words outside the training vocabulary dropped)."""
+    """Fit the model on featurized documents."""
     try:
         import numpy as np
         from sklearn.linear_model import LogisticRegression
@@ -173,8 +161,7 @@ def train(
         raise ConfigError(
             "training the classifier needs scikit-learn: pip install 'docflow[local-ml]'"
         ) from exc
-    vocab = vocabulary(samples)
-    names = sorted({n for feats in samples for n in feats if not n.startswith("word:") or n in vocab})
+    names = sorted({n for feats in samples for n in feats})
     index = {n: i for i, n in enumerate(names)}
     x = np.zeros((len(samples), len(names)))
     for row, feats in enumerate(samples):
