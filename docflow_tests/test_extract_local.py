@@ -692,3 +692,155 @@ def test_dev_form_ocr_layout_pairs() -> None:
     kv = LocalExtractor().extract(parsed, classification).fields["key_values"]
     assert kv["COUNTRY"] == "BELGIUM"
     assert field_score(truth["fields"]["key_values"], kv) >= 0.4
+
+
+# ======================================================================================================
+# Born-digital layout (issue 17): revenue rows read under their period columns from the PDF text boxes,
+# totals printed in two currencies, "2 @ $24.00" item rows, contract parties from the preamble sentence.
+
+
+def run_boxes(boxes: list[tuple[str, float, float, float, float]], text: str, doc_type: str) -> Extraction:
+    """A born-digital page: its text boxes (text, x0, y0, x1, y1) in page fractions and its plain text."""
+    spans = [Span(page=1, text=t, x0=x0, y0=y0, x1=x1, y1=y1) for t, x0, y0, x1, y1 in boxes]
+    parsed = ParsedDocument(markdown=text, text=text, parser="test", spans=spans)
+    classification = Classification(doc_type=doc_type, confidence=0.9, reasoning="test", backend="test")
+    return LocalExtractor().extract(parsed, classification)
+
+
+# an income statement beside a second table: the plain text puts the labels and the figures on other lines
+SIDE_BY_SIDE = [
+    ("CONSOLIDATED INCOME STATEMENT", 0.08, 0.10, 0.40, 0.12),
+    ("for the period from January 1 to December 31, 2020", 0.08, 0.13, 0.40, 0.15),
+    ("EUR million", 0.08, 0.25, 0.13, 0.27),
+    ("Note", 0.32, 0.25, 0.34, 0.27),
+    ("2020", 0.39, 0.25, 0.41, 0.27),
+    ("2019", 0.47, 0.25, 0.49, 0.27),
+    ("EUR million", 0.52, 0.25, 0.56, 0.27),
+    ("2020", 0.83, 0.25, 0.85, 0.27),
+    ("2019", 0.91, 0.25, 0.93, 0.27),
+    ("Revenue", 0.08, 0.32, 0.12, 0.33),
+    ("G.01.", 0.32, 0.32, 0.34, 0.33),
+    ("2,471.9", 0.39, 0.32, 0.41, 0.33),
+    ("1,237.6", 0.47, 0.32, 0.49, 0.33),
+    ("Items not reclassified to profit or loss:", 0.52, 0.32, 0.66, 0.33),
+    ("Other income", 0.52, 0.35, 0.66, 0.36),
+    ("48.2", 0.83, 0.35, 0.85, 0.36),
+    ("27.4", 0.91, 0.35, 0.93, 0.36),
+]
+SIDE_BY_SIDE_TEXT = """CONSOLIDATED INCOME STATEMENT
+for the period from January 1 to December 31, 2020
+EUR million Revenue Cost of sales
+2020 2,471.9 -1,977.8
+2019 1,237.6 -926.4
+"""
+
+
+def test_revenue_figures_under_their_year_columns() -> None:
+    f = run_boxes(SIDE_BY_SIDE, SIDE_BY_SIDE_TEXT, "financial_statement").fields
+    assert [(r["value"], r["period_end"]) for r in f["revenue"]] == [
+        (2471.9, "2020-12-31"),
+        (1237.6, "2019-12-31"),
+    ]
+    assert {r["unit"] for r in f["revenue"]} == {"millions"}
+    assert {r["currency"] for r in f["revenue"]} == {"EUR"}
+
+
+# a key-figures table: a box holding the last year and a change heading, rows whose boxes overlap
+# vertically (the label of the next row starts on the same band), a change column in percent
+KEY_FIGURES = [
+    ("in million euros", 0.24, 0.300, 0.29, 0.318),
+    ("2019", 0.50, 0.300, 0.52, 0.318),
+    ("2020", 0.55, 0.300, 0.57, 0.318),
+    ("2021 2020-2021", 0.60, 0.300, 0.66, 0.318),
+    ("Sales", 0.24, 0.325, 0.26, 0.353),
+    ("20,114", 0.50, 0.325, 0.52, 0.353),
+    ("19,250", 0.55, 0.325, 0.57, 0.353),
+    ("20,066", 0.60, 0.325, 0.62, 0.353),
+    ("4.2%", 0.64, 0.325, 0.66, 0.353),
+    ("Further information", 0.80, 0.325, 0.90, 0.353),
+    ("Operating profit (EBIT)", 0.24, 0.325, 0.32, 0.353),
+    ("2,899", 0.50, 0.325, 0.52, 0.353),
+    ("2,019", 0.55, 0.325, 0.57, 0.353),
+    ("2,213", 0.60, 0.325, 0.62, 0.353),
+]
+
+
+def test_revenue_row_keeps_to_its_own_row_and_year_columns() -> None:
+    text = "\n".join(t for t, *_ in KEY_FIGURES)
+    f = run_boxes(KEY_FIGURES, text, "financial_statement").fields
+    assert [(r["value"], r["period_end"]) for r in f["revenue"]] == [
+        (20114.0, "2019-12-31"),
+        (19250.0, "2020-12-31"),
+        (20066.0, "2021-12-31"),
+    ]
+
+
+def test_revenue_quarter_and_half_year_columns_end_on_their_last_day() -> None:
+    boxes = [
+        ("Half-Year Financial Report as of June 30, 2019", 0.10, 0.02, 0.40, 0.04),
+        ("€ million", 0.10, 0.31, 0.15, 0.33),
+        ("Q2 2018", 0.58, 0.31, 0.63, 0.33),
+        ("Q2 2019", 0.66, 0.31, 0.71, 0.33),
+        ("H1 2018 H1 2019", 0.74, 0.31, 0.86, 0.33),
+        ("Net sales", 0.10, 0.335, 0.16, 0.345),
+        ("9,481", 0.60, 0.335, 0.62, 0.345),
+        ("11,485", 0.67, 0.335, 0.70, 0.345),
+        ("18,619", 0.745, 0.335, 0.78, 0.345),
+        ("24,500", 0.82, 0.335, 0.857, 0.345),
+    ]
+    text = "\n".join(t for t, *_ in boxes)
+    f = run_boxes(boxes, text, "financial_statement").fields
+    assert [(r["value"], r["period_end"]) for r in f["revenue"]] == [
+        (9481.0, "2018-06-30"),
+        (11485.0, "2019-06-30"),
+        (18619.0, "2018-06-30"),
+        (24500.0, "2019-06-30"),
+    ]
+
+
+def test_invoice_total_in_the_payment_currency_column() -> None:
+    text = """Example Software Inc.
+BILLING METHOD: credit card PAYMENT CURRENCY: USD
+INVOICE: #A77
+PRODUCT
+USD  EUR
+PRO 1 month  119.95  109.15
+VAT (19%)  0.00  0.00
+TOTAL AT CHECKOUT  119.95  109.15
+"""
+    f = run(text, "invoice").fields
+    assert f["currency"] == "USD"
+    assert f["total_amount"] == 119.95
+
+
+def test_invoice_item_rows_with_at_price_add_up_to_a_total_without_tax() -> None:
+    text = """Example Planner
+Invoice ID #4hrb48vz
+Subscription details:
+Managers  2 @ $24.00 $48.00
+Subscription total:  $48.00
+"""
+    f = run(text, "invoice").fields
+    assert f["line_items"][0]["amount"] == 48.0
+    assert f["total_amount"] == 48.0
+    assert f["tax_rate"] == 0.0  # the items make the total and no tax is mentioned
+
+
+def test_contract_parties_from_the_preamble_not_the_cover_page() -> None:
+    text = """FORM OF TRANSFER AND SERVICING AGREEMENT
+among
+NORTHWIND OWNER TRUST 2020-A, as Issuer,
+NORTHWIND ABS LLC, as Depositor
+and
+ALPHA SERVICES LP, as Servicer
+TRANSFER AND SERVICING AGREEMENT, dated as of January 29, 2020 (this "Agreement"), among NORTHWIND OWNER \
+TRUST 2020-A, a Delaware statutory trust, as issuer (the "Issuer"), NORTHWIND ABS LLC, a Delaware limited \
+liability company, as depositor (the "Depositor"), and Alpha Services LP, a Delaware limited partnership \
+("Alpha"), as servicer (in such capacity, the "Servicer").
+BACKGROUND
+The Issuer will engage the Servicer to service the Receivables.
+"""
+    parties = run(text, "contract").fields["parties"]
+    assert {"NORTHWIND OWNER TRUST 2020-A", "NORTHWIND ABS LLC", "Alpha Services LP"} <= set(parties)
+    assert {"Issuer", "Depositor", "Servicer"} <= set(parties)
+    assert not any("as Issuer" in p for p in parties)

@@ -12,7 +12,8 @@ implausible (kept, with an error) is capped at `plausibility.LOW_CONFIDENCE`.
 
 The heuristics live in one module per concern: `lines` (labels, values, money tokens), `templates`,
 `parties` (legal-entity names, the issuer), `invoice` (invoices), `receipt` (receipts, read by the layout
-of their text boxes), `contract`, `resume`, `financial` and `keyvalues`.
+of their text boxes), `contract`, `resume`, `financial` (revenue rows read under their period columns from
+the text boxes) and `keyvalues`.
 """
 
 import re
@@ -100,6 +101,8 @@ class LocalExtractor:
             "resume": extract_resume,
             "financial_statement": extract_financial,
         }
+        if doc_type == "financial_statement":  # revenue rows read under their period columns
+            return extract_financial(text, spans)
         if doc_type in extractors:
             return extractors[doc_type](text)
         # forms pair labels and answers by layout when the parser gave boxes; the other types keep their

@@ -223,10 +223,22 @@ def _date_before_effective_date(text: str) -> date | None:
     return found[-1][0] if found else None
 
 
+# what a preamble says before its parties ("This Agreement, dated as of ..., among"), which a cover page's
+# "AGREEMENT among A, as Issuer, B, as Depositor" lacks
+_PREAMBLE_CUE = re.compile(
+    r"\b(?:this|the)\s+(?:[\w-]+\s+){0,6}?agreement\b|\bdated\b|\b(?:made|entered)\s+into\b", re.I
+)
+
+
 def _parties(head: str) -> list[str]:
-    m = _BETWEEN.search(head)
-    if not m:
+    matches = list(_BETWEEN.finditer(head))
+    if not matches:
         return []
+    recitals = _PREAMBLE_END.search(head)  # a "between" in the recitals names other agreements' parties
+    before = [b for b in matches[:4] if not recitals or b.start() < recitals.start()]
+    m = next(
+        (b for b in before if _PREAMBLE_CUE.search(head[max(0, b.start() - 300) : b.start()])), matches[0]
+    )
     segment = head[m.end() : m.end() + 1200]
     end = _PREAMBLE_END.search(segment)
     segment = sentences(segment[: end.start()] if end else segment)[0] if segment.strip() else ""

@@ -149,6 +149,7 @@ def extract_invoice(text: str) -> tuple[Raw, Conf]:
     total = _total(lines)
     currency = _currency(lines, total)
     put("currency", currency)
+    total = _total_in_currency(lines, total, currency)
     day_first = _day_first(text, currency)
     put("invoice_date", _invoice_date(lines, day_first))
     put("due_date", first_value(lines.labelled(_DUE_DATE), lambda t: parse_date(t, day_first)))
@@ -278,6 +279,31 @@ def _total(lines: Lines) -> tuple[Money, float] | None:
     return fallback
 
 
+def _total_in_currency(
+    lines: Lines, total: tuple[Money, float] | None, currency: tuple[str, float] | None
+) -> tuple[Money, float] | None:
+    """A total printed in several currencies side by side under a row of their codes ("USD  EUR"): the
+    amount in the column of the document's own currency rather than the last one (a reference conversion)."""
+    if total is None or currency is None or total[0].currency:
+        return total
+    for i, line in enumerate(lines.lines):
+        codes = re.findall(r"\b[A-Z]{3}\b", line)
+        if len(codes) < 2 or re.sub(r"\b[A-Z]{3}\b|\s", "", line) or currency[0] not in codes:
+            continue
+        if any(parse_currency(code) != code for code in codes):
+            continue
+        for row in lines.lines[i + 1 :]:
+            if _SUBTOTAL.search(row) or not any(
+                p.search(row) for p in (_TOTAL_STRONG, _TOTAL_PLAIN, _TOTAL_DUE)
+            ):
+                continue
+            money = find_money(row)
+            if len(money) == len(codes):
+                return Money(money[codes.index(currency[0])].value, None, True), total[1]
+            break
+    return total
+
+
 def _subtotal(lines: Lines) -> Decimal | None:
     found = first_value(lines.labelled(_SUBTOTAL), lambda t: (m := best_money(t)) and m.value)
     return found[0] if found else None
@@ -327,7 +353,7 @@ def _tax(lines: Lines, text: str, total: Decimal | None) -> tuple[tuple[Decimal,
 
 
 _ITEM_ROW = re.compile(
-    r"^(?P<desc>[^\W\d].*?)\s+(?P<qty>\d+(?:[.,]\d+)?)\s*(?:x\s+|[A-Za-z.]{1,6}\s+)?"
+    r"^(?P<desc>[^\W\d].*?)\s+(?P<qty>\d+(?:[.,]\d+)?)\s*(?:[x×@]\s+|[A-Za-z.]{1,6}\s+)?"
     r"(?P<unit>[€$£]?\s?-?\d[\d.,]*(?:\s?€)?)\s+(?:\d{1,2}(?:[.,]\d+)?\s?%\s+)?"
     r"(?P<amount>[€$£]?\s?-?\d[\d.,]*(?:\s?€)?)$"
 )
