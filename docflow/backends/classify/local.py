@@ -396,6 +396,9 @@ class RuleClassifier:
             doc_type, reasoning = FALLBACK, self._fallback_reason(scored, conf, best)
         if best == doc_type and runner_up is not None and scored[runner_up].score > 0:
             reasoning += f"; runner-up {runner_up} {conf[runner_up]:.2f}"
+        return self._result(doc_type, conf, reasoning)
+
+    def _result(self, doc_type: str, conf: dict[str, float], reasoning: str) -> Classification:
         return Classification(
             doc_type=doc_type,
             confidence=round(conf.get(doc_type, 0.0), 4),
@@ -554,10 +557,4 @@ class LocalClassifier(RuleClassifier):
         runner_up = ranked[1] if len(ranked) > 1 else None
         if runner_up is not None:
             reasoning += f"; runner-up {runner_up} {probs[runner_up]:.2f}"
-        return Classification(
-            doc_type=doc_type,
-            confidence=round(probs.get(doc_type, 0.0), 4),
-            reasoning=reasoning,
-            scores={name: round(c, 4) for name, c in probs.items()},
-            backend=self.name,
-        )
+        return self._result(doc_type, probs, reasoning)
