@@ -145,7 +145,7 @@ def ask(
     rt: Runtime, question: str, k: int = 5, tenant: str | None = None, doc_type: str | None = None
 ) -> Answer:
     """Retrieve, then answer with sources (grounded LLM answer, or extractive passages without an LLM)."""
-    hits = search(rt, question, k=k, tenant=tenant, doc_type=doc_type)
+    hits = search(rt, question, k=k, tenant=tenant, doc_type=doc_type, chunks=True)  # passages, not documents
     if not hits:
         return Answer(question=question, answer=NO_PASSAGES, extractive=True, sources=[])
     if not llm_configured(rt.settings):

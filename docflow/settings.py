@@ -100,6 +100,9 @@ class Settings(BaseSettings):
     )
     rules_path: Path | None = Field(None, description="Classification rules; unset = data/doc_types.yaml")
     classify_learned: bool = Field(True, description="Local classifier: use the learned model when present.")
+    classify_model_weight: float = Field(
+        0.7, ge=0.0, le=1.0, description="Local classifier: the learned model's share beside the rules'."
+    )
     classifier_model_path: Path | None = Field(
         None, description="Learned classifier (`docflow train-classifier`); unset = data/classifier.json"
     )

@@ -24,7 +24,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from docflow.backends.classify.learned import LinearModel, train
+from docflow.backends.classify.learned import LinearModel, blend, train
 from docflow.settings import Settings
 
 if TYPE_CHECKING:
@@ -85,8 +85,8 @@ def read_texts(
 
 def featurized(
     items: list["Item"], settings: Settings, progress: Callable[[str], None] = print
-) -> list[dict[str, float]]:
-    """The learned features of each item, by the configured local classifier without its model."""
+) -> list[tuple[dict[str, float], dict[str, float]]]:
+    """(the learned features, the rules' confidences) of each item, by the configured local classifier."""
     from docflow.backends.classify.local import LocalClassifier
 
     texts = read_texts(items, settings, progress=progress)
@@ -109,16 +109,24 @@ def assign_folds(items: list["Item"], k: int) -> list[int]:
     return folds
 
 
-def _predict(model: LinearModel, feats: dict[str, float], threshold: float) -> str:
-    probs = model.probabilities(feats)
+def _predict(
+    model: LinearModel, feats: dict[str, float], rules: dict[str, float], weight: float, threshold: float
+):
+    probs = blend(model.probabilities(feats), rules, weight)
     best = max(probs, key=lambda t: probs[t])
-    return best if probs[best] >= threshold else "other"
+    return best if best != "other" and probs[best] >= threshold else "other"
 
 
 def cross_validate(
-    items: list["Item"], samples: list[dict[str, float]], k: int, threshold: float, c: float = 0.5
+    items: list["Item"],
+    samples: list[tuple[dict[str, float], dict[str, float]]],
+    k: int,
+    threshold: float,
+    weight: float = 1.0,
+    c: float = 0.5,
 ) -> dict[str, Any]:
-    """Accuracy of models trained on K-1 folds on the fold they did not see: overall, per type and folder."""
+    """Accuracy of models trained on K-1 folds on the fold they did not see, decided as the classifier does
+    (`weight` of the model beside the rules' confidences): overall, per type and per folder."""
     labelled = [n for n, item in enumerate(items) if item.doc_type]
     subset = [items[n] for n in labelled]
     folds = assign_folds(subset, k)
@@ -128,9 +136,9 @@ def cross_validate(
         test_idx = [labelled[n] for n, f in enumerate(folds) if f == fold]
         if not test_idx:
             continue
-        model = train([samples[n] for n in train_idx], [items[n].doc_type for n in train_idx], c=c)
+        model = train([samples[n][0] for n in train_idx], [items[n].doc_type for n in train_idx], c=c)
         for n in test_idx:
-            predicted[n] = _predict(model, samples[n], threshold)
+            predicted[n] = _predict(model, *samples[n], weight, threshold)
     per_type: dict[str, Counter] = defaultdict(Counter)
     per_folder: dict[str, Counter] = defaultdict(Counter)
     confusion: dict[str, Counter] = defaultdict(Counter)
@@ -164,7 +172,7 @@ def classification_folds(
     items: list["Item"], k: int, settings: Settings, progress: Callable[[str], None] = print
 ) -> dict[str, Any]:
     samples = featurized(items, settings, progress)
-    return cross_validate(items, samples, k, settings.classify_threshold)
+    return cross_validate(items, samples, k, settings.classify_threshold, settings.classify_model_weight)
 
 
 def train_classifier(
@@ -178,7 +186,8 @@ def train_classifier(
     """Score the model on K held-out folds, then train it on every labelled item and write it to `out`."""
     labelled = [i for i in items if i.doc_type]
     samples = featurized(labelled, settings, progress)
-    report = cross_validate(labelled, samples, k, settings.classify_threshold, c) if k else {}
+    weight = settings.classify_model_weight
+    report = cross_validate(labelled, samples, k, settings.classify_threshold, weight, c) if k else {}
     info = {
         "trained_at": datetime.now(UTC).date().isoformat(),
         "documents": len(labelled),
@@ -187,7 +196,7 @@ def train_classifier(
         "held_out_accuracy": report.get("accuracy"),
         "folds": k,
     }
-    model = train(samples, [i.doc_type for i in labelled], c=c, info=info)
+    model = train([f for f, _ in samples], [i.doc_type for i in labelled], c=c, info=info)
     out.parent.mkdir(parents=True, exist_ok=True)
     model.save(out)
     return {"model": str(out), "features": len(model.features), **report}

@@ -32,7 +32,7 @@ from typing import Any, Self
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from docflow.backends.classify.learned import LinearModel, featurize
+from docflow.backends.classify.learned import LinearModel, blend, featurize
 from docflow.errors import ConfigError, UnsupportedFormat
 from docflow.models import Classification, RawFile
 from docflow.settings import Settings, data_dir
@@ -449,10 +449,13 @@ class LocalClassifier(RuleClassifier):
     points on top of its rule score; `confidence` stays the share of evidence mass (see the module
     docstring). `embed_weight = 0` gives the plain rules.
 
-    With a learned model (`data/classifier.json`, see `learned`): the rule scores, the embedding, the words
-    and the shape of the text are its features, its probabilities are the confidences, and the reasoning
-    names its strongest evidence beside the rule cues. The model is used only when it knows every type of
-    the rules file, so a type added to the YAML works (by its rules) before the model is retrained.
+    With a learned model (`data/classifier.json`, see `learned`): the rule scores, the description
+    similarities and the shape of the text are its features, and the confidences are its probabilities
+    blended with the rules' own (`model_weight` of the model's): the model knows the dev set's sources, the
+    rules know documents in general (a born-digital receipt, when every receipt it learned from was a
+    photo). The reasoning names the model's strongest evidence beside the rule cues. The model is used only
+    when it knows every type of the rules file, so a type added to the YAML works (by its rules) before the
+    model is retrained.
     """
 
     name = "local/rules+minilm"
@@ -464,8 +467,10 @@ class LocalClassifier(RuleClassifier):
         threshold: float = 0.35,
         embed_weight: float = 15.0,
         model: LinearModel | None = None,
+        model_weight: float = 0.7,
     ):
         super().__init__(rules, threshold=threshold)
+        self.model_weight = model_weight
         self.embedder = embedder
         self.embed_weight = embed_weight
         self._type_vectors: list[list[float]] | None = None
@@ -486,7 +491,14 @@ class LocalClassifier(RuleClassifier):
             embedder = get_embedder(settings)
         model_path = settings.classifier_model_path or data_dir() / "classifier.json"
         model = LinearModel.load(model_path) if settings.classify_learned and model_path.exists() else None
-        return cls(rules, embedder, settings.classify_threshold, settings.classify_embed_weight, model)
+        return cls(
+            rules,
+            embedder,
+            settings.classify_threshold,
+            settings.classify_embed_weight,
+            model,
+            settings.classify_model_weight,
+        )
 
     def opening_embedding(self, text: str) -> list[float] | None:
         """The normalised mean embedding of the opening windows (None without text or model)."""
@@ -511,8 +523,7 @@ class LocalClassifier(RuleClassifier):
             sims[name] = sum(a * b for a, b in zip(embedding, vec, strict=True)) / vnorm
         return sims
 
-    def _similarity_evidence(self, embedding: list[float] | None) -> dict[str, CueHit]:
-        sims = self.similarities(embedding)
+    def _similarity_evidence(self, sims: dict[str, float]) -> dict[str, CueHit]:
         if not sims:
             return {}
         mean = sum(sims.values()) / len(sims)
@@ -524,19 +535,25 @@ class LocalClassifier(RuleClassifier):
         return out
 
     def extra_evidence(self, text: str) -> dict[str, CueHit]:
-        return self._similarity_evidence(self.opening_embedding(text))
+        return self._similarity_evidence(self.similarities(self.opening_embedding(text)))
 
-    def features(self, text: str, filename: str, content_type: str, ocr: bool) -> dict[str, float]:
-        """The learned model's features of a document (see `learned.featurize`)."""
-        return self._features(normalize_text(text), filename, content_type, ocr)[0]
+    def features(
+        self, text: str, filename: str, content_type: str, ocr: bool
+    ) -> tuple[dict[str, float], dict[str, float]]:
+        """The learned model's features of a document (see `learned.featurize`) and the rules' confidences."""
+        feats, scored = self._features(normalize_text(text), filename, content_type, ocr)
+        return feats, self.rule_confidences(scored)
+
+    def rule_confidences(self, scored: dict[str, TypeScore]) -> dict[str, float]:
+        return confidences({name: ts.score for name, ts in scored.items()}, self.rules.scoring)
 
     def _features(
         self, text: str, filename: str, content_type: str, ocr: bool
     ) -> tuple[dict[str, float], dict[str, TypeScore]]:
-        embedding = self.opening_embedding(text)
-        scored = self.score_all(text, filename, content_type, self._similarity_evidence(embedding))
+        sims = self.similarities(self.opening_embedding(text))
+        scored = self.score_all(text, filename, content_type, self._similarity_evidence(sims))
         scores = {name: ts.score for name, ts in scored.items()}
-        return featurize(text, content_type, ocr, scores, embedding), scored
+        return featurize(text, ocr, scores, sims), scored
 
     def classify_text(
         self, text: str, filename: str = "", content_type: str = "", ocr: bool = False
@@ -544,12 +561,13 @@ class LocalClassifier(RuleClassifier):
         if self.model is None:
             return super().classify_text(text, filename, content_type, ocr)
         feats, scored = self._features(normalize_text(text), filename, content_type, ocr)
-        probs = self.model.probabilities(feats)
+        probs = blend(self.model.probabilities(feats), self.rule_confidences(scored), self.model_weight)
         ranked = sorted(probs, key=lambda name: -probs[name])
         best = ranked[0]
         doc_type = best if best != FALLBACK and probs[best] >= self.threshold else FALLBACK
         evidence = ", ".join(self.model.evidence(feats, best)) or "none"
-        reasoning = f"{doc_type}: learned model {probs[best]:.2f} for {best} (strongest: {evidence})"
+        reasoning = f"{doc_type}: {best} {probs[best]:.2f} by the learned model and the rules"
+        reasoning += f" (model's strongest: {evidence})"
         if best in scored:
             reasoning += f"; rules: {_describe(scored[best])}"
         if doc_type != best:
