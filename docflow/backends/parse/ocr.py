@@ -36,7 +36,8 @@ def _engine():
         from rapidocr import RapidOCR
     except ImportError as exc:
         raise MissingExtra("rapidocr", "ocr", "OCR of scans and images") from exc
-    return RapidOCR(params={"Global.log_level": "warning"})
+    # an image without text is reported by docflow in the parse warnings, not once per page in the logs
+    return RapidOCR(params={"Global.log_level": "error"})
 
 
 def ocr_lines(image) -> list[tuple[str, float, float, float, float]]:
