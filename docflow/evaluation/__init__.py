@@ -107,7 +107,10 @@ def _init_worker(settings: Settings) -> None:
 def _process_one(doc_id: str, steps: tuple[str, ...]) -> tuple[str, float]:
     assert _WORKER_RT is not None
     started = time.perf_counter()
-    pipeline.process(_WORKER_RT, doc_id, steps)
+    try:
+        pipeline.process(_WORKER_RT, doc_id, steps)
+    except Exception as exc:  # a retryable error in a pipeline run; here it is this document's result
+        _WORKER_RT.store.set_status(doc_id, "failed", error=f"{type(exc).__name__}: {exc}")
     return doc_id, time.perf_counter() - started
 
 
