@@ -94,11 +94,24 @@ _WORKER_RT: Runtime | None = None
 PARSE_STEPS = ("raw_file", "parsed_markdown")
 
 
-def _init_worker(settings: Settings) -> None:
-    global _WORKER_RT
-    # each worker is one core's worth: the OCR and embedding libraries would otherwise each take all cores
+def worker_pool(
+    workers: int | None, jobs: int, initializer: Callable[..., None] | None = None, initargs: tuple = ()
+) -> ProcessPoolExecutor:
+    """Spawned processes, one per core unless `workers` says otherwise and never more than `jobs`, each held
+    to one thread per numeric library: the OCR and embedding libraries would otherwise each take all cores."""
+    n = max(1, min(workers or os.cpu_count() or 1, jobs))
+    return ProcessPoolExecutor(n, get_context("spawn"), _start_worker, (initializer, initargs))
+
+
+def _start_worker(initializer: Callable[..., None] | None, initargs: tuple) -> None:
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[name] = "1"
+    if initializer is not None:
+        initializer(*initargs)
+
+
+def _init_worker(settings: Settings) -> None:
+    global _WORKER_RT
     _WORKER_RT = Runtime(
         store=Store(settings.database_url or ""), bucket=services.bucket_for(settings), settings=settings
     )
@@ -148,10 +161,9 @@ def process_items(
     names = {i.doc_id: i.path.name for i in items}
     progress(f"{len(plan)} of {len(items)} documents to process")
     seconds: dict[str, float] = {}
-    workers = max(1, min(workers or os.cpu_count() or 1, len(plan) or 1))
     if not plan:
         return seconds
-    with ProcessPoolExecutor(workers, get_context("spawn"), _init_worker, (rt.settings,)) as pool:
+    with worker_pool(workers, len(plan), _init_worker, (rt.settings,)) as pool:
         futures = [pool.submit(_process_one, doc_id, steps) for doc_id, steps in plan.items()]
         for n, future in enumerate(as_completed(futures), 1):
             doc_id, took = future.result()

@@ -13,18 +13,16 @@ parse backend that reads it, so a change to parsing or OCR reads again.
 
 import hashlib
 import json
-import os
 from collections import Counter, defaultdict
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 from functools import cache
 from importlib import resources
-from multiprocessing import get_context
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from docflow.backends.classify.learned import LinearModel, blend, train
+from docflow.backends.classify.learned import blend, decide, train
+from docflow.evaluation import worker_pool
 from docflow.settings import Settings
 
 if TYPE_CHECKING:
@@ -42,18 +40,25 @@ def _reader_version() -> str:
     return digest.hexdigest()[:12]
 
 
-def _read_one(path: str, rules_path: str) -> dict[str, Any]:
+_READER: Any = None  # the rules classifier of a worker process, which reads as the classifier does
+
+
+def _init_reader(rules_path: str) -> None:
+    global _READER
     from docflow.backends.classify.local import RuleClassifier, load_rules
+
+    _READER = RuleClassifier(load_rules(Path(rules_path)))
+
+
+def _read_one(path: str) -> dict[str, Any]:
     from docflow.models import RawFile
     from docflow.sniff import sniff_content_type
 
-    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ.setdefault(name, "1")
     data = Path(path).read_bytes()
     name = Path(path).name
     content_type = sniff_content_type(data, name)
     raw = RawFile(doc_id="-", sha256="", size=len(data), content_type=content_type, filename=name)
-    text, ocr, _ = RuleClassifier(load_rules(Path(rules_path))).read_text(data, raw)
+    text, ocr, _ = _READER.read_text(data, raw)
     return {"text": text, "ocr": ocr, "content_type": content_type}
 
 
@@ -74,9 +79,8 @@ def read_texts(
     todo = {k: i for k, i in zip(keys, items, strict=True) if k not in found}
     if todo:
         progress(f"reading {len(todo)} documents as the classifier does ({len(found)} cached)")
-        workers = max(1, min(workers or os.cpu_count() or 1, len(todo)))
-        with ProcessPoolExecutor(workers, get_context("spawn")) as pool:
-            results = pool.map(_read_one, [str(i.path) for i in todo.values()], [rules] * len(todo))
+        with worker_pool(workers, len(todo), _init_reader, (rules,)) as pool:
+            results = pool.map(_read_one, [str(i.path) for i in todo.values()])
             for key, result in zip(todo, results, strict=True):
                 (cache_dir / f"{key}.json").write_text(json.dumps(result))
                 found[key] = result
@@ -109,14 +113,6 @@ def assign_folds(items: list["Item"], k: int) -> list[int]:
     return folds
 
 
-def _predict(
-    model: LinearModel, feats: dict[str, float], rules: dict[str, float], weight: float, threshold: float
-):
-    probs = blend(model.probabilities(feats), rules, weight)
-    best = max(probs, key=lambda t: probs[t])
-    return best if best != "other" and probs[best] >= threshold else "other"
-
-
 def cross_validate(
     items: list["Item"],
     samples: list[tuple[dict[str, float], dict[str, float]]],
@@ -138,7 +134,8 @@ def cross_validate(
             continue
         model = train([samples[n][0] for n in train_idx], [items[n].doc_type for n in train_idx], c=c)
         for n in test_idx:
-            predicted[n] = _predict(model, *samples[n], weight, threshold)
+            feats, rules = samples[n]
+            predicted[n] = decide(blend(model.probabilities(feats), rules, weight), threshold)
     per_type: dict[str, Counter] = defaultdict(Counter)
     per_folder: dict[str, Counter] = defaultdict(Counter)
     confusion: dict[str, Counter] = defaultdict(Counter)

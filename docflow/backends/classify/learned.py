@@ -152,6 +152,12 @@ def blend(model: dict[str, float], rules: dict[str, float], weight: float) -> di
     return {t: weight * model.get(t, 0.0) + (1 - weight) * rules.get(t, 0.0) for t in {*model, *rules}}
 
 
+def decide(probs: dict[str, float], threshold: float, fallback: str = "other") -> str:
+    """The most probable type, or `fallback` when that is it or it falls below `threshold`."""
+    best = max(probs, key=lambda t: probs[t])
+    return best if best != fallback and probs[best] >= threshold else fallback
+
+
 def train(
     samples: Sequence[dict[str, float]],
     labels: Sequence[str],

@@ -32,7 +32,7 @@ from typing import Any, Self
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from docflow.backends.classify.learned import LinearModel, blend, featurize
+from docflow.backends.classify.learned import LinearModel, blend, decide, featurize
 from docflow.errors import ConfigError, UnsupportedFormat
 from docflow.models import Classification, RawFile
 from docflow.settings import Settings, data_dir
@@ -564,7 +564,7 @@ class LocalClassifier(RuleClassifier):
         probs = blend(self.model.probabilities(feats), self.rule_confidences(scored), self.model_weight)
         ranked = sorted(probs, key=lambda name: -probs[name])
         best = ranked[0]
-        doc_type = best if best != FALLBACK and probs[best] >= self.threshold else FALLBACK
+        doc_type = decide(probs, self.threshold, FALLBACK)
         evidence = ", ".join(self.model.evidence(feats, best)) or "none"
         reasoning = f"{doc_type}: {best} {probs[best]:.2f} by the learned model and the rules"
         reasoning += f" (model's strongest: {evidence})"

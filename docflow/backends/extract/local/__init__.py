@@ -71,10 +71,7 @@ class LocalExtractor:
         doc_type = classification.doc_type
         schema = get_schema(doc_type)
         text = _document_text(parsed)
-        if doc_type == "receipt":  # read by layout: the parser's text boxes, when it has them
-            raw, conf = extract_receipt(text, parsed.spans)
-        else:
-            raw, conf = self._heuristics(doc_type, text, parsed.spans)
+        raw, conf = self._heuristics(doc_type, text, parsed.spans)
         for template in self.templates:
             if template.matches(text, doc_type):
                 t_raw, t_conf = apply_template(template, text, doc_type)
@@ -95,16 +92,21 @@ class LocalExtractor:
         )
 
     def _heuristics(self, doc_type: str, text: str, spans: list[Span]) -> tuple[Raw, Conf]:
-        extractors: dict[str, Callable[[str], tuple[Raw, Conf]]] = {
+        # receipts (blocks of the slip) and financial statements (revenue rows under their period columns)
+        # read the parser's text boxes when it has them; the others read lines
+        by_layout: dict[str, Callable[[str, list[Span]], tuple[Raw, Conf]]] = {
+            "receipt": extract_receipt,
+            "financial_statement": extract_financial,
+        }
+        by_lines: dict[str, Callable[[str], tuple[Raw, Conf]]] = {
             "invoice": extract_invoice,
             "contract": extract_contract,
             "resume": extract_resume,
-            "financial_statement": extract_financial,
         }
-        if doc_type == "financial_statement":  # revenue rows read under their period columns
-            return extract_financial(text, spans)
-        if doc_type in extractors:
-            return extractors[doc_type](text)
+        if doc_type in by_layout:
+            return by_layout[doc_type](text, spans)
+        if doc_type in by_lines:
+            return by_lines[doc_type](text)
         # forms pair labels and answers by layout when the parser gave boxes; the other types keep their
         # "Key: value" lines (captions over paragraphs would read as pairs in reports and letters)
         return extract_key_values(text, spans if doc_type == "form" else None)
