@@ -163,7 +163,7 @@ def test_docx_headings_lists_tables_and_merged_cells() -> None:
     assert "# Quarterly Report" in doc.markdown
     assert "- First point\n- Second point" in doc.markdown
     assert "| Region | Q1 | Q2 |\n| --- | --- | --- |\n| North | 10 | 12 |" in doc.markdown
-    assert "| Wide |  | Solo |" in doc.markdown  # a merged cell keeps its text top-left
+    assert "| Wide | Wide | Solo |" in doc.markdown  # a merged cell repeats over the columns it covers
 
 
 def test_pptx_slides_are_pages_with_titles_and_tables() -> None:

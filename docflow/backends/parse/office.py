@@ -1,7 +1,11 @@
 """Word processing and slides read straight from their XML (zip + ElementTree): DOCX, PPTX and ODT.
 
-Headings from paragraph styles/outline levels, lists from numbering, tables as pipe tables with merged
-cells kept in their top-left position (the covered positions are left empty), slides as pages.
+Headings from paragraph styles/outline levels, lists from numbering (bullets as `-`, numbered levels as
+`1.`), tables as pipe tables, slides as pages with their shapes in reading order.
+
+A merged table cell's text is repeated in every grid position it covers: a pipe table cannot express a
+span, and a covered position left empty would read as an empty cell (a row label or a column header
+missing from the rows and columns it heads).
 """
 
 import re
@@ -44,29 +48,32 @@ def parse_docx(data: bytes, deadline: Deadline) -> ParsedDocument:
     with open_zip(data, "DOCX") as archive:
         body = _xml(archive, "word/document.xml", "DOCX").find(f"{W}body")
         styles = _docx_heading_styles(archive)
+        numbering = _DocxNumbering(archive)
         if body is None:
             raise BadDocument("the DOCX file has no document body")
-        parts = _docx_blocks(body, styles, deadline)
+        parts = _docx_blocks(body, styles, deadline, numbering)
     return from_markdown(_join_parts(parts), parser="local/docx")
 
 
-def _docx_blocks(container: ET.Element, styles: dict[str, int], deadline: Deadline) -> list[str]:
+def _docx_blocks(
+    container: ET.Element, styles: dict[str, int], deadline: Deadline, numbering: "_DocxNumbering"
+) -> list[str]:
     parts: list[str] = []
     for child in container:
         deadline.check("DOCX body")
         if child.tag == f"{W}p":
-            parts.append(_docx_paragraph(child, styles))
+            parts.append(_docx_paragraph(child, styles, numbering))
         elif child.tag == f"{W}tbl":
             cells = [tr.findall(f"{W}tc") for tr in child.findall(f"{W}tr")]
             if cells and all(len(row) == 1 for row in cells):  # a layout box: its content, not a table
                 for row in cells:
-                    parts.extend(_docx_blocks(row[0], styles, deadline))
+                    parts.extend(_docx_blocks(row[0], styles, deadline, numbering))
             else:
                 parts.append(_table(_docx_rows(child, styles)))
         elif child.tag == f"{W}sdt":  # content controls (e.g. a table of contents) hold paragraphs
             content = child.find(f"{W}sdtContent")
             if content is not None:
-                parts.extend(_docx_blocks(content, styles, deadline))
+                parts.extend(_docx_blocks(content, styles, deadline, numbering))
     return parts
 
 
@@ -103,7 +110,7 @@ def _docx_text(element: ET.Element) -> str:
     return "".join(out)
 
 
-def _docx_paragraph(p: ET.Element, styles: dict[str, int]) -> str:
+def _docx_paragraph(p: ET.Element, styles: dict[str, int], numbering: "_DocxNumbering") -> str:
     text = " ".join(_docx_text(p).split()) if "\n" not in _docx_text(p) else _docx_text(p).strip()
     if not text:
         return ""
@@ -112,12 +119,80 @@ def _docx_paragraph(p: ET.Element, styles: dict[str, int]) -> str:
     level = styles.get(style_id) or _style_level(style_id)
     if level:
         return f"{'#' * level} {' '.join(text.split())}"
-    numbering = p.find(f"{W}pPr/{W}numPr")
-    if numbering is not None or style_id.lower().startswith("list"):
-        ilvl = numbering.find(f"{W}ilvl") if numbering is not None else None
-        depth = int(ilvl.get(f"{W}val", "0")) if ilvl is not None else 0
-        return f"{'  ' * depth}- {' '.join(text.split())}"
+    num_pr = p.find(f"{W}pPr/{W}numPr")
+    num_id_el = num_pr.find(f"{W}numId") if num_pr is not None else None
+    ilvl_el = num_pr.find(f"{W}ilvl") if num_pr is not None else None
+    depth = _int(ilvl_el.get(f"{W}val") if ilvl_el is not None else None, 0)
+    num_id = num_id_el.get(f"{W}val") if num_id_el is not None else numbering.style_num.get(style_id)
+    if num_id == "0":  # numbering explicitly removed (e.g. a list style's lead-in paragraph)
+        return escape_line_starts(text)
+    if num_id is not None or style_id.lower().startswith("list"):
+        marker = numbering.marker(num_id, depth) if num_id is not None else "-"
+        if marker is None:  # a level drawn without a number or bullet
+            return escape_line_starts(text)
+        return f"{'  ' * depth}{marker} {' '.join(text.split())}"
     return escape_line_starts(text)
+
+
+def _int(value: str | None, default: int) -> int:
+    try:
+        return int(value) if value is not None else default
+    except ValueError:
+        return default
+
+
+class _DocxNumbering:
+    """List markers from `word/numbering.xml`: `-` for bullet levels, the running number (`3.`) for
+    numbered ones, counted per list and level as Word does (a level restarts under a new parent item)."""
+
+    def __init__(self, archive: zipfile.ZipFile) -> None:
+        self.formats: dict[str, dict[int, tuple[str, int]]] = {}  # numId -> level -> (numFmt, start)
+        self.style_num: dict[str, str] = {}  # styleId -> numId, for list styles that carry numbering
+        self.counters: dict[str, dict[int, int]] = {}
+        names = set(archive.namelist())
+        if "word/styles.xml" in names:
+            for style in _xml(archive, "word/styles.xml", "DOCX").iter(f"{W}style"):
+                num_id = style.find(f"{W}pPr/{W}numPr/{W}numId")
+                if num_id is not None and num_id.get(f"{W}val"):
+                    self.style_num[style.get(f"{W}styleId", "")] = num_id.get(f"{W}val", "")
+        if "word/numbering.xml" not in names:
+            return
+        root = _xml(archive, "word/numbering.xml", "DOCX")
+        abstract: dict[str, dict[int, tuple[str, int]]] = {}
+        for node in root.findall(f"{W}abstractNum"):
+            abstract[node.get(f"{W}abstractNumId", "")] = _levels(node)
+        for node in root.findall(f"{W}num"):
+            ref = node.find(f"{W}abstractNumId")
+            levels = dict(abstract.get(ref.get(f"{W}val", "") if ref is not None else "", {}))
+            for override in node.findall(f"{W}lvlOverride"):
+                level = _int(override.get(f"{W}ilvl"), 0)
+                levels.update(_levels(override))
+                start = override.find(f"{W}startOverride")
+                if start is not None and level in levels:
+                    levels[level] = (levels[level][0], _int(start.get(f"{W}val"), 1))
+            self.formats[node.get(f"{W}numId", "")] = levels
+
+    def marker(self, num_id: str, depth: int) -> str | None:
+        fmt, start = self.formats.get(num_id, {}).get(depth, ("bullet", 1))
+        if fmt == "none":
+            return None
+        counters = self.counters.setdefault(num_id, {})
+        for deeper in [level for level in counters if level > depth]:
+            del counters[deeper]  # a new item at this level restarts its sub-levels
+        counters[depth] = counters.get(depth, start - 1) + 1
+        return "-" if fmt == "bullet" else f"{counters[depth]}."
+
+
+def _levels(node: ET.Element) -> dict[int, tuple[str, int]]:
+    levels = {}
+    for lvl in node.findall(f"{W}lvl"):
+        fmt = lvl.find(f"{W}numFmt")
+        start = lvl.find(f"{W}start")
+        levels[_int(lvl.get(f"{W}ilvl"), 0)] = (
+            fmt.get(f"{W}val", "bullet") if fmt is not None else "bullet",
+            _int(start.get(f"{W}val") if start is not None else None, 1),
+        )
+    return levels
 
 
 def _style_level(style_id: str) -> int | None:
@@ -126,17 +201,24 @@ def _style_level(style_id: str) -> int | None:
 
 
 def _docx_rows(tbl: ET.Element, styles: dict[str, int]) -> list[list[str]]:
+    """Rows on the table grid: cells skipped at a row's start (`gridBefore`) are empty, a cell spanning
+    columns (`gridSpan`) or continuing a vertical merge (`vMerge`) repeats the merged cell's text."""
     rows: list[list[str]] = []
     for tr in tbl.findall(f"{W}tr"):
-        row: list[str] = []
+        before = tr.find(f"{W}trPr/{W}gridBefore")
+        row: list[str] = [""] * min(_int(before.get(f"{W}val") if before is not None else None, 0), 64)
         for tc in tr.findall(f"{W}tc"):
             props = tc.find(f"{W}tcPr")
             span_el = props.find(f"{W}gridSpan") if props is not None else None
-            span = int(span_el.get(f"{W}val", "1")) if span_el is not None else 1
+            span = min(max(_int(span_el.get(f"{W}val") if span_el is not None else None, 1), 1), 64)
             vmerge = props.find(f"{W}vMerge") if props is not None else None
             continued = vmerge is not None and vmerge.get(f"{W}val", "continue") == "continue"
-            text = "" if continued else _cell_text(tc)
-            row.extend([text] + [""] * (span - 1))
+            if continued:
+                above = rows[-1] if rows else []
+                text = above[len(row)] if len(row) < len(above) else ""
+            else:
+                text = _cell_text(tc)
+            row.extend([text] * span)
         rows.append(row)
     return rows
 
@@ -152,11 +234,14 @@ def _cell_text(tc: ET.Element) -> str:
     return " ".join(piece for piece in pieces if piece)
 
 
+_LIST_ITEM = re.compile(r"\s*(-|\d+\.) ")
+
+
 def _join_parts(parts: list[str]) -> str:
     """Blocks separated by blank lines, but consecutive list items kept together as one list."""
     out: list[str] = []
     for part in (p for p in parts if p and p.strip()):
-        if out and part.lstrip().startswith("- ") and out[-1].lstrip().startswith("- "):
+        if out and _LIST_ITEM.match(part) and _LIST_ITEM.match(out[-1]):
             out[-1] += "\n" + part
         else:
             out.append(part)
