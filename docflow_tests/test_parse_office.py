@@ -75,3 +75,105 @@ def test_docx_row_starting_late_keeps_its_cells_in_their_columns() -> None:
 
     doc = parse(_docx(build), "late.docx")
     assert "| Name | Value |\n| --- | --- |\n|  | 42 |" in doc.markdown
+
+
+def _pptx(build) -> bytes:
+    from pptx import Presentation
+
+    deck = Presentation()
+    build(deck)
+    buffer = io.BytesIO()
+    deck.save(buffer)
+    return buffer.getvalue()
+
+
+def _text_box(slide, text: str, left: float, top: float, width: float = 2.0, height: float = 1.0):
+    from pptx.util import Inches
+
+    box = slide.shapes.add_textbox(Inches(left), Inches(top), Inches(width), Inches(height))
+    box.text_frame.text = text
+    return box
+
+
+def test_pptx_shapes_are_read_top_to_bottom_and_side_by_side_left_to_right() -> None:
+    def build(deck) -> None:
+        slide = deck.slides.add_slide(deck.slide_layouts[5])  # title only
+        _text_box(slide, "Footnote at the bottom", 1, 6.5)  # written first, read last
+        _text_box(slide, "Right column", 5, 2.2, height=3)
+        _text_box(slide, "Left column", 1, 2.5, height=2)
+        slide.shapes.title.text = "Slide title"  # its position comes from the layout
+
+    markdown = parse(_pptx(build), "deck.pptx").markdown
+    order = [
+        markdown.index(t) for t in ("Slide title", "Left column", "Right column", "Footnote at the bottom")
+    ]
+    assert order == sorted(order), markdown
+
+
+def test_pptx_grouped_shapes_stay_together_in_their_own_order() -> None:
+    from pptx.util import Inches
+
+    def build(deck) -> None:
+        slide = deck.slides.add_slide(deck.slide_layouts[6])  # blank
+        _text_box(slide, "Below the group", 1, 5)
+        group = slide.shapes.add_group_shape()
+        second = group.shapes.add_textbox(Inches(1), Inches(2), Inches(2), Inches(1))
+        second.text_frame.text = "Second in group"
+        first = group.shapes.add_textbox(Inches(1), Inches(1), Inches(2), Inches(1))
+        first.text_frame.text = "First in group"
+
+    markdown = parse(_pptx(build), "deck.pptx").markdown
+    order = [markdown.index(t) for t in ("First in group", "Second in group", "Below the group")]
+    assert order == sorted(order), markdown
+
+
+def test_pptx_numbered_paragraphs_and_paragraphs_without_bullets() -> None:
+    from pptx.oxml.ns import qn
+
+    def build(deck) -> None:
+        slide = deck.slides.add_slide(deck.slide_layouts[1])  # title and content
+        slide.shapes.title.text = "Plan"
+        body = slide.placeholders[1].text_frame
+        body.text = "We will:"
+        for line in ("Measure", "Decide"):
+            body.add_paragraph().text = line
+        body.paragraphs[0]._p.get_or_add_pPr().append(body.paragraphs[0]._p.makeelement(qn("a:buNone"), {}))
+        steps = _text_box(slide, "Open", 1, 6).text_frame
+        steps.add_paragraph().text = "Close"
+        for paragraph in steps.paragraphs:
+            paragraph._p.get_or_add_pPr().append(
+                paragraph._p.makeelement(qn("a:buAutoNum"), {"type": "arabicPeriod"})
+            )
+
+    markdown = parse(_pptx(build), "deck.pptx").markdown
+    assert "We will:\n\n- Measure\n- Decide" in markdown
+    assert "1. Open\n2. Close" in markdown
+
+
+def test_pptx_merged_table_cells_repeat_their_text() -> None:
+    from pptx.util import Inches
+
+    def build(deck) -> None:
+        slide = deck.slides.add_slide(deck.slide_layouts[6])
+        table = slide.shapes.add_table(3, 3, Inches(1), Inches(1), Inches(6), Inches(2)).table
+        table.cell(0, 1).merge(table.cell(0, 2))
+        table.cell(0, 1).text = "Class"
+        table.cell(1, 0).merge(table.cell(2, 0))
+        table.cell(1, 0).text = "R1"
+        for (r, c), value in {(1, 1): "A", (1, 2): "B", (2, 1): "yes", (2, 2): "no"}.items():
+            table.cell(r, c).text = value
+
+    markdown = parse(_pptx(build), "deck.pptx").markdown
+    assert "|  | Class | Class |\n| --- | --- | --- |\n| R1 | A | B |\n| R1 | yes | no |" in markdown
+
+
+def test_pptx_slides_follow_the_presentation_order_not_file_names() -> None:
+    def build(deck) -> None:
+        for title in ("Alpha", "Beta"):
+            deck.slides.add_slide(deck.slide_layouts[5]).shapes.title.text = title
+        slide_ids = deck.slides._sldIdLst
+        slide_ids.insert(0, slide_ids[1])  # Beta moved before Alpha; its file is still slide2.xml
+
+    doc = parse(_pptx(build), "deck.pptx")
+    assert doc.markdown.index("Beta") < doc.markdown.index("Alpha")
+    assert {b.page for b in doc.blocks if "Beta" in b.text} == {1}

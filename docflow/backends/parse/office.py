@@ -8,6 +8,7 @@ span, and a covered position left empty would read as an empty cell (a row label
 missing from the rows and columns it heads).
 """
 
+import posixpath
 import re
 import xml.etree.ElementTree as ET
 import zipfile
@@ -250,60 +251,218 @@ def _join_parts(parts: list[str]) -> str:
 
 # --- PPTX -----------------------------------------------------------------------------------------------
 
+R = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
+_RELS = "{http://schemas.openxmlformats.org/package/2006/relationships}"
+_Box = tuple[int, int, int, int]  # left, top, width, height (EMU)
+
 
 def parse_pptx(data: bytes, deadline: Deadline) -> ParsedDocument:
     with open_zip(data, "PPTX") as archive:
-        slides = sorted(
-            (n for n in archive.namelist() if re.fullmatch(r"ppt/slides/slide\d+\.xml", n)),
-            key=lambda n: int(re.findall(r"\d+", n)[-1]),
-        )
+        slides = _slide_names(archive)
         if not slides:
             raise BadDocument("the PPTX file has no slides")
         parts: list[str] = []
+        boxes = _PlaceholderBoxes(archive)
         for number, name in enumerate(slides, start=1):
             deadline.check(f"slide {number}")
             parts.append(f"<!-- page {number} -->")
-            parts.extend(_slide_parts(_xml(archive, name, "PPTX")))
+            parts.extend(_slide_parts(_xml(archive, name, "PPTX"), boxes.for_slide(name)))
     return from_markdown(_join_parts(parts), parser="local/pptx", pages=len(slides))
 
 
-def _slide_parts(slide: ET.Element) -> list[str]:
-    parts: list[str] = []
-    tree = slide.find(f"{P}cSld/{P}spTree")
-    for shape in tree.iter() if tree is not None else []:
-        if shape.tag == f"{P}sp":
-            placeholder = shape.find(f"{P}nvSpPr/{P}nvPr/{P}ph")
-            kind = placeholder.get("type", "") if placeholder is not None else ""
-            body = shape.find(f"{P}txBody")
-            if body is None:
+def _rels(archive: zipfile.ZipFile, part: str) -> dict[str, tuple[str, str]]:
+    """A part's relationships: id -> (type, target part name)."""
+    folder, _, base = part.rpartition("/")
+    name = f"{folder}/_rels/{base}.rels"
+    if name not in archive.namelist():
+        return {}
+    out = {}
+    for rel in _xml(archive, name, "PPTX").iter(f"{_RELS}Relationship"):
+        target = rel.get("Target", "")
+        resolved = target.lstrip("/") if target.startswith("/") else posixpath.normpath(f"{folder}/{target}")
+        out[rel.get("Id", "")] = (rel.get("Type", "").rsplit("/", 1)[-1], resolved)
+    return out
+
+
+def _slide_names(archive: zipfile.ZipFile) -> list[str]:
+    """Slides in the presentation's order (its slide list), which file names do not follow once slides
+    have been moved; by file number when the list is missing."""
+    names = set(archive.namelist())
+    if "ppt/presentation.xml" in names:
+        rels = _rels(archive, "ppt/presentation.xml")
+        listed = [
+            rels.get(node.get(f"{R}id", ""), ("", ""))[1]
+            for node in _xml(archive, "ppt/presentation.xml", "PPTX").iter(f"{P}sldId")
+        ]
+        listed = [name for name in listed if name in names]
+        if listed:
+            return listed
+    return sorted(
+        (n for n in names if re.fullmatch(r"ppt/slides/slide\d+\.xml", n)),
+        key=lambda n: int(re.findall(r"\d+", n)[-1]),
+    )
+
+
+class _PlaceholderBoxes:
+    """Where a slide's placeholders sit when the slide does not say: inherited from its layout, then from
+    the layout's master (matched by placeholder index, then by type)."""
+
+    def __init__(self, archive: zipfile.ZipFile) -> None:
+        self.archive = archive
+        self.cache: dict[str, dict[str, _Box]] = {}
+
+    def for_slide(self, slide: str) -> list[dict[str, _Box]]:
+        chain: list[dict[str, _Box]] = []
+        part = slide
+        for kind in ("slideLayout", "slideMaster"):
+            target = next((t for k, t in _rels(self.archive, part).values() if k == kind), None)
+            if target is None or target not in self.archive.namelist():
+                break
+            if target not in self.cache:
+                self.cache[target] = self._boxes(target)
+            chain.append(self.cache[target])
+            part = target
+        return chain
+
+    def _boxes(self, part: str) -> dict[str, _Box]:
+        boxes: dict[str, _Box] = {}
+        for shape in _xml(self.archive, part, "PPTX").iter(f"{P}sp"):
+            ph = shape.find(f"{P}nvSpPr/{P}nvPr/{P}ph")
+            box = _own_box(shape)
+            if ph is None or box is None:
                 continue
-            for paragraph in body.findall(f"{A}p"):
-                text = " ".join("".join(t.text or "" for t in paragraph.iter(f"{A}t")).split())
-                if not text:
-                    continue
-                if kind in ("title", "ctrTitle"):
-                    parts.append(f"{'#' if kind == 'ctrTitle' else '##'} {text}")
-                elif kind == "subTitle":
-                    parts.append(text)
-                else:
-                    props = paragraph.find(f"{A}pPr")
-                    depth = int(props.get("lvl", "0")) if props is not None else 0
-                    bulleted = (kind in ("body", "") and placeholder is not None) or depth > 0
-                    bulleted = bulleted or (props is not None and props.find(f"{A}buChar") is not None)
-                    parts.append(f"{'  ' * depth}- {text}" if bulleted else escape_line_starts(text))
-        elif shape.tag == f"{A}tbl":
-            parts.append(_table(_pptx_rows(shape)))
+            boxes.setdefault(f"idx:{ph.get('idx', '0')}", box)
+            boxes.setdefault(f"type:{_ph_type(ph)}", box)
+        return boxes
+
+
+def _ph_type(ph: ET.Element) -> str:
+    kind = ph.get("type", "obj")
+    return {"obj": "body", "ctrTitle": "title", "subTitle": "body"}.get(kind, kind)
+
+
+def _own_box(shape: ET.Element) -> _Box | None:
+    xfrm = shape.find(f"{P}spPr/{A}xfrm")
+    if xfrm is None:
+        xfrm = shape.find(f"{P}grpSpPr/{A}xfrm")
+    if xfrm is None:
+        xfrm = shape.find(f"{P}xfrm")
+    off = xfrm.find(f"{A}off") if xfrm is not None else None
+    ext = xfrm.find(f"{A}ext") if xfrm is not None else None
+    if off is None or ext is None:
+        return None
+    return (_int(off.get("x"), 0), _int(off.get("y"), 0), _int(ext.get("cx"), 0), _int(ext.get("cy"), 0))
+
+
+def _reading_order(items: list[tuple[_Box | None, ET.Element]]) -> list[ET.Element]:
+    """Shapes as a reader takes them: in bands top to bottom, side by side shapes of a band (those
+    overlapping vertically by at least half the shorter one) left to right. A shape with no position
+    stays after the shape before it in the file."""
+    placed: list[tuple[_Box, int, ET.Element]] = []
+    last: _Box = (0, 0, 0, 0)
+    for order, (box, shape) in enumerate(items):
+        last = box or (last[0], last[1], 0, 0)
+        placed.append((last, order, shape))
+    placed.sort(key=lambda item: (item[0][1], item[0][0], item[1]))
+    bands: list[tuple[int, int, list[tuple[_Box, int, ET.Element]]]] = []
+    for item in placed:
+        _, top, _, height = item[0]
+        if bands:
+            band_top, band_bottom, members = bands[-1]
+            overlap = min(band_bottom, top + height) - max(band_top, top)
+            shorter = min(height, band_bottom - band_top)
+            if (shorter > 0 and overlap * 2 >= shorter) or (height == 0 and top < band_bottom):
+                members.append(item)
+                bands[-1] = (band_top, max(band_bottom, top + height), members)
+                continue
+        bands.append((top, top + height, [item]))
+    return [
+        shape
+        for _, _, members in bands
+        for _, _, shape in sorted(members, key=lambda item: (item[0][0], item[0][1], item[1]))
+    ]
+
+
+def _slide_parts(slide: ET.Element, inherited: list[dict[str, _Box]] | None = None) -> list[str]:
+    tree = slide.find(f"{P}cSld/{P}spTree")
+    if tree is None:
+        return []
+    titles, rest = _shape_parts(tree, inherited or [])
+    return titles + rest
+
+
+def _shape_parts(container: ET.Element, inherited: list[dict[str, _Box]]) -> tuple[list[str], list[str]]:
+    """(title parts, other parts) of a shape tree or group, the others in reading order."""
+    titles: list[str] = []
+    items: list[tuple[_Box | None, ET.Element]] = []
+    for shape in container:
+        ph = shape.find(f"{P}nvSpPr/{P}nvPr/{P}ph")
+        if shape.tag == f"{P}sp" and ph is not None and ph.get("type") in ("title", "ctrTitle"):
+            titles.extend(_text_parts(shape, ph))  # a slide's title heads it wherever it sits
+        elif shape.tag in (f"{P}sp", f"{P}graphicFrame", f"{P}grpSp"):
+            box = _own_box(shape)
+            if box is None and ph is not None:
+                keys = (f"idx:{ph.get('idx', '0')}", f"type:{_ph_type(ph)}")
+                box = next((level[k] for level in inherited for k in keys if k in level), None)
+            items.append((box, shape))
+    parts: list[str] = []
+    for shape in _reading_order(items):
+        if shape.tag == f"{P}grpSp":  # its members in reading order among themselves
+            group_titles, group_rest = _shape_parts(shape, [])
+            parts.extend(group_titles + group_rest)
+        elif shape.tag == f"{P}graphicFrame":
+            parts.extend(_table(_pptx_rows(tbl)) for tbl in shape.iter(f"{A}tbl"))
+        else:
+            parts.extend(_text_parts(shape, shape.find(f"{P}nvSpPr/{P}nvPr/{P}ph")))
+    return titles, parts
+
+
+def _text_parts(shape: ET.Element, placeholder: ET.Element | None) -> list[str]:
+    kind = placeholder.get("type", "") if placeholder is not None else ""
+    body = shape.find(f"{P}txBody")
+    if body is None or kind == "sldNum":  # the slide number is the page marker already
+        return []
+    parts: list[str] = []
+    counters: dict[int, int] = {}
+    for paragraph in body.findall(f"{A}p"):
+        text = " ".join("".join(t.text or "" for t in paragraph.iter(f"{A}t")).split())
+        if not text:
+            continue
+        if kind in ("title", "ctrTitle"):
+            parts.append(f"{'#' if kind == 'ctrTitle' else '##'} {text}")
+            continue
+        props = paragraph.find(f"{A}pPr")
+        depth = _int(props.get("lvl") if props is not None else None, 0)
+        auto = props.find(f"{A}buAutoNum") if props is not None else None
+        for deeper in [level for level in counters if level > depth]:
+            del counters[deeper]
+        if auto is not None:  # an automatically numbered paragraph: its number as the list marker
+            counters[depth] = counters.get(depth, _int(auto.get("startAt"), 1) - 1) + 1
+            parts.append(f"{'  ' * depth}{counters[depth]}. {text}")
+            continue
+        counters.pop(depth, None)
+        if props is not None and props.find(f"{A}buNone") is not None:
+            bulleted = False
+        else:  # body placeholders are bulleted by their master; other shapes only when they say so
+            bulleted = (kind in ("body", "") and placeholder is not None) or depth > 0
+            bulleted = bulleted or (props is not None and props.find(f"{A}buChar") is not None)
+        parts.append(f"{'  ' * depth}- {text}" if bulleted else escape_line_starts(text))
     return parts
 
 
 def _pptx_rows(tbl: ET.Element) -> list[list[str]]:
-    rows = []
+    """Rows of a slide table; a position covered by a merged cell (`hMerge`/`vMerge`) repeats its text."""
+    rows: list[list[str]] = []
     for tr in tbl.findall(f"{A}tr"):
-        row = []
+        row: list[str] = []
         for tc in tr.findall(f"{A}tc"):
-            covered = tc.get("hMerge") == "1" or tc.get("vMerge") == "1"
-            text = " ".join(" ".join(t.text or "" for t in tc.iter(f"{A}t")).split())
-            row.append("" if covered else text)
+            if tc.get("hMerge") in ("1", "true") and row:
+                text = row[-1]
+            elif tc.get("vMerge") in ("1", "true") and rows and len(row) < len(rows[-1]):
+                text = rows[-1][len(row)]
+            else:
+                text = " ".join(" ".join(t.text or "" for t in tc.iter(f"{A}t")).split())
+            row.append(text)
         rows.append(row)
     return rows
 
