@@ -185,7 +185,7 @@ def test_xlsx_sheets_become_tables_with_merged_cells() -> None:
 def test_odt_epub_eml_json_xml_rtf_csv() -> None:
     odt = parse(odt_bytes(), "notes")
     assert "# Meeting notes" in odt.markdown and "We agreed on the plan." in odt.markdown
-    assert "- Hire two people\n- Open an office" in odt.markdown and "| Budget |  |" in odt.markdown
+    assert "- Hire two people\n- Open an office" in odt.markdown and "| Budget | Budget |" in odt.markdown
     book = parse(epub_bytes(), "book")
     assert book.parser == "local/epub" and book.markdown.index("Birds") < book.markdown.index("Trees")
     mail = parse(eml_bytes(), "mail")

@@ -177,3 +177,28 @@ def test_pptx_slides_follow_the_presentation_order_not_file_names() -> None:
     doc = parse(_pptx(build), "deck.pptx")
     assert doc.markdown.index("Beta") < doc.markdown.index("Alpha")
     assert {b.page for b in doc.blocks if "Beta" in b.text} == {1}
+
+
+def test_odt_cells_spanning_rows_and_columns_repeat_their_text() -> None:
+    import zipfile
+
+    content = """<?xml version="1.0" encoding="UTF-8"?>
+<office:document-content xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0"
+ xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0"
+ xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" office:version="1.2">
+<office:body><office:text><table:table>
+<table:table-row><table:table-cell><text:p>Team</text:p></table:table-cell>
+<table:table-cell table:number-columns-spanned="2"><text:p>Hours</text:p></table:table-cell>
+<table:covered-table-cell/></table:table-row>
+<table:table-row><table:table-cell table:number-rows-spanned="2"><text:p>Ops</text:p></table:table-cell>
+<table:table-cell><text:p>4</text:p></table:table-cell><table:table-cell><text:p>5</text:p></table:table-cell>
+</table:table-row>
+<table:table-row><table:covered-table-cell/><table:table-cell><text:p>6</text:p></table:table-cell>
+<table:table-cell><text:p>7</text:p></table:table-cell></table:table-row>
+</table:table></office:text></office:body></office:document-content>"""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("mimetype", "application/vnd.oasis.opendocument.text", zipfile.ZIP_STORED)
+        archive.writestr("content.xml", content)
+    markdown = parse(buffer.getvalue(), "table.odt").markdown
+    assert "| Team | Hours | Hours |\n| --- | --- | --- |\n| Ops | 4 | 5 |\n| Ops | 6 | 7 |" in markdown

@@ -524,16 +524,23 @@ def _odt_block(element: ET.Element, depth: int) -> list[str]:
 
 
 def _odt_rows(table: ET.Element) -> list[list[str]]:
+    """Rows of an ODF table; a covered cell repeats the text of the cell spanning over it."""
     rows = []
-    for tr in table.iter(f"{TABLE}table-row"):
+    spanned: dict[tuple[int, int], str] = {}  # (row, column) -> text of the cell covering it
+    for r, tr in enumerate(table.iter(f"{TABLE}table-row")):
         row: list[str] = []
         for cell in tr:
-            repeat = min(int(cell.get(f"{TABLE}number-columns-repeated", "1")), 64)
+            repeat = min(_int(cell.get(f"{TABLE}number-columns-repeated"), 1), 64)
             if cell.tag == f"{TABLE}covered-table-cell":
-                row.extend([""] * repeat)
+                row.extend(spanned.get((r, len(row)), "") for _ in range(repeat))
             elif cell.tag == f"{TABLE}table-cell":
                 text = " ".join(" ".join(_odt_text(p).split()) for p in cell.findall(f"{TEXT}p"))
-                row.extend([text] * repeat)  # a span is followed by covered cells: they stay empty
+                rows_spanned = min(_int(cell.get(f"{TABLE}number-rows-spanned"), 1), 64)
+                columns_spanned = min(_int(cell.get(f"{TABLE}number-columns-spanned"), 1), 64)
+                for dr in range(rows_spanned):
+                    for dc in range(columns_spanned):
+                        spanned[(r + dr, len(row) + dc)] = text
+                row.extend([text] * repeat)
         while row and not row[-1]:
             row.pop()
         rows.append(row)
