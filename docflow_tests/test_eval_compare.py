@@ -156,3 +156,11 @@ def test_key_values_are_matched_by_fuzzy_key(truth, predicted, expected) -> None
 )
 def test_scalar_fields_score_zero_or_one(truth, predicted, expected: float) -> None:
     assert field_score(truth, predicted) == expected
+
+
+def test_text_similarity_reads_markdown_escapes_as_the_characters_they_stand_for() -> None:
+    from docflow.evaluation.parse import normalise_words, text_similarity
+
+    assert normalise_words(r"Name: \_\_\_\_ (snake\_case)") == ["name", "____", "snake_case"]
+    assert text_similarity(r"Sign here \_\_\_\_\_", "Sign here _____") == 1.0
+    assert text_similarity("Sign here _____", "Sign here") < 1.0

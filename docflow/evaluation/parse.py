@@ -1,7 +1,7 @@
 """The `parse` section of `docflow eval`: parsed markdown against the truth markdown and tables.
 
-- `text_similarity`: both sides reduced to plain words (markdown syntax, page markers, case and punctuation
-  removed), scored as 1 - normalised Levenshtein distance over the word sequences (rapidfuzz).
+- `text_similarity`: both sides reduced to plain words (markdown syntax and escapes, page markers, case and
+  punctuation removed), scored as 1 - normalised Levenshtein distance over the word sequences (rapidfuzz).
 - `table_cell_recall`: share of the non-empty truth table cells (truth `tables_markdown`, one pipe table per
   `<!-- table N -->` marker) found at the same row and column of a parsed pipe table. Each truth table is
   matched to the parsed table and the row/column offset (up to 3 either way: a parser may add a title row or
@@ -29,8 +29,10 @@ _OFFSETS = range(-3, 4)
 
 
 def normalise_words(markdown: str) -> list[str]:
-    """Plain lowercase words of markdown: comments, table rules, emphasis and punctuation dropped."""
+    """Plain lowercase words of markdown: comments, table rules, emphasis, escapes and punctuation dropped."""
     text = re.sub(r"<!--.*?-->", " ", markdown, flags=re.DOTALL)
+    # `\_\_\_` is how markdown writes a `___` blank: one word, not three
+    text = re.sub(r"\\([\\`*_{}\[\]()#+\-.!|~])", r"\1", text)
     text = re.sub(r"(?m)^\s*\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?\s*$", " ", text)
     text = re.sub(r"!\[[^\]]*\]\([^)]*\)|<[^>]+>", " ", text)
     text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", text)
