@@ -14,6 +14,7 @@ import unicodedata
 from functools import lru_cache
 
 from docflow.backends.parse.guard import Deadline
+from docflow.backends.parse.layout import Line, Page, layout_document
 from docflow.errors import BadDocument, DocumentTooLarge, MissingExtra
 from docflow.models import ParsedDocument
 
@@ -244,8 +245,6 @@ def open_image(data: bytes):
 
 
 def parse_image(data: bytes, max_pages: int, deadline: Deadline) -> ParsedDocument:
-    from docflow.backends.parse.pdf import _Line, _Page, layout_document
-
     image = open_image(data)
     frames = getattr(image, "n_frames", 1)
     if frames > max_pages:
@@ -263,7 +262,7 @@ def parse_image(data: bytes, max_pages: int, deadline: Deadline) -> ParsedDocume
             frame = frame.resize((int(frame.width * scale), int(frame.height * scale)))
         height = float(frame.height)
         lines = [
-            _Line(
+            Line(
                 text,
                 left,
                 right,
@@ -275,7 +274,7 @@ def parse_image(data: bytes, max_pages: int, deadline: Deadline) -> ParsedDocume
             for text, left, top, right, bottom in ocr_lines(frame)
         ]
         pages.append(
-            _Page(number + 1, lines, sum(len(line.text) for line in lines), 0, frame.width, height, ocr=True)
+            Page(number + 1, lines, sum(len(line.text) for line in lines), 0, frame.width, height, ocr=True)
         )
     document = layout_document(pages, "local/rapidocr")
     document.warnings = [w for w in document.warnings if "OCRed" not in w]
