@@ -32,11 +32,13 @@ dev: setup
 
 test: setup
 	$(BIN)/ruff check docflow docflow_tests tools
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 lint: setup
 	$(BIN)/ruff check docflow docflow_tests tools
 	$(BIN)/ruff format --check docflow docflow_tests tools
+	$(BIN)/lint-imports
 
 format: setup
 	$(BIN)/ruff format docflow docflow_tests tools
