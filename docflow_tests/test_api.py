@@ -18,16 +18,15 @@ import psycopg
 import pytest
 import uvicorn
 
-from docflow import services
-from docflow.api import db
 from docflow.api.app import create_app
-from docflow.api.passthrough import verify
 from docflow.bucket import make_doc_id
 from docflow.defs.partitions import documents
 from docflow.defs.resources import DocflowResource
 from docflow.errors import NotFound
-from docflow.services import REPO_ROOT
+from docflow.passthrough import verify
+from docflow.runtime import REPO_ROOT, runtime
 from docflow.settings import get_settings
+from docflow.store import tenants as db
 
 SAMPLES = REPO_ROOT / "data" / "samples"
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -212,9 +211,14 @@ def text(tag: str) -> bytes:
 _cursor: dict[str, str | None] = {"value": None}
 
 
-def tick(instance) -> dg.SensorResult:
-    from docflow.defs.sensors import s3_document_sensor
+def sensor(name: str) -> dg.SensorDefinition:
+    from docflow.defs import build_defs
 
+    return build_defs(get_settings()).resolve_sensor_def(name)
+
+
+def tick(instance) -> dg.SensorResult:
+    s3_document_sensor = sensor("s3_document_sensor")
     context = dg.build_sensor_context(
         instance=instance, cursor=_cursor["value"], resources={"docflow": DocflowResource()}
     )
@@ -226,7 +230,7 @@ def tick(instance) -> dg.SensorResult:
 def stored(doc_ids: list[str], timeout: float = 20.0) -> None:
     """Wait until the documents' objects are in the bucket: a small upload is acknowledged once it is in the
     API's durable spool, and written to the bucket right after."""
-    rt = services.runtime()
+    rt = runtime()
     deadline = time.monotonic() + timeout
     for doc_id in doc_ids:
         key = rt.store.get_document(doc_id).key
@@ -248,7 +252,7 @@ def process(instance, doc_ids: list[str]) -> dict[str, dg.RunRequest]:
     assert set(requests) == set(doc_ids), f"the sensor requested {sorted(requests)}, not {doc_ids}"
     existing = set(instance.get_dynamic_partitions(documents.name))
     instance.add_dynamic_partitions(documents.name, [d for d in doc_ids if d not in existing])
-    job = build_defs().resolve_job_def("process_documents")
+    job = build_defs(get_settings()).resolve_job_def("process_documents")
     for doc_id in doc_ids:
         job.execute_in_process(
             partition_key=doc_id,
@@ -293,11 +297,22 @@ def test_openapi_schema_is_published(server) -> None:
     ):
         assert path in paths
     assert set(paths["/v1/documents/{doc_id}"]) == {"get", "delete"}
-    assert "multipart/form-data" in paths["/v1/documents"]["post"]["requestBody"]["content"]
-    # the upload hot path bypasses FastAPI's parameter handling; its parameters are still documented
-    params = {p["name"]: p for p in paths["/v1/documents"]["post"]["parameters"]}
-    assert {"priority", "passthrough", "filename", "Idempotency-Key", "Authorization"} <= set(params)
-    assert params["priority"]["schema"]["maximum"] == 100
+    # the upload's parameters come from its declared route (one model, the auth and idempotency dependencies)
+    upload = paths["/v1/documents"]["post"]
+    params = {p["name"]: p for p in upload["parameters"]}
+    assert {"priority", "passthrough", "filename", "Idempotency-Key", "Authorization", "X-API-Key"} <= set(
+        params
+    )
+    assert {params[n]["in"] for n in ("priority", "passthrough", "filename")} == {"query"}
+    assert params["priority"]["schema"]["maximum"] == 100 and params["priority"]["schema"]["minimum"] == -100
+    assert params["passthrough"]["schema"]["type"] == "boolean"
+    assert params["filename"]["schema"]["anyOf"][0]["maxLength"] == 300
+    assert params["Idempotency-Key"]["in"] == "header"
+    form = upload["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert form["required"] == ["file"] and form["properties"]["file"]["format"] == "binary"
+    assert {"priority", "passthrough", "filename"} <= set(form["properties"])
+    assert "application/octet-stream" in upload["requestBody"]["content"]
+    assert set(upload["responses"]) >= {"202", "401", "413", "415", "422", "429"}
 
 
 def test_missing_bad_and_revoked_keys_are_401(rt, server, tenant) -> None:
@@ -375,38 +390,85 @@ def test_bad_uploads(tenant) -> None:
     no_file = tenant.client.post("/v1/documents", files={"other": ("a.txt", b"hello")})
     assert no_file.status_code == 400 and "file" in no_file.json()["detail"]
     assert tenant.upload(b"hello there", priority=1000).status_code == 422
-    assert (
-        tenant.client.post(
-            "/v1/documents", files={"file": ("a.txt", b"hi")}, data={"priority": "x"}
-        ).status_code
-        == 400
-    )
+    bad_form = tenant.client.post("/v1/documents", files={"file": ("a.txt", b"hi")}, data={"priority": "x"})
+    assert bad_form.status_code == 422 and bad_form.json()["detail"][0]["loc"] == ["body", "priority"]
     passthrough = tenant.upload(b"hello passthrough", passthrough="true")
     assert passthrough.status_code == 400 and "webhook" in passthrough.json()["detail"]
     assert tenant.client.get("/v1/documents").json()["documents"] == []  # nothing was registered
 
 
-def test_the_declared_upload_route_answers_like_the_hot_path(rt, api_settings, instance) -> None:
-    """DocflowApi answers POST /v1/documents before FastAPI; the route FastAPI declares (and would run if
-    the app were mounted elsewhere) takes the same function: same checks, same answers."""
+def test_a_middleware_added_to_the_app_sees_every_upload(rt, api_settings, instance) -> None:
+    """Uploads go through FastAPI's middleware stack like every other request (no path around it)."""
+    from starlette.requests import Request
+
     app = create_app(api_settings, instance)
-    app.upload_fast = False
+    seen: list[tuple[str, str]] = []
+
+    @app.middleware("http")
+    async def record(request: Request, call_next):
+        seen.append((request.method, request.url.path))
+        response = await call_next(request)
+        response.headers["X-Seen-By"] = "middleware"
+        return response
+
     live = LiveServer(app)
     t = Tenant(rt, live.url)
     try:
-        body = text(f"declared {t.name}")
-        r = t.upload(body, "declared.txt", priority=3)
-        assert r.status_code == 202 and "spool;dur=" in r.headers["server-timing"]
+        body = text(f"middleware {t.name}")
+        r = t.upload(body, "seen.txt", priority=3)
+        assert r.status_code == 202 and r.headers["x-seen-by"] == "middleware"
+        assert "spool;dur=" in r.headers["server-timing"]
         assert r.json()["doc_id"] == make_doc_id(t.name, hashlib.sha256(body).hexdigest())
-        assert t.upload(body, "declared.txt").json()["duplicate"] is True
+        raw = t.client.post("/v1/documents", content=body + b" raw", params={"filename": "raw.txt"})
+        assert raw.status_code == 202 and raw.headers["x-seen-by"] == "middleware"
         assert t.upload(b"hi", priority=1000).status_code == 422
-        assert t.upload(b"hi", passthrough="maybe").status_code == 422
-        assert t.upload(b"").status_code == 422
-        assert httpx.post(f"{live.url}/v1/documents", files={"file": ("a.txt", b"x")}).status_code == 401
-        stored([r.json()["doc_id"]])
+        refused = httpx.post(f"{live.url}/v1/documents", files={"file": ("a.txt", b"x")})
+        assert refused.status_code == 401 and refused.headers["x-seen-by"] == "middleware"
+        assert seen == [("POST", "/v1/documents")] * 4
+        stored([r.json()["doc_id"], raw.json()["doc_id"]])
     finally:
         t.client.close()
         live.stop()
+
+
+TRUE = ["true", "True", "TRUE", "1", "yes", "on", "t", "y", "Y"]
+FALSE = ["false", "False", "0", "no", "off", "f", "n", "N"]
+
+
+def test_query_and_form_accept_the_same_spellings(tenant) -> None:
+    """One model validates an upload's options wherever they come from: the same booleans, the same limits,
+    the same 422; a form field wins over the query."""
+
+    def both(i: int, **options) -> tuple[httpx.Response, httpx.Response]:
+        body = text(f"{tenant.name} spelling {i} {options}")
+        by_query = tenant.upload(body + b" q", "q.txt", **options)
+        by_form = tenant.client.post(
+            "/v1/documents",
+            files={"file": ("f.txt", body + b" f")},
+            data={k: str(v) for k, v in options.items()},
+        )
+        return by_query, by_form
+
+    for i, value in enumerate(TRUE):  # passthrough=true needs a webhook: the same 400 either way
+        for r in both(i, passthrough=value):
+            assert r.status_code == 400 and "webhook" in r.json()["detail"], (value, r.text)
+    for i, value in enumerate(FALSE):
+        for r in both(100 + i, passthrough=value):
+            assert r.status_code == 202 and r.json()["passthrough"] is False, (value, r.text)
+    for value in ("maybe", "2", ""):
+        by_query, by_form = both(200, passthrough=value)
+        assert (by_query.status_code, by_form.status_code) == (422, 422), value
+        assert by_query.json()["detail"][0]["loc"] == ["query", "passthrough"]
+        assert by_form.json()["detail"][0]["loc"] == ["body", "passthrough"]
+    for value, status in (("7", 202), ("-100", 202), ("101", 422), ("x", 422)):
+        assert [r.status_code for r in both(300, priority=value)] == [status, status], value
+    over = tenant.client.post(
+        "/v1/documents",
+        params={"priority": "1", "filename": "query.txt"},
+        files={"file": ("part.txt", text(f"{tenant.name} override"))},
+        data={"priority": "2"},
+    )
+    assert over.status_code == 202 and (over.json()["priority"], over.json()["filename"]) == (2, "query.txt")
 
 
 def test_the_bench_load_generator_times_real_202s_over_kept_alive_connections(rt, server, tenant) -> None:
@@ -740,8 +802,6 @@ def test_events_stream_live_while_the_document_is_processed(instance, tenant) ->
 def test_passthrough_posts_signed_results_then_nothing_remains(
     rt, instance, tenant, remote, monkeypatch
 ) -> None:
-    from docflow.defs.sensors import passthrough_sensor
-
     monkeypatch.setenv("DOCFLOW_API_FETCH_ALLOW_NETWORKS", '["127.0.0.1/32"]')  # the sensor's settings
 
     assert tenant.client.put("/v1/webhook", json={"url": "http://10.0.0.1/hook"}).status_code == 400
@@ -758,7 +818,7 @@ def test_passthrough_posts_signed_results_then_nothing_remains(
     remote.hooks.clear()
     remote.hook_failures = 1  # the first attempt fails: retried with backoff
     context = dg.build_sensor_context(instance=instance, resources={"docflow": DocflowResource()})
-    passthrough_sensor(context)
+    sensor("passthrough_sensor")(context)
 
     [(headers, payload)] = [h for h in remote.hooks if json.loads(h[1])["doc_id"] == doc_id]
     assert verify(secret, payload, headers["X-Docflow-Signature"])

@@ -21,11 +21,30 @@ class Accepted(BaseModel):
     events_url: str = Field(description="Server-Sent Events with the document's stages.")
 
 
-class FromUrl(BaseModel):
-    url: str = Field(max_length=4096, description="http(s) URL to download (public addresses only).")
-    filename: str | None = Field(None, max_length=300, description="Default: from the response or the URL.")
+class UploadOptions(BaseModel):
+    """An upload's options, validated by this one model wherever they come from: the query string of
+    `POST /v1/documents`, the form fields next to its `file` (a form field wins over the query), or the JSON
+    body of `POST /v1/documents:fromUrl`. Booleans follow pydantic's one rule: true/false, 1/0, yes/no,
+    on/off, t/f, y/n, in any case."""
+
     priority: int = Field(0, ge=-100, le=100, description="Run priority (dagster/priority); higher first.")
     passthrough: bool = Field(False, description="Zero retention: results go to the webhook, then deleted.")
+    filename: str | None = Field(
+        None,
+        max_length=300,
+        description="The document's file name. Default: the form part's file name, the download's, or "
+        "`upload` for a raw body.",
+    )
+
+
+class UploadForm(UploadOptions):
+    """The multipart/form-data body of an upload (its schema in the OpenAPI document)."""
+
+    file: bytes = Field(description="The document.")
+
+
+class FromUrl(UploadOptions):
+    url: str = Field(max_length=4096, description="http(s) URL to download (public addresses only).")
 
 
 class DocumentOut(BaseModel):

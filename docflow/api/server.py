@@ -28,10 +28,10 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1, log_level
 
 def development_key(settings: Settings | None = None) -> str:
     """DOCFLOW_API_KEY registered for the default tenant, or a new key for it."""
-    from docflow import services
-    from docflow.api.db import create_api_key
+    from docflow.runtime import runtime
+    from docflow.store.tenants import create_api_key
 
     s = settings or get_settings()
-    rt = services.runtime(s)
+    rt = runtime(s)
     given = s.api_key.get_secret_value() if s.api_key else None
     return create_api_key(rt.store, s.default_tenant, name="development", key=given)

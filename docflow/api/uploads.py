@@ -19,14 +19,14 @@ from urllib.parse import unquote, urlsplit
 
 from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 
-from docflow.api.db import Registrar, unregister_upload
-from docflow.api.netguard import TooLarge
 from docflow.api.s3put import S3Writer
 from docflow.api.spool import Spool
 from docflow.bucket import make_doc_id
 from docflow.errors import BadDocument, DocflowError, UnsupportedFormat
 from docflow.models import Document
+from docflow.netguard import TooLarge
 from docflow.sniff import BINARY, OLE, ZIP, sniff_content_type
+from docflow.store.tenants import Registrar, unregister_upload
 
 HEAD_BYTES = 64 * 1024  # what the type is sniffed from
 MEMORY_BYTES = 1024 * 1024  # a document up to this size stays in memory, a larger one in a temporary file

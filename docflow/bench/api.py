@@ -318,13 +318,14 @@ def _wait_for_bucket(rt, tenant: str, out: dict[str, Any], timeout: float = 120.
 def api_section(settings: Settings, options, progress: Callable[[str], None]) -> dict[str, Any]:
     import httpx
 
-    from docflow import services
-    from docflow.api.db import create_api_key, set_limits
-    from docflow.api.passthrough import purge
+    from docflow.orchestration.instance import dagster_env, dagster_instance
+    from docflow.passthrough import purge
+    from docflow.runtime import runtime
+    from docflow.store.tenants import create_api_key, set_limits
 
-    env = {**os.environ, **services.dagster_env(settings)}
-    rt = services.runtime(settings)
-    instance = services.dagster_instance(settings)
+    env = {**os.environ, **dagster_env(settings)}
+    rt = runtime(settings)
+    instance = dagster_instance(settings)
     tenant = f"bench-{uuid.uuid4().hex[:8]}"
     key = create_api_key(rt.store, tenant, "bench")
     set_limits(rt.store, tenant, docs_per_day=10 * (UPLOADS + SSE_CLIENTS), bytes_per_day=None)

@@ -3,7 +3,8 @@ when its run has finished, the results are POSTed to the tenant's webhook (HMAC-
 backoff), then everything docflow kept is deleted: the object(s), the rows (classification, parsed text,
 extraction, chunks cascade), the partition and the document's runs with their event logs.
 
-Called by `passthrough_sensor` (docflow/defs/sensors.py) every few seconds; no Dagster types are needed.
+Called by `passthrough_sensor` (docflow/defs/sensors.py) every few seconds, and `purge` by the API's DELETE.
+The Dagster instance is only called through its public API (imported lazily); the SQL is in docflow.store.
 
 Signature: header `X-Docflow-Signature: t=<unix time>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`; the
 receiver recomputes it with the secret returned by `PUT /v1/webhook` and rejects old timestamps.
@@ -20,11 +21,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from docflow.api.db import get_webhook
-from docflow.api.netguard import parse_networks, post_json
 from docflow.errors import DocflowError, NotFound
+from docflow.netguard import parse_networks, post_json
 from docflow.pipeline import Runtime
 from docflow.store.db import jsonable
+from docflow.store.tenants import chunk_rows, finished_passthrough, get_webhook, object_keys
 
 if TYPE_CHECKING:
     from dagster import DagsterInstance
@@ -73,13 +74,7 @@ def results(rt: Runtime, doc_id: str) -> dict[str, Any]:
             body[name] = jsonable(load(doc_id).model_dump(exclude={"blocks"}))
         except NotFound:
             body[name] = None
-    with rt.store.tx() as conn:
-        rows = conn.execute(
-            """SELECT chunk_index, text, heading_path, page_start, page_end FROM docflow.chunks
-               WHERE doc_id = %s ORDER BY chunk_index""",
-            (doc_id,),
-        ).fetchall()
-    body["chunks"] = rows
+    body["chunks"] = chunk_rows(rt.store, doc_id)
     return body
 
 
@@ -121,14 +116,13 @@ def purge(rt: Runtime, instance: "DagsterInstance", doc_id: str, delete_runs: bo
 
     try:
         doc = rt.store.get_document(doc_id)
-        keys = {doc.key, *_keys(rt, doc_id)}
+        keys = {doc.key, *object_keys(rt.store, doc_id)}
     except NotFound:
         keys = set()
     for key in keys:
         with contextlib.suppress(NotFound):
             rt.bucket.delete(key)
-    with rt.store.tx() as conn:
-        conn.execute("DELETE FROM docflow.documents WHERE doc_id = %s", (doc_id,))
+    rt.store.delete_documents([doc_id])
     if instance.has_dynamic_partition(PARTITIONS, doc_id):
         instance.delete_dynamic_partition(PARTITIONS, doc_id)
     if delete_runs:
@@ -138,12 +132,6 @@ def purge(rt: Runtime, instance: "DagsterInstance", doc_id: str, delete_runs: bo
                 instance.delete_run(record.dagster_run.run_id)
 
 
-def _keys(rt: Runtime, doc_id: str) -> list[str]:
-    with rt.store.tx() as conn:
-        row = conn.execute("SELECT keys FROM docflow.documents WHERE doc_id = %s", (doc_id,)).fetchone()
-    return list(row["keys"]) if row else []
-
-
 @dataclass
 class Flushed:
     delivered: list[str]
@@ -151,23 +139,12 @@ class Flushed:
     waiting: list[str]  # delivery failed; retried next time
 
 
-def finished_passthrough(rt: Runtime, limit: int = 50) -> list[tuple[str, str, float]]:
-    """(doc_id, tenant, seconds since it finished) of passthrough documents that are done or failed."""
-    with rt.store.tx() as conn:
-        rows = conn.execute(
-            """SELECT doc_id, tenant, extract(epoch FROM now() - updated_at) AS age FROM docflow.documents
-               WHERE passthrough AND status IN ('done', 'failed') ORDER BY updated_at LIMIT %s""",
-            (limit,),
-        ).fetchall()
-    return [(r["doc_id"], r["tenant"], float(r["age"])) for r in rows]
-
-
 def flush(rt: Runtime, instance: "DagsterInstance", sleep: Callable[[float], None] = time.sleep) -> Flushed:
     """Deliver and delete every finished passthrough document whose run is over."""
     import dagster as dg
 
     out = Flushed([], [], [])
-    for doc_id, tenant, age in finished_passthrough(rt):
+    for doc_id, tenant, age in finished_passthrough(rt.store):
         active = instance.get_run_records(dg.RunsFilter(tags={"dagster/partition": doc_id}), limit=20)
         if any(not r.dagster_run.is_finished for r in active):
             continue  # the run is still writing its last events: next time

@@ -1,0 +1,1 @@
+"""The HTTP service's routes, one router per concern, over the `Depends` state of docflow.api.state."""

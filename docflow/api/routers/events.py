@@ -1,0 +1,64 @@
+"""A document's progress as Server-Sent Events."""
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Header
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
+
+from docflow.api import events
+from docflow.api.errors import READ_ERRORS
+from docflow.api.state import Authenticated
+
+SSE_POLL_S = 1.0
+SSE_HEARTBEAT_S = 15.0
+
+router = APIRouter(tags=["documents"])
+
+
+@router.get(
+    "/v1/documents/{doc_id}/events",
+    responses={
+        **READ_ERRORS,
+        200: {
+            "content": {"text/event-stream": {}},
+            "description": "uploaded, classified, parsed, "
+            "extracted, embedded, done (or error with a message); `id` is the event's position.",
+        },
+    },
+)
+async def document_events(
+    doc_id: str,
+    who: Authenticated,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+) -> StreamingResponse:
+    """Server-Sent Events, one per stage, from the Dagster event log; resume with `Last-Event-ID`."""
+    await run_in_threadpool(who.store.get_document, doc_id)
+    start = int(last_event_id) if last_event_id and last_event_id.strip().isdigit() else 0
+    tracker = events.Tracker(who.store, who.state.instance, doc_id)
+    return StreamingResponse(
+        stream(tracker, start),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+async def stream(tracker: events.Tracker, start: int) -> AsyncIterator[str]:
+    yield "retry: 2000\n\n"
+    sent, beat = start, time.monotonic()
+    while True:
+        found, final = await run_in_threadpool(tracker.poll)
+        for position, event in enumerate(found, 1):
+            if position > sent:
+                yield f"id: {position}\nevent: {event.stage}\ndata: {json.dumps(event.data, default=str)}\n\n"
+                sent, beat = position, time.monotonic()
+        if final:
+            return
+        if time.monotonic() - beat > SSE_HEARTBEAT_S:
+            yield ": keep-alive\n\n"
+            beat = time.monotonic()
+        await asyncio.sleep(SSE_POLL_S)
