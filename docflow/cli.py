@@ -10,8 +10,8 @@ from pathlib import Path
 
 import click
 
-from docflow import services
 from docflow.errors import DocflowError
+from docflow.runtime import REPO_ROOT, runtime
 from docflow.settings import get_settings
 
 
@@ -27,9 +27,12 @@ def cli() -> None:
 @cli.command()
 def up() -> None:
     """Start (or reuse) the embedded Postgres and S3, migrate, and prepare the Dagster instance."""
+    from docflow.defs.assets import POOLS
+    from docflow.orchestration.instance import configure_pools, dagster_env, dagster_instance
+
     settings = get_settings()
-    env = services.dagster_env(settings)
-    services.configure_pools(settings)
+    env = dagster_env(settings)
+    configure_pools(dagster_instance(settings), POOLS)
     for name in ("DOCFLOW_DATABASE_URL", "DOCFLOW_S3_ENDPOINT_URL", "DAGSTER_HOME"):
         click.echo(f"{name}={env[name]}")
 
@@ -84,7 +87,7 @@ def status(doc_id: str | None, failed: bool, tenant: str | None, as_json: bool) 
     """Documents with their status (pending, running, done, failed), type and error."""
     from docflow.runner import dead_letters, summarize
 
-    rt = services.runtime()
+    rt = runtime()
     if failed:
         docs = [d for d in dead_letters(rt, tenant) if doc_id in (None, d.doc_id)]
     else:
@@ -140,7 +143,7 @@ def search(
     if vendor:
         fields["vendor_name"] = vendor
     hits = do_search(
-        services.runtime(),
+        runtime(),
         query,
         k=k,
         tenant=tenant,
@@ -181,7 +184,7 @@ def ask(question: str, k: int, tenant: str | None, doc_type: str | None, as_json
     """Answer a question from the documents, with sources (extractive without an LLM)."""
     from docflow.retrieval import ask as do_ask
 
-    answer = do_ask(services.runtime(), question, k=k, tenant=tenant, doc_type=doc_type)
+    answer = do_ask(runtime(), question, k=k, tenant=tenant, doc_type=doc_type)
     if as_json:
         _echo_json(answer.model_dump())
         return
@@ -340,10 +343,13 @@ def bench(
 @click.option("--api-port", default=8000, show_default=True, help="HTTP API port (0: no API).")
 def dev(samples: bool, port: int, api_port: int) -> None:
     """Embedded services + Dagster UI and daemon (sensor on) + sample documents; Ctrl-C stops it all."""
+    from docflow.defs.assets import POOLS
+    from docflow.orchestration.instance import configure_pools, dagster_env, dagster_instance
+
     settings = get_settings()
-    env = {**os.environ, **services.dagster_env(settings)}
-    services.configure_pools(settings)
-    root = services.REPO_ROOT
+    env = {**os.environ, **dagster_env(settings)}
+    configure_pools(dagster_instance(settings), POOLS)
+    root = REPO_ROOT
     cmd = [sys.executable, "-m", "dagster", "dev", "-w", str(root / "workspace.yaml"), "-p", str(port)]
     click.echo(f"starting Dagster: http://127.0.0.1:{port}  (DAGSTER_HOME={env['DAGSTER_HOME']})")
     proc = subprocess.Popen(cmd, env=env, cwd=root, start_new_session=True)
@@ -378,8 +384,9 @@ def dev(samples: bool, port: int, api_port: int) -> None:
 def api(host: str, port: int, workers: int) -> None:
     """Serve the HTTP API: uploads, live progress, search, ask, a web page at / (schema: /openapi.json)."""
     from docflow.api import serve
+    from docflow.orchestration.instance import dagster_env
 
-    services.dagster_env(get_settings())  # starts the embedded services once, before the workers
+    dagster_env(get_settings())  # starts the embedded services once, before the workers
     serve(host, port, workers)
 
 
@@ -391,7 +398,7 @@ def api_key(tenant: str, name: str) -> None:
     from docflow.api.db import create_api_key
     from docflow.bucket import safe_tenant
 
-    click.echo(create_api_key(services.runtime().store, safe_tenant(tenant), name))
+    click.echo(create_api_key(runtime().store, safe_tenant(tenant), name))
 
 
 def _start_api(settings, env: dict[str, str], port: int) -> subprocess.Popen | None:
@@ -401,7 +408,7 @@ def _start_api(settings, env: dict[str, str], port: int) -> subprocess.Popen | N
 
     key = development_key(settings)
     cmd = [sys.executable, "-m", "docflow.cli", "api", "--port", str(port)]
-    api = subprocess.Popen(cmd, env=env, cwd=services.REPO_ROOT, start_new_session=True)
+    api = subprocess.Popen(cmd, env=env, cwd=REPO_ROOT, start_new_session=True)
     click.echo(f"starting the API: http://127.0.0.1:{port}  (schema: /docs)")
     click.echo(f"DOCFLOW_API_KEY={key}")
     return api
@@ -410,9 +417,9 @@ def _start_api(settings, env: dict[str, str], port: int) -> subprocess.Popen | N
 def _upload_samples(settings) -> None:
     from docflow import ingest
 
-    rt = services.runtime(settings)
+    rt = runtime(settings)
     time.sleep(2)  # let the daemon start its sensor loop first, so the UI shows the runs arrive
-    folder = services.REPO_ROOT / "data" / "samples"
+    folder = REPO_ROOT / "data" / "samples"
     uploads = [
         ingest.plan_upload(f, root, settings.prefix, settings.default_tenant)
         for f, root in ingest.iter_files([folder])

@@ -7,9 +7,10 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from docflow import ingest, services
+from docflow import ingest
 from docflow.models import Document
 from docflow.pipeline import Runtime, config_fingerprint
+from docflow.runtime import runtime
 from docflow.settings import Settings
 
 # Dagster's console logger prints every event at DEBUG; the CLI prints its own progress instead.
@@ -49,7 +50,7 @@ def run_paths(
     progress: Callable[[str], None] = lambda _: None,
 ) -> list[DocSummary]:
     """Upload, register and process files; documents already done with the current config are skipped."""
-    rt = services.runtime(settings)
+    rt = runtime(settings)
     uploads: dict[str, ingest.Upload] = {}
     for path, root in ingest.iter_files(paths):
         up = ingest.plan_upload(path, root, rt.settings.prefix, tenant)
@@ -74,7 +75,9 @@ def dead_letters(rt: Runtime, tenant: str | None = None) -> list[Document]:
     ]
     if not waiting:
         return failed
-    covered = _in_flight(services.dagster_instance(rt.settings))
+    from docflow.orchestration.instance import dagster_instance
+
+    covered = _in_flight(dagster_instance(rt.settings))
     return failed + [d for d in waiting if d.doc_id not in covered]
 
 
@@ -93,7 +96,7 @@ def retry_failed(
     settings: Settings, tenant: str | None = None, progress: Callable[[str], None] = lambda _: None
 ) -> list[DocSummary]:
     """Process the dead letters (failed or stranded documents) again, e.g. after a fix or an outage."""
-    rt = services.runtime(settings)
+    rt = runtime(settings)
     return process(rt, [d.doc_id for d in dead_letters(rt, tenant)], force=True, progress=progress)
 
 
@@ -103,11 +106,12 @@ def process(
     """Materialize all five assets for each document through the Dagster instance, one run each."""
     from docflow.defs import build_defs
     from docflow.defs.partitions import documents
+    from docflow.orchestration.instance import dagster_instance
 
-    instance = services.dagster_instance(rt.settings)
+    instance = dagster_instance(rt.settings)
     instance.add_dynamic_partitions(documents.name, doc_ids)  # keys already there are left alone
     fingerprint = config_fingerprint(rt.settings)
-    job = build_defs().resolve_job_def("process_documents")
+    job = build_defs(rt.settings).resolve_job_def("process_documents")
     for i, doc_id in enumerate(doc_ids, 1):
         doc = rt.store.get_document(doc_id)
         if not force and doc.status == "done" and doc.config_fingerprint == fingerprint:

@@ -14,8 +14,8 @@ EVAL_DEV = Path(__file__).resolve().parents[2] / "shared" / "eval" / "dev"
 @pytest.fixture(scope="session")
 def docflow_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """Start the embedded services for this session and point every `Settings()` and Dagster at them."""
-    from docflow import services
     from docflow.embedded import stop_services
+    from docflow.orchestration.instance import dagster_env
     from docflow.settings import Settings, get_settings
 
     home = tmp_path_factory.mktemp("docflow-home")
@@ -38,10 +38,9 @@ def docflow_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
         }
     )
     get_settings.cache_clear()
-    env = services.dagster_env(base)
+    env = dagster_env(base)
     os.environ.update(env)
     get_settings.cache_clear()
-    services.resolve_settings.cache_clear()
     try:
         yield env
     finally:
@@ -53,9 +52,9 @@ def docflow_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
 
 @pytest.fixture(scope="session")
 def rt(docflow_env):
-    from docflow import services
+    from docflow.runtime import runtime
 
-    return services.runtime()
+    return runtime()
 
 
 @pytest.fixture(scope="session")

@@ -8,9 +8,9 @@ import dagster as dg
 
 from docflow.defs.partitions import documents
 from docflow.defs.resources import DocflowResource
-from docflow.defs.sensors import s3_document_sensor
 from docflow.ingest import ScanCursor
 from docflow.runner import QUIET
+from docflow.settings import get_settings
 
 
 def cursor_now(rt) -> str:
@@ -21,11 +21,18 @@ def cursor_now(rt) -> str:
     return ScanCursor(since=since, seen=seen).dump()
 
 
+def sensor(name: str) -> dg.SensorDefinition:
+    """A sensor as the code location defines it, for the settings of the moment."""
+    from docflow.defs import build_defs
+
+    return build_defs(get_settings()).resolve_sensor_def(name)
+
+
 def tick(instance: dg.DagsterInstance, cursor: str | None) -> dg.SensorResult:
     context = dg.build_sensor_context(
         instance=instance, cursor=cursor, resources={"docflow": DocflowResource()}
     )
-    result = s3_document_sensor(context)
+    result = sensor("s3_document_sensor")(context)
     assert isinstance(result, dg.SensorResult)
     return result
 
@@ -58,7 +65,7 @@ def apply(
     seen = {r.run_key for r in driven.requests}
     from docflow.defs import build_defs
 
-    defs = build_defs()
+    defs = build_defs(get_settings())
     for request in result.run_requests or []:
         if request.run_key in seen:
             continue

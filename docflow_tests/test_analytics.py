@@ -8,10 +8,11 @@ import pytest
 from psycopg.types.json import Jsonb
 
 from docflow import analytics, ingest
-from docflow.defs.assets import ASSETS
+from docflow.defs.assets import build_assets
 from docflow.defs.partitions import documents
 from docflow.defs.resources import DocflowResource
-from docflow.services import REPO_ROOT
+from docflow.runtime import REPO_ROOT
+from docflow.settings import get_settings
 
 SAMPLES = REPO_ROOT / "data" / "samples"
 
@@ -22,7 +23,10 @@ def _materialize(rt, instance, name: str, tenant: str) -> str:
     ingest.upload(rt.bucket, rt.store, up)
     instance.add_dynamic_partitions(documents.name, [up.doc_id])
     result = dg.materialize(
-        ASSETS, partition_key=up.doc_id, instance=instance, resources={"docflow": DocflowResource()}
+        build_assets(get_settings()),
+        partition_key=up.doc_id,
+        instance=instance,
+        resources={"docflow": DocflowResource()},
     )
     assert result.success
     return up.doc_id

@@ -5,7 +5,7 @@ import pytest
 from browser import CHROMIUM, CHROMIUM_ARGS
 from test_api import INVOICE, Tenant, api_settings, process, remote, server  # noqa: F401 - fixtures
 
-from docflow.services import REPO_ROOT
+from docflow.runtime import REPO_ROOT
 
 pytestmark = pytest.mark.slow
 

@@ -20,7 +20,8 @@ from docflow.defs import build_defs
 from docflow.defs.partitions import documents
 from docflow.models import Document
 from docflow.runner import QUIET
-from docflow.services import REPO_ROOT
+from docflow.runtime import REPO_ROOT
+from docflow.settings import get_settings
 
 SAMPLES = REPO_ROOT / "data" / "samples"
 CORPUS = bad_inputs("corpus", seed=1)
@@ -86,7 +87,7 @@ def outcome(rt, instance):
 
 
 def _materialize(instance, doc_id: str, tenant: str) -> dg.ExecuteInProcessResult:
-    job = build_defs().resolve_job_def("process_documents")
+    job = build_defs(get_settings()).resolve_job_def("process_documents")
     return job.execute_in_process(
         partition_key=doc_id,
         instance=instance,

@@ -15,7 +15,8 @@ from docflow.defs.partitions import documents
 from docflow.defs.report import document_report
 from docflow.defs.resources import DocflowResource
 from docflow.models import Document, Extraction
-from docflow.services import REPO_ROOT
+from docflow.runtime import REPO_ROOT
+from docflow.settings import get_settings
 
 SAMPLES = REPO_ROOT / "data" / "samples"
 
@@ -113,7 +114,7 @@ def _register(rt, instance, path: Path, tenant: str) -> str:
 
 def _run(instance, job: str, doc_id: str) -> dg.ExecuteInProcessResult:
     return (
-        build_defs()
+        build_defs(get_settings())
         .resolve_job_def(job)
         .execute_in_process(partition_key=doc_id, instance=instance, raise_on_error=False)
     )
@@ -196,24 +197,26 @@ def test_invalid_stored_fields_block_reembedding_until_reextracted(rt, instance)
 
 def _run_range(job: dg.JobDefinition, instance, doc_ids: list[str]) -> dg.ExecuteInProcessResult:
     """A run over a range of documents, as a backfill from the UI launches them (BackfillPolicy.multi_run)."""
-    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+    from docflow.orchestration.tags import range_tags
 
-    tags = {ASSET_PARTITION_RANGE_START_TAG: doc_ids[0], ASSET_PARTITION_RANGE_END_TAG: doc_ids[-1]}
-    return job.execute_in_process(instance=instance, tags=tags, raise_on_error=False)
+    return job.execute_in_process(
+        instance=instance, tags=range_tags(doc_ids[0], doc_ids[-1]), raise_on_error=False
+    )
 
 
 def test_a_backfill_over_many_documents_checks_each_and_processes_failed_ones_again(rt, instance) -> None:
-    from docflow.defs.assets import ASSETS
+    from docflow.defs.assets import build_assets
     from docflow.defs.checks import CHECKS
 
     tenant = f"r{uuid.uuid4().hex[:6]}"
     names = ["receipt-corner-cafe.txt", "letter-tenancy.html", "invoice-northwind-2024-0042.pdf"]
     ids = [_register(rt, instance, SAMPLES / name, tenant) for name in names]  # contiguous partitions
     # the five assets and their checks over the three partitions: what *Materialize* on a selection launches
+    assets = build_assets(get_settings())
     everything = dg.Definitions(
-        assets=ASSETS,
+        assets=assets,
         asset_checks=CHECKS,
-        jobs=[dg.define_asset_job("ui_backfill", selection=dg.AssetSelection.assets(*ASSETS))],
+        jobs=[dg.define_asset_job("ui_backfill", selection=dg.AssetSelection.assets(*assets))],
         resources={"docflow": DocflowResource()},
     ).resolve_job_def("ui_backfill")
     first = _run_range(everything, instance, ids)
@@ -232,7 +235,7 @@ def test_a_backfill_over_many_documents_checks_each_and_processes_failed_ones_ag
             (bad,),
         )
         conn.execute("DELETE FROM docflow.chunks WHERE doc_id = ANY(%s) AND chunk_index > 0", ([bad, good],))
-    reembed = _run_range(build_defs().resolve_job_def("reembed_documents"), instance, ids)
+    reembed = _run_range(build_defs(get_settings()).resolve_job_def("reembed_documents"), instance, ids)
     assert reembed.success  # the invalid document does not block the others
     valid = _checks(reembed)["schema_valid"]
     assert not valid.passed and valid.severity == dg.AssetCheckSeverity.WARN and bad in valid.description
@@ -241,7 +244,7 @@ def test_a_backfill_over_many_documents_checks_each_and_processes_failed_ones_ag
     assert rt.store.count_chunks(good) == chunks[good] and rt.store.get_document(good).status == "done"
 
     # re-extracting the range processes the document that failed before the run again, and fixes it
-    reextract = _run_range(build_defs().resolve_job_def("reextract_documents"), instance, ids)
+    reextract = _run_range(build_defs(get_settings()).resolve_job_def("reextract_documents"), instance, ids)
     assert reextract.success and _checks(reextract)["schema_valid"].passed
     assert [rt.store.get_document(i).status for i in ids] == ["done"] * 3, rt.store.get_document(bad).error
     assert {i: rt.store.count_chunks(i) for i in ids} == chunks
@@ -297,7 +300,7 @@ def test_the_report_finds_drift_between_bucket_table_and_partitions(rt, instance
 
 
 def test_jobs_schedule_and_checks_are_defined() -> None:
-    defs = build_defs()
+    defs = build_defs(get_settings())
     for job in ("process_documents", "reembed_documents", "reextract_documents", "reconcile_documents"):
         assert defs.resolve_job_def(job) is not None
     schedule = defs.resolve_schedule_def("reconciliation_schedule")

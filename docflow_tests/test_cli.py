@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from docflow.cli import cli
-from docflow.services import REPO_ROOT
+from docflow.runtime import REPO_ROOT
 
 
 def _invoke(*args: str):

@@ -9,6 +9,7 @@ from drive import Driven, apply, cursor_now, tick
 
 from docflow import ingest
 from docflow.bucket import make_doc_id
+from docflow.settings import get_settings
 
 N_FLOOD = 1000
 
@@ -92,7 +93,7 @@ def test_a_thousand_uploads_during_sensor_ticks_are_each_registered_and_requeste
     from docflow.runner import QUIET
 
     first = next(r for r in driven.requests if r.tags.get("docflow/tenant") == tenant)
-    job = build_defs().resolve_job_def(first.job_name)
+    job = build_defs(get_settings()).resolve_job_def(first.job_name)
     run = job.execute_in_process(
         partition_key=first.partition_key, tags=dict(first.tags), instance=instance, run_config=QUIET
     )

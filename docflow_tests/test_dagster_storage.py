@@ -1,13 +1,17 @@
-"""docflow's Dagster storage (docflow/defs/storage.py) on the real instance: pooled connections, and
+"""docflow's Dagster storage (docflow/orchestration/storage.py) on the real instance: pooled connections, and
 dynamic partition keys read incrementally yet always equal to what the stock storage reads."""
 
 import uuid
 
 import sqlalchemy as db
-from dagster._core.storage.event_log.schema import DynamicPartitionsTable
 from dagster_postgres.event_log import PostgresEventLogStorage
 
-from docflow.defs.storage import DocflowEventLogStorage, DocflowRunStorage, DocflowScheduleStorage
+from docflow.orchestration.storage import (
+    DocflowEventLogStorage,
+    DocflowRunStorage,
+    DocflowScheduleStorage,
+    DynamicPartitionsTable,
+)
 
 
 def _stock(storage: DocflowEventLogStorage, name: str) -> list[str]:

@@ -5,12 +5,13 @@ import json
 import dagster as dg
 
 from docflow.defs import build_defs
+from docflow.settings import get_settings
 
 ASSET_NAMES = ["raw_file", "classification", "parsed_markdown", "extracted_fields", "embeddings"]
 
 
 def test_definitions_load_with_five_partitioned_assets_a_job_and_the_sensor() -> None:
-    defs = build_defs()
+    defs = build_defs(get_settings())
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
     assert keys == {*ASSET_NAMES, "document_report"}  # the five per-document assets and the report
@@ -32,10 +33,10 @@ def test_the_module_the_workspace_loads_is_valid() -> None:
 
 
 def test_each_asset_has_its_own_retry_policy_pool_and_k8s_resources() -> None:
-    from docflow.defs.assets import ASSETS
+    from docflow.defs.assets import build_assets
 
     pools, policies = set(), set()
-    for asset in ASSETS:
+    for asset in build_assets(get_settings()):
         node = asset.node_def
         policy = node.retry_policy
         assert policy is not None and policy.max_retries >= 2

@@ -22,7 +22,7 @@ import yaml
 from dagster._config import validate_config
 from dagster._core.instance.config import dagster_instance_config
 
-from docflow.defs.assets import ASSETS, POOLS
+from docflow.defs.assets import POOLS, build_assets
 from docflow.settings import Settings, get_settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -195,7 +195,7 @@ def test_compose_init_sets_a_limit_for_every_pool_the_assets_use(compose) -> Non
     script = " ".join(_command(compose["services"]["init"]))
     assert "dagster instance migrate" in script
     limits = dict(re.findall(r"dagster instance concurrency set (\S+) (\d+)", script))
-    assert set(limits) == set(POOLS) == {a.node_def.pool for a in ASSETS}
+    assert set(limits) == set(POOLS) == {a.node_def.pool for a in build_assets(get_settings())}
     assert all(int(v) >= 1 for v in limits.values())
 
 
@@ -427,9 +427,9 @@ def test_k8s_executor_loads_with_the_definitions_and_accepts_every_assets_op_tag
 
     from docflow.defs import build_defs
 
-    job = build_defs().resolve_job_def("process_documents")
+    job = build_defs(get_settings()).resolve_job_def("process_documents")
     assert job.executor_def is k8s_job_executor
-    for asset in ASSETS:
+    for asset in build_assets(get_settings()):
         tags = {k: v if isinstance(v, str) else json.dumps(v) for k, v in asset.node_def.tags.items()}
         resources = get_user_defined_k8s_config(tags).container_config["resources"]
         assert resources["requests"]["cpu"] and resources["limits"]["memory"], asset.key

@@ -12,7 +12,7 @@ from docflow.backends import Embedder
 from docflow.backends.embed.openai import OpenAIEmbedder, RateLimiter, retry_after
 from docflow.errors import BackendUnavailable, ConfigError
 from docflow.pipeline import Runtime, config_fingerprint
-from docflow.services import REPO_ROOT
+from docflow.runtime import REPO_ROOT
 from docflow.settings import Settings
 
 

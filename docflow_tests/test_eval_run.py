@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from docflow.evaluation import load_manifest, run_eval, select
-from docflow.services import REPO_ROOT
+from docflow.runtime import REPO_ROOT
 
 SAMPLES = REPO_ROOT / "data" / "samples"
 

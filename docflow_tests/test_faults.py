@@ -17,12 +17,13 @@ from drive import cursor_now, drain, tick
 from openai_stub import StubServer
 
 from docflow import ingest
-from docflow.defs.assets import ASSETS
+from docflow.defs.assets import build_assets
 from docflow.defs.partitions import documents
 from docflow.defs.resources import DocflowResource
 from docflow.embedded.postgres import ensure_postgres, stop_postgres
 from docflow.embedded.s3 import ensure_s3, stop_s3
-from docflow.services import REPO_ROOT
+from docflow.runtime import REPO_ROOT
+from docflow.settings import get_settings
 
 SAMPLES = REPO_ROOT / "data" / "samples"
 
@@ -57,9 +58,9 @@ def _chunk_indexes(rt, doc_id: str) -> list[int]:
 
 WORKER = """
 import sys
-from docflow import services
+from docflow.runtime import runtime
 from docflow.runner import process
-process(services.runtime(), [sys.argv[1]], force=True, progress=print)
+process(runtime(), [sys.argv[1]], force=True, progress=print)
 """
 
 
@@ -117,7 +118,7 @@ def test_postgres_restarted_during_a_run_is_survived(rt, instance) -> None:
     run = threading.Thread(
         target=lambda: runs.append(
             dg.materialize(
-                ASSETS,
+                build_assets(get_settings()),
                 partition_key=doc_id,
                 instance=instance,
                 resources={"docflow": DocflowResource()},
@@ -187,7 +188,7 @@ def _reply(messages) -> str:
 def openai_classifier(monkeypatch):
     """The openai classification backend against a local stub (the real client, over HTTP), with the
     asset's retry delay shortened so exhausting the retries takes seconds (the policy's count is kept)."""
-    from docflow.defs.assets import RETRY, classification
+    from docflow.defs.assets import RETRY
 
     with StubServer() as (stub, base_url):
         stub.chat_reply = _reply
@@ -196,8 +197,8 @@ def openai_classifier(monkeypatch):
         monkeypatch.setenv("DOCFLOW_OPENAI_BASE_URL", base_url)
         monkeypatch.setenv("DOCFLOW_REMOTE_MAX_RETRIES", "1")
         policy = RETRY["classification"]
-        monkeypatch.setattr(
-            classification.op, "_retry_policy", dg.RetryPolicy(max_retries=policy.max_retries, delay=0.1)
+        monkeypatch.setitem(
+            RETRY, "classification", dg.RetryPolicy(max_retries=policy.max_retries, delay=0.1)
         )
         yield stub
 
@@ -227,7 +228,7 @@ def test_a_remote_api_429_and_500s_are_retried_then_dead_lettered_then_retryable
     for _ in range(40):
         stub.fail("/chat/completions", 500)
     run = dg.materialize(
-        ASSETS,
+        build_assets(get_settings()),
         partition_key=doc_id,
         instance=instance,
         resources={"docflow": DocflowResource()},

@@ -5,21 +5,21 @@ and DAGSTER_HOME): the daemon's sensors must not see, run or reconcile the other
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import dagster as dg
 import pytest
-from dagster._core.launcher import WorkerStatus
 from ports import free_block
 
-from docflow import services
-from docflow.defs.launcher import PID_TAG, WarmRunLauncher
 from docflow.embedded import stop_services
+from docflow.orchestration.instance import dagster_env
+from docflow.orchestration.launcher import PID_TAG, WarmRunLauncher, WorkerStatus
+from docflow.orchestration.processes import daemon_command
+from docflow.runtime import REPO_ROOT, runtime
 from docflow.settings import Settings
 
-SAMPLES = services.REPO_ROOT / "data" / "samples"
+SAMPLES = REPO_ROOT / "data" / "samples"
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +35,7 @@ def daemon_env(tmp_path_factory, docflow_env):
     )
     saved = os.environ.pop("DAGSTER_HOME")
     try:
-        env = services.dagster_env(settings)
+        env = dagster_env(settings)
     finally:
         os.environ["DAGSTER_HOME"] = saved
     env = {
@@ -49,9 +49,9 @@ def daemon_env(tmp_path_factory, docflow_env):
     }
     log = Path(env["DAGSTER_HOME"]) / "daemon.log"
     daemon = subprocess.Popen(
-        [sys.executable, "-m", "dagster._daemon", "run", "-w", str(services.REPO_ROOT / "workspace.yaml")],
+        daemon_command(REPO_ROOT / "workspace.yaml"),
         env=env,
-        cwd=services.REPO_ROOT,
+        cwd=REPO_ROOT,
         stdout=log.open("w"),
         stderr=subprocess.STDOUT,
         start_new_session=True,
@@ -60,7 +60,7 @@ def daemon_env(tmp_path_factory, docflow_env):
     os.environ["DOCFLOW_DAGSTER_DATABASE_URL"] = env["DOCFLOW_DAGSTER_DATABASE_URL"]
     instance = dg.DagsterInstance.from_config(env["DAGSTER_HOME"])
     try:
-        yield services.runtime(settings), instance, log
+        yield runtime(settings), instance, log
     finally:
         os.killpg(daemon.pid, signal.SIGTERM)
         daemon.wait(timeout=60)

@@ -5,11 +5,11 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import pytest
-from drive import cursor_now
+from drive import cursor_now, sensor
 
 from docflow.defs.partitions import documents
 from docflow.defs.resources import DocflowResource
-from docflow.defs.sensors import reconcile_sensor, s3_document_sensor, stale_documents_sensor
+from docflow.defs.sensors import stale_documents_sensor
 from docflow.errors import BackendUnavailable
 from docflow.ingest import ReconcileRefused, ScanCursor, reconcile, scan
 from docflow.pipeline import config_fingerprint
@@ -49,7 +49,7 @@ def test_new_bytes_under_a_key_supersede_the_old_document_once_the_new_one_is_do
 
     instance.add_dynamic_partitions(documents.name, [old_id, new_id])
     rt.store.set_status(new_id, "done")
-    result = reconcile_sensor(_context(instance))
+    result = sensor("reconcile_sensor")(_context(instance))
     deletes = [
         r for r in result.dynamic_partitions_requests if isinstance(r, dg.DeleteDynamicPartitionsRequest)
     ]
@@ -127,6 +127,6 @@ def test_a_configuration_change_requests_re_processing_a_few_at_a_time(rt, insta
 
 def test_an_unchanged_object_requests_nothing(rt, instance, tenant):
     rt.bucket.put_bytes(f"incoming/{tenant}/same.txt", b"unchanged " + tenant.encode())
-    first = s3_document_sensor(_context(instance))
-    second = s3_document_sensor(_context(instance, first.cursor))
+    first = sensor("s3_document_sensor")(_context(instance))
+    second = sensor("s3_document_sensor")(_context(instance, first.cursor))
     assert not [r for r in second.run_requests if r.tags.get("docflow/tenant") == tenant]

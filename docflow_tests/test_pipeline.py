@@ -8,10 +8,11 @@ import dagster as dg
 import pytest
 
 from docflow import ingest
-from docflow.defs.assets import ASSETS
+from docflow.defs.assets import build_assets
 from docflow.defs.partitions import documents
 from docflow.defs.resources import DocflowResource
-from docflow.services import REPO_ROOT
+from docflow.runtime import REPO_ROOT
+from docflow.settings import get_settings
 
 SAMPLES = REPO_ROOT / "data" / "samples"
 
@@ -25,7 +26,7 @@ def _register(rt, instance, path: Path, tenant: str) -> str:
 
 def _materialize(instance, doc_id: str) -> dg.ExecuteInProcessResult:
     return dg.materialize(
-        ASSETS,
+        build_assets(get_settings()),
         partition_key=doc_id,
         instance=instance,
         resources={"docflow": DocflowResource()},
@@ -109,18 +110,17 @@ def test_an_empty_file_fails_on_its_own(rt, instance, tmp_path) -> None:
 
 
 def test_a_batch_run_processes_each_document_and_isolates_a_bad_one(rt, instance, tmp_path) -> None:
-    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
-
     from docflow.defs import build_defs
+    from docflow.orchestration.tags import range_tags
 
     bad = tmp_path / "bad.pdf"
     bad.write_bytes(b"%PDF-1.5\nnot really")
     paths = [SAMPLES / "receipt-corner-cafe.txt", bad, SAMPLES / "letter-tenancy.html"]
     ids = [_register(rt, instance, p, "batch") for p in paths]  # contiguous partitions, in this order
-    job = build_defs().resolve_job_def("process_batch")
+    job = build_defs(get_settings()).resolve_job_def("process_batch")
     result = job.execute_in_process(
         instance=instance,
-        tags={ASSET_PARTITION_RANGE_START_TAG: ids[0], ASSET_PARTITION_RANGE_END_TAG: ids[-1]},
+        tags=range_tags(ids[0], ids[-1]),
         raise_on_error=False,
     )
     assert result.success  # one bad document does not fail the batch

@@ -13,8 +13,9 @@ from docflow import analytics, ingest, quality
 from docflow.defs import build_defs
 from docflow.defs.partitions import documents
 from docflow.models import Extraction
+from docflow.runtime import REPO_ROOT
 from docflow.schemas import Contract, FinancialStatement, Invoice, Receipt, plausibility, validate_fields
-from docflow.services import REPO_ROOT
+from docflow.settings import get_settings
 
 TODAY = date(2026, 12, 7)
 
@@ -228,7 +229,7 @@ def test_the_asset_check_warns_and_the_document_goes_on(rt, instance) -> None:
     up = ingest.plan_upload(path, path.parent, rt.settings.prefix, f"p{uuid.uuid4().hex[:6]}")
     ingest.upload(rt.bucket, rt.store, up)
     instance.add_dynamic_partitions(documents.name, [up.doc_id])
-    defs = build_defs()
+    defs = build_defs(get_settings())
 
     def run(job: str) -> dg.ExecuteInProcessResult:
         return defs.resolve_job_def(job).execute_in_process(

@@ -21,7 +21,8 @@ from browser import CHROMIUM, CHROMIUM_ARGS
 from docflow import ingest
 from docflow.defs import build_defs
 from docflow.defs.partitions import documents
-from docflow.services import REPO_ROOT
+from docflow.runtime import REPO_ROOT
+from docflow.settings import get_settings
 
 pytestmark = pytest.mark.slow
 
@@ -116,7 +117,7 @@ def _graphql(base: str, query: str, variables: dict) -> dict:
 def processed(rt, instance, webserver) -> list[str]:
     """An invoice and a receipt processed by the ingest job through the instance (checks included), and the
     reconciliation report."""
-    job = build_defs().resolve_job_def("process_documents")
+    job = build_defs(get_settings()).resolve_job_def("process_documents")
     tenant = f"ui{uuid.uuid4().hex[:6]}"
     doc_ids = []
     for name in ("invoice-northwind-2024-0042.pdf", "receipt-corner-cafe.txt"):
@@ -126,7 +127,12 @@ def processed(rt, instance, webserver) -> list[str]:
         instance.add_dynamic_partitions(documents.name, [up.doc_id])
         assert job.execute_in_process(partition_key=up.doc_id, instance=instance).success
         doc_ids.append(up.doc_id)
-    assert build_defs().resolve_job_def("reconcile_documents").execute_in_process(instance=instance).success
+    assert (
+        build_defs(get_settings())
+        .resolve_job_def("reconcile_documents")
+        .execute_in_process(instance=instance)
+        .success
+    )
     return doc_ids
 
 

@@ -23,12 +23,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from docflow import ingest, services
+from docflow import ingest
 from docflow.bench import BenchOptions
+from docflow.orchestration.instance import configure_pools, dagster_env, dagster_instance
+from docflow.orchestration.processes import daemon_command
 from docflow.pipeline import STEPS, Runtime
+from docflow.runtime import REPO_ROOT, runtime
 from docflow.settings import Settings
 
-SAMPLES = services.REPO_ROOT / "data" / "samples"
+SAMPLES = REPO_ROOT / "data" / "samples"
 POLL_S = 0.5
 
 
@@ -98,7 +101,7 @@ def _start_daemon(env: dict[str, str], log: Path) -> list[subprocess.Popen]:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     out = log.open("w")
-    run = {"env": env, "cwd": services.REPO_ROOT, "stdout": out, "stderr": subprocess.STDOUT}
+    run = {"env": env, "cwd": REPO_ROOT, "stdout": out, "stderr": subprocess.STDOUT}
     code = [sys.executable, "-m", "dagster", "code-server", "start", "-m", "docflow.definitions"]
     server = subprocess.Popen([*code, "-h", "127.0.0.1", "-p", str(port)], start_new_session=True, **run)
     health = [sys.executable, "-m", "dagster", "api", "grpc-health-check", "-p", str(port)]
@@ -110,8 +113,7 @@ def _start_daemon(env: dict[str, str], log: Path) -> list[subprocess.Popen]:
     location = {"grpc_server": {"host": "127.0.0.1", "port": port, "location_name": "docflow"}}
     workspace = Path(tempfile.mkdtemp(prefix="docflow-bench-")) / "workspace.yaml"
     workspace.write_text(yaml.safe_dump({"load_from": [location]}))
-    daemon = [sys.executable, "-m", "dagster._daemon", "run", "-w", str(workspace)]
-    return [server, subprocess.Popen(daemon, start_new_session=True, **run)]
+    return [server, subprocess.Popen(daemon_command(workspace), start_new_session=True, **run)]
 
 
 def _stop(proc: subprocess.Popen, grace_s: float = 30) -> None:
@@ -185,46 +187,35 @@ def _wait_runs_finished(instance, tags: list[dict[str, str]], timeout_s: float =
         time.sleep(POLL_S)
 
 
-def _backfill(instance, doc_ids: list[str], timeout_s: float) -> dict[str, Any]:
+def _backfill(settings: Settings, instance, doc_ids: list[str], timeout_s: float) -> dict[str, Any]:
     """Bulk re-processing as the UI launches it (*Materialize* on the five assets, a selection of partitions):
     an asset backfill, which the daemon splits into runs by the assets' backfill policy. Timed from the
     request to the end of its last run."""
     from dagster import DagsterRunStatus, RunsFilter
-    from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
-    from dagster._core.storage.tags import BACKFILL_ID_TAG
-    from dagster._core.utils import make_new_backfill_id
 
     from docflow.defs import build_defs
-    from docflow.defs.assets import ASSETS
+    from docflow.defs.assets import ASSET_KEYS
+    from docflow.orchestration.backfill import REQUESTED, backfill_status, launch_asset_backfill
+    from docflow.orchestration.tags import BACKFILL_ID_TAG
 
-    backfill = PartitionBackfill.from_asset_partitions(
-        backfill_id=make_new_backfill_id(),
-        asset_graph=build_defs().resolve_asset_graph(),
-        partition_names=doc_ids,
-        asset_selection=[a.key for a in ASSETS],
-        backfill_timestamp=time.time(),
-        tags={},
-        dynamic_partitions_store=instance,
-        all_partitions=False,
-        title="docflow bench: re-process the bulk load",
-        description=None,
-        run_config=None,
-    )
+    defs = build_defs(settings)
     started = time.time()
-    instance.add_backfill(backfill)
+    backfill_id = launch_asset_backfill(
+        instance, defs, doc_ids, ASSET_KEYS, "docflow bench: re-process the bulk load"
+    )
     deadline = time.monotonic() + timeout_s
-    while instance.get_backfill(backfill.backfill_id).status == BulkActionStatus.REQUESTED:
+    while backfill_status(instance, backfill_id) == REQUESTED:
         if time.monotonic() > deadline:
             break
         time.sleep(POLL_S)
-    of_backfill = {BACKFILL_ID_TAG: backfill.backfill_id}
+    of_backfill = {BACKFILL_ID_TAG: backfill_id}
     _wait_runs_finished(instance, [of_backfill], max(0.0, deadline - time.monotonic()))
     records = instance.get_run_records(RunsFilter(tags=of_backfill))
     ended = [r.end_time for r in records if r.end_time]
     wall = max(ended) - started if ended else float("nan")
     first = min((r.start_time for r in records if r.start_time), default=float("nan"))
     return {
-        "backfill_status": instance.get_backfill(backfill.backfill_id).status.value,
+        "backfill_status": backfill_status(instance, backfill_id),
         "backfill_runs": len(records),
         "backfill_runs_succeeded": sum(r.dagster_run.status == DagsterRunStatus.SUCCESS for r in records),
         "backfill_wall_s": round(wall, 2),
@@ -274,12 +265,13 @@ def dagster_path(
     from dagster import DagsterRunStatus, RunsFilter
 
     from docflow.bench.sensor import add_partitions
+    from docflow.defs.assets import POOLS
     from docflow.defs.partitions import documents
 
-    rt = services.runtime(settings)
-    instance = services.dagster_instance(settings)
-    env = {**os.environ, **services.dagster_env(settings)}
-    services.configure_pools(settings)
+    rt = runtime(settings)
+    instance = dagster_instance(settings)
+    env = {**os.environ, **dagster_env(settings)}
+    configure_pools(instance, POOLS)
     add_partitions(instance, partitions, progress, documents.name)  # the scale the runs must keep up at
     started_here: list[subprocess.Popen] = []
     if not _daemon_running(instance):
@@ -310,7 +302,7 @@ def dagster_path(
         rows = _wait_done(rt, tenant, len(docs), timeout_s)
         _wait_runs_finished(instance, [{"docflow/tenant": t} for t in tenants])
         progress(f"re-processing the {len(rows)} documents as a backfill from the UI")
-        backfill = _backfill(instance, [r["doc_id"] for r in rows.values()], timeout_s)
+        backfill = _backfill(settings, instance, [r["doc_id"] for r in rows.values()], timeout_s)
     finally:
         peak = sampler.stop()
         for proc in reversed(started_here):  # the daemon first, then the code server
@@ -344,7 +336,7 @@ _worker_rt: Runtime | None = None
 
 def _init_worker(settings: Settings) -> None:
     global _worker_rt
-    _worker_rt = services.runtime(settings)
+    _worker_rt = runtime(settings)
 
 
 def _process_one(doc_id: str) -> dict[str, float]:
@@ -363,7 +355,7 @@ def _process_one(doc_id: str) -> dict[str, float]:
 
 def bare_loop(settings: Settings, docs: list[BenchDoc], workers: int) -> dict[str, Any]:
     """The same steps over the same documents, no Dagster: `workers` processes, the model loaded once each."""
-    rt = services.runtime(settings)
+    rt = runtime(settings)
     tenant = f"bare{datetime.now(UTC):%m%d%H%M%S}"
     doc_ids = []
     for d in docs:
@@ -439,11 +431,7 @@ def _run_limits() -> tuple[int, int]:
     """Runs the instance executes at once, and runs one tenant may have at once (dagster.yaml)."""
     import yaml
 
-    runs = (
-        yaml.safe_load((services.REPO_ROOT / "dagster.yaml").read_text())
-        .get("concurrency", {})
-        .get("runs", {})
-    )
+    runs = yaml.safe_load((REPO_ROOT / "dagster.yaml").read_text()).get("concurrency", {}).get("runs", {})
     total = int(runs.get("max_concurrent_runs", 1))
     per_tenant = [
         int(t["limit"]) for t in runs.get("tag_concurrency_limits", []) if t["key"] == "docflow/tenant"

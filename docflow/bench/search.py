@@ -305,9 +305,10 @@ def embedding_throughput(embedder, n_texts: int, rounds: int, progress) -> dict[
 def search_section(
     settings: Settings, options: BenchOptions, progress: Callable[[str], None]
 ) -> dict[str, Any]:
-    from docflow import backends, services
+    from docflow import backends
+    from docflow.runtime import runtime
 
-    rt = services.runtime(settings)
+    rt = runtime(settings)
     embedder = backends.get_embedder(rt.settings)
     extra = options.extra
     search = search_latency(

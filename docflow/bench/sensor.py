@@ -15,10 +15,11 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
-from docflow import services
 from docflow.bench import BenchOptions
 from docflow.bucket import Bucket
 from docflow.ingest import SLACK, ScanCursor, scan
+from docflow.orchestration.instance import dagster_instance
+from docflow.runtime import bucket_for, runtime
 from docflow.settings import Settings
 
 PARTITIONS = "bench_sensor_documents"
@@ -52,13 +53,13 @@ def add_partitions(instance, n: int, progress: Callable[[str], None], name: str 
 def sensor_section(settings: Settings, options: BenchOptions, progress: Callable[[str], None]) -> dict:
     n = int(options.extra.get("objects", 100_000))
     fresh = int(options.extra.get("new", 20))
-    rt = services.runtime(settings)
+    rt = runtime(settings)
     s = rt.settings
-    bucket = services.bucket_for(s.model_copy(update={"bucket": f"{s.bucket}-bench-sensor"}))
+    bucket = bucket_for(s.model_copy(update={"bucket": f"{s.bucket}-bench-sensor"}))
     bucket.ensure_bucket()
     prefix = s.prefix
     fill_s = _fill(bucket, prefix, n, progress)
-    instance = services.dagster_instance(settings)
+    instance = dagster_instance(settings)
     partitions_s = add_partitions(instance, n, progress)
 
     newest = max(o.last_modified for o in bucket.list(prefix))

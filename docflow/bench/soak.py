@@ -16,10 +16,11 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from docflow import services
 from docflow.bench import BenchOptions
 from docflow.bench.badinput import bad_inputs
 from docflow.errors import BackendUnavailable
+from docflow.orchestration.instance import dagster_instance
+from docflow.runtime import REPO_ROOT, runtime
 from docflow.settings import Settings
 
 SAMPLE_TYPES = {".txt", ".md", ".html"}
@@ -34,21 +35,21 @@ def soak_section(
     from docflow.defs import build_defs
     from docflow.defs.partitions import documents
     from docflow.defs.resources import DocflowResource
-    from docflow.defs.sensors import s3_document_sensor
     from docflow.ingest import ScanCursor
     from docflow.runner import QUIET
 
     minutes = float(options.extra.get("minutes", 1.0))
     rng = random.Random(options.extra.get("seed", 8))
     p_bad, p_restart = float(options.extra.get("p_bad", 0.2)), float(options.extra.get("p_restart", 0.05))
-    rt = services.runtime(settings)
-    instance = services.dagster_instance(rt.settings)
-    defs = build_defs()
+    rt = runtime(settings)
+    instance = dagster_instance(rt.settings)
+    defs = build_defs(rt.settings)
+    s3_document_sensor = defs.resolve_sensor_def("s3_document_sensor")
     run_id = uuid.uuid4().hex[:8]
     tenant = f"soak-{run_id}"
     prefix = f"{rt.settings.prefix}{tenant}/"
     samples = [
-        p for p in sorted((services.REPO_ROOT / "data" / "samples").iterdir()) if p.suffix in SAMPLE_TYPES
+        p for p in sorted((REPO_ROOT / "data" / "samples").iterdir()) if p.suffix in SAMPLE_TYPES
     ]
     objects = list(rt.bucket.list(rt.settings.prefix))  # start from now: earlier uploads are not ours
     cursor = ScanCursor(

@@ -1,46 +1,43 @@
 """Dagster-facing code only: partitions, resources, assets, sensors, checks. The work lives elsewhere."""
 
-import os
-
 import dagster as dg
 
 from docflow.errors import MissingExtra
-from docflow.settings import get_settings
-
-# A batch run's step materializes its whole partition range at once: Dagster writes those events in one
-# insert instead of one each when event batching is on (it reads this variable when it writes events).
-os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", "100")
+from docflow.settings import Settings
 
 
-def build_defs() -> dg.Definitions:
-    from docflow.defs.assets import ASSETS, process_batch, process_documents
+def build_defs(settings: Settings) -> dg.Definitions:
+    """Every definition, for these settings (read once by the caller: docflow.definitions)."""
+    from docflow.defs.assets import build_assets, process_batch, process_documents
     from docflow.defs.checks import CHECKS
     from docflow.defs.jobs import JOBS, SCHEDULES
     from docflow.defs.report import document_report
     from docflow.defs.resources import DocflowResource
-    from docflow.defs.sensors import (
-        batch_failures_sensor,
-        passthrough_sensor,
-        reconcile_sensor,
-        s3_document_sensor,
-        stale_documents_sensor,
-    )
+    from docflow.defs.sensors import build_sensors
 
     return dg.Definitions(
-        assets=[*ASSETS, document_report],
+        assets=[*build_assets(settings), document_report],
         asset_checks=CHECKS,
         jobs=[process_documents, process_batch, *JOBS],
         schedules=SCHEDULES,
-        sensors=[
-            s3_document_sensor,
-            batch_failures_sensor,
-            stale_documents_sensor,
-            reconcile_sensor,
-            passthrough_sensor,
-        ],
+        sensors=build_sensors(settings),
         resources={"docflow": DocflowResource()},
-        executor=executor(get_settings().executor),
+        executor=executor(settings.executor),
     )
+
+
+def warm_up() -> None:
+    """What a warm run worker loads before its first run (dagster.yaml's run_launcher `warm_up`): the
+    definitions, the clients and the models."""
+    from docflow import backends
+    from docflow.defs.resources import DocflowResource
+
+    settings = Settings()
+    build_defs(settings)
+    rt = DocflowResource().runtime()
+    backends.get_embedder(rt.settings).embed(["warm up"])
+    backends.get_classifier(rt.settings)
+    backends.get_parser(rt.settings)
 
 
 def executor(kind: str) -> dg.ExecutorDefinition:

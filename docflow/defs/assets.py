@@ -22,10 +22,8 @@ from docflow.defs import metadata as md
 from docflow.defs.partitions import documents
 from docflow.defs.resources import DocflowResource
 from docflow.errors import BadDocument, NotFound
-from docflow.settings import get_settings
-
-# backfill_policy is beta in Dagster 1.13; docflow relies on it knowingly (UI backfills run in batches)
-warnings.filterwarnings("ignore", message=".*backfill_policy.*", category=dg.BetaWarning)
+from docflow.orchestration.events import log_observations
+from docflow.settings import Settings
 
 GROUP = "documents"
 OWNERS = ["team:data-platform"]
@@ -48,9 +46,6 @@ def _k8s(cpu: str, memory: str, cpu_limit: str, memory_limit: str) -> dict[str, 
     }
     return {"dagster-k8s/config": {"container_config": {"resources": resources}}}
 
-
-# Documents per run for backfills launched from the UI (bulk re-processing).
-BATCH = get_settings().backfill_batch_size
 
 RETRY = {
     "raw_file": _retry(6, 1),
@@ -143,54 +138,7 @@ def failed_documents(
     return in_run, set(failed) - in_run
 
 
-def log_observations(context: dg.AssetExecutionContext, observations: list[dg.AssetObservation]) -> None:
-    """Log a batch's per-document observations as one write (with DAGSTER_EVENT_BATCH_SIZE set, as Dagster
-    writes a partition range's materializations) instead of a database round trip each, which cost a batch
-    run 2-10 ms per document and step. Through the step context that Dagster opens to framework authors;
-    one event at a time if that moves in a later Dagster."""
-    try:
-        from dagster._core.events import DagsterEvent, DagsterEventBatchMetadata, generate_event_batch_id
-
-        step = context.get_step_execution_context()
-    except (ImportError, AttributeError):
-        for observation in observations:
-            context.log_event(observation)
-        return
-    batch = generate_event_batch_id()
-    for i, observation in enumerate(observations):  # DagsterEvent logs itself as it is made
-        DagsterEvent.asset_observation(
-            step, observation, DagsterEventBatchMetadata(batch, i == len(observations) - 1)
-        )
-
-
-def _asset(
-    name: str, description: str, pool: str, k8s: dict[str, Any], kinds: set[str], deps: list[str]
-) -> Callable:
-    return dg.asset(
-        name=name,
-        description=description,
-        partitions_def=documents,
-        deps=deps,
-        group_name=GROUP,
-        owners=OWNERS,
-        kinds=kinds,
-        pool=pool,
-        retry_policy=RETRY[name],
-        backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=BATCH),
-        op_tags=k8s,
-    )
-
-
-@_asset(
-    "raw_file",
-    "The uploaded object pinned: content hash verified, type sniffed from the bytes, pages counted. "
-    "Shows file name, size, pages, content type and a link to the object.",
-    "docflow_s3",
-    _k8s("100m", "256Mi", "500m", "1Gi"),
-    {"s3", "python"},
-    [],
-)
-def raw_file(context: dg.AssetExecutionContext, docflow: DocflowResource) -> dg.MaterializeResult:
+def _raw_file(context: dg.AssetExecutionContext, docflow: DocflowResource) -> dg.MaterializeResult:
     return materialize(context, docflow, "raw_file", _raw_file_metadata)
 
 
@@ -199,63 +147,104 @@ def _raw_file_metadata(rt: pipeline.Runtime, doc_id: str, raw: Any, seconds: flo
     return md.raw_file_metadata(raw, doc, rt.bucket.url(doc.key), seconds)
 
 
-@_asset(
-    "classification",
-    "Document type (invoice, receipt, contract, ...) with a calibrated confidence and the evidence. "
-    "Shows the type, confidence, reasoning and the score of every type.",
-    "docflow_api",
-    _k8s("250m", "512Mi", "1", "2Gi"),
-    {"python"},
-    ["raw_file"],
-)
-def classification(context: dg.AssetExecutionContext, docflow: DocflowResource) -> dg.MaterializeResult:
+def _classification(context: dg.AssetExecutionContext, docflow: DocflowResource) -> dg.MaterializeResult:
     return materialize(
         context, docflow, "classification", lambda _rt, _id, result, s: md.classification_metadata(result, s)
     )
 
 
-@_asset(
-    "parsed_markdown",
-    "Faithful markdown and plain text of the document, page by page, tables as markdown tables. "
-    "Shows a markdown preview, pages, blocks, tables and parser warnings.",
-    "docflow_parse",
-    _k8s("1", "1Gi", "2", "4Gi"),
-    {"python", "markdown"},
-    ["raw_file"],
-)
-def parsed_markdown(context: dg.AssetExecutionContext, docflow: DocflowResource) -> dg.MaterializeResult:
+def _parsed_markdown(context: dg.AssetExecutionContext, docflow: DocflowResource) -> dg.MaterializeResult:
     return materialize(
         context, docflow, "parsed_markdown", lambda _rt, _id, result, s: md.parsed_metadata(result, s)
     )
 
 
-@_asset(
-    "extracted_fields",
-    "Typed fields for the document's type, validated against its pydantic schema. Shows the fields as a "
-    "table and the validation errors; checked by `schema_valid` (blocking) and `required_fields_present`.",
-    "docflow_api",
-    _k8s("250m", "512Mi", "1", "2Gi"),
-    {"python", "pydantic"},
-    ["classification", "parsed_markdown"],
-)
-def extracted_fields(context: dg.AssetExecutionContext, docflow: DocflowResource) -> dg.MaterializeResult:
+def _extracted_fields(context: dg.AssetExecutionContext, docflow: DocflowResource) -> dg.MaterializeResult:
     return materialize(
         context, docflow, "extracted_fields", lambda _rt, _id, result, s: md.extraction_metadata(result, s)
     )
 
 
-@_asset(
-    "embeddings",
-    "Structure-aware chunks with vectors (pgvector, HNSW) and a full-text index, ready for search. Shows a "
-    "summary card of the document, chunk count, model and dimension; checked by `chunks_present` and "
-    "`dimension_matches`.",
-    "docflow_embed",
-    _k8s("1", "2Gi", "2", "4Gi"),
-    {"pgvector", "postgres"},
-    ["parsed_markdown", "extracted_fields"],
-)
-def embeddings(context: dg.AssetExecutionContext, docflow: DocflowResource) -> dg.MaterializeResult:
+def _embeddings(context: dg.AssetExecutionContext, docflow: DocflowResource) -> dg.MaterializeResult:
     return materialize(context, docflow, "embeddings", _embeddings_metadata)
+
+
+def build_assets(settings: Settings) -> list[dg.AssetsDefinition]:
+    """The five document assets. Backfills launched from the UI (bulk re-processing) run
+    `settings.backfill_batch_size` documents per run."""
+    backfill = dg.BackfillPolicy.multi_run(max_partitions_per_run=settings.backfill_batch_size)
+    with warnings.catch_warnings():
+        # backfill_policy is beta in Dagster 1.13; docflow relies on it knowingly (UI backfills in batches)
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        return _five_assets(backfill)
+
+
+def _five_assets(backfill: dg.BackfillPolicy) -> list[dg.AssetsDefinition]:
+    def asset(
+        name: str, description: str, pool: str, k8s: dict[str, Any], kinds: set[str], deps: list[str]
+    ) -> Callable:
+        return dg.asset(
+            name=name,
+            description=description,
+            partitions_def=documents,
+            deps=deps,
+            group_name=GROUP,
+            owners=OWNERS,
+            kinds=kinds,
+            pool=pool,
+            retry_policy=RETRY[name],
+            backfill_policy=backfill,
+            op_tags=k8s,
+        )
+
+    raw_file = asset(
+        "raw_file",
+        "The uploaded object pinned: content hash verified, type sniffed from the bytes, pages counted. "
+        "Shows file name, size, pages, content type and a link to the object.",
+        "docflow_s3",
+        _k8s("100m", "256Mi", "500m", "1Gi"),
+        {"s3", "python"},
+        [],
+    )(_raw_file)
+    classification = asset(
+        "classification",
+        "Document type (invoice, receipt, contract, ...) with a calibrated confidence and the evidence. "
+        "Shows the type, confidence, reasoning and the score of every type.",
+        "docflow_api",
+        _k8s("250m", "512Mi", "1", "2Gi"),
+        {"python"},
+        ["raw_file"],
+    )(_classification)
+    parsed_markdown = asset(
+        "parsed_markdown",
+        "Faithful markdown and plain text of the document, page by page, tables as markdown tables. "
+        "Shows a markdown preview, pages, blocks, tables and parser warnings.",
+        "docflow_parse",
+        _k8s("1", "1Gi", "2", "4Gi"),
+        {"python", "markdown"},
+        ["raw_file"],
+    )(_parsed_markdown)
+    extracted_fields = asset(
+        "extracted_fields",
+        "Typed fields for the document's type, validated against its pydantic schema. Shows the fields as "
+        "a table and the validation errors; checked by `schema_valid` (blocking) and "
+        "`required_fields_present`.",
+        "docflow_api",
+        _k8s("250m", "512Mi", "1", "2Gi"),
+        {"python", "pydantic"},
+        ["classification", "parsed_markdown"],
+    )(_extracted_fields)
+    embeddings = asset(
+        "embeddings",
+        "Structure-aware chunks with vectors (pgvector, HNSW) and a full-text index, ready for search. Shows "
+        "a summary card of the document, chunk count, model and dimension; checked by `chunks_present` and "
+        "`dimension_matches`.",
+        "docflow_embed",
+        _k8s("1", "2Gi", "2", "4Gi"),
+        {"pgvector", "postgres"},
+        ["parsed_markdown", "extracted_fields"],
+    )(_embeddings)
+    return [raw_file, classification, parsed_markdown, extracted_fields, embeddings]
 
 
 def _embeddings_metadata(rt: pipeline.Runtime, doc_id: str, result: Any, seconds: float) -> Mapping[str, Any]:
@@ -276,17 +265,19 @@ def document_summary(rt: pipeline.Runtime, doc_id: str, result: pipeline.EmbedRe
     return md.summary_markdown(doc, c, e, result)
 
 
-ASSETS = [raw_file, classification, parsed_markdown, extracted_fields, embeddings]
+# the five assets in pipeline order; jobs select them by key, so they need no built definitions
+ASSET_NAMES = ("raw_file", "classification", "parsed_markdown", "extracted_fields", "embeddings")
+ASSET_KEYS = [dg.AssetKey(name) for name in ASSET_NAMES]
 
 process_documents = dg.define_asset_job(
     "process_documents",
-    selection=dg.AssetSelection.assets(*ASSETS),
+    selection=dg.AssetSelection.assets(*ASSET_KEYS),
     description="All five assets for one document (what the sensor and `docflow run` launch).",
 )
 
 process_batch = dg.define_asset_job(
     "process_batch",
-    selection=dg.AssetSelection.assets(*ASSETS).without_checks(),
+    selection=dg.AssetSelection.assets(*ASSET_KEYS).without_checks(),
     description="All five assets for a batch of documents (a partition range), what the sensor launches "
     "for bulk loads. Asset checks run on single-document runs; a batch reports per-document failures in "
     "its materialization metadata and in documents.error.",

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import dagster as dg
 
 from docflow import reporting
-from docflow.defs.assets import ASSETS, OWNERS
+from docflow.defs.assets import ASSET_KEYS, OWNERS
 from docflow.defs.partitions import documents
 from docflow.defs.resources import DocflowResource
 
@@ -21,14 +21,14 @@ RECENT = 500  # materializations per asset the step durations are taken from
 def step_seconds(instance: dg.DagsterInstance) -> dict[str, list[float]]:
     """`duration_s` of the latest materializations of each document asset (from the event log)."""
     out: dict[str, list[float]] = {}
-    for asset in ASSETS:
-        records = instance.fetch_materializations(asset.key, limit=RECENT).records
+    for key in ASSET_KEYS:
+        records = instance.fetch_materializations(key, limit=RECENT).records
         values = []
         for r in records:
             m = r.asset_materialization
             if m is not None and "duration_s" in m.metadata:
                 values.append(float(m.metadata["duration_s"].value))
-        out[asset.key.to_user_string()] = values
+        out[key.to_user_string()] = values
     return out
 
 

@@ -7,7 +7,7 @@ import threading
 
 import dagster as dg
 
-from docflow import services
+from docflow import runtime as docflow_runtime
 from docflow.pipeline import Runtime
 from docflow.settings import Settings
 
@@ -24,13 +24,14 @@ class DocflowResource(dg.ConfigurableResource):
 
     def runtime(self) -> Runtime:
         """One Runtime per process and configuration (these fields and the DOCFLOW_/AWS_ environment): every
-        step of every run in a warm worker, and every sensor tick, reuses its clients, instead of checking the
-        services and migrations, opening a connection and making two S3 clients again (as the bare loop)."""
+        step of every run in a warm worker, and every sensor tick, reuses its clients instead of checking the
+        services and migrations, opening a connection and making two S3 clients again. Keyed on the
+        environment rather than on a `Settings()` read each time, which costs more than the lookup."""
         given = {"database_url": self.database_url, "s3_endpoint_url": self.s3_endpoint_url}
         given["bucket"] = self.bucket
         env = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith(("DOCFLOW_", "AWS_"))))
         key = (tuple(given.items()), env)
         with _lock:
             if key not in _runtimes:
-                _runtimes[key] = services.runtime(Settings(**{k: v for k, v in given.items() if v}))
+                _runtimes[key] = docflow_runtime.runtime(Settings(**{k: v for k, v in given.items() if v}))
             return _runtimes[key]

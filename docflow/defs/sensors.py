@@ -3,25 +3,18 @@ import itertools
 from itertools import groupby
 
 import dagster as dg
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from docflow.defs.assets import process_batch, process_documents
 from docflow.defs.partitions import documents, documents_of_runs
 from docflow.defs.resources import DocflowResource
 from docflow.ingest import NewDocument, ScanCursor, reconcile, scan
+from docflow.orchestration.tags import range_tags
 from docflow.pipeline import config_fingerprint
-from docflow.settings import get_settings
+from docflow.settings import Settings
 
 
-@dg.sensor(
-    name="s3_document_sensor",
-    description="Registers each new object under the upload prefix as a document partition and "
-    "requests its run.",
-    jobs=[process_documents, process_batch],
-    minimum_interval_seconds=get_settings().sensor_interval_s,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-)
-def s3_document_sensor(context: dg.SensorEvaluationContext, docflow: DocflowResource) -> dg.SensorResult:
+def _scan_bucket(context: dg.SensorEvaluationContext, docflow: DocflowResource) -> dg.SensorResult:
+    """s3_document_sensor: a new partition and a run for each new object under the upload prefix."""
     rt = docflow.runtime()
     s = rt.settings
     result = scan(
@@ -82,14 +75,12 @@ def run_requests(new: list[NewDocument], batch_size: int, spread: int = 1) -> li
                 )
                 continue
             keys = "|".join(d.run_key or f"{d.doc_id}:{d.etag}" for d in batch)
-            range_tags = {
-                ASSET_PARTITION_RANGE_START_TAG: batch[0].doc_id,
-                ASSET_PARTITION_RANGE_END_TAG: batch[-1].doc_id,
-                "docflow/batch_size": str(len(batch)),
+            batch_tags = range_tags(batch[0].doc_id, batch[-1].doc_id) | {
+                "docflow/batch_size": str(len(batch))
             }
             run_key = f"batch:{hashlib.sha256(keys.encode()).hexdigest()[:32]}"
             requests.append(
-                dg.RunRequest(run_key=run_key, tags=tags | range_tags, job_name=process_batch.name)
+                dg.RunRequest(run_key=run_key, tags=tags | batch_tags, job_name=process_batch.name)
             )
     return requests
 
@@ -149,14 +140,8 @@ def stale_documents_sensor(context: dg.SensorEvaluationContext, docflow: Docflow
     )
 
 
-@dg.sensor(
-    name="reconcile_sensor",
-    description="Removes documents whose objects were deleted from the bucket, and documents superseded by "
-    "new bytes under their key, with their rows, chunks and partitions. Refuses to act on a partial listing.",
-    minimum_interval_seconds=get_settings().reconcile_interval_s,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-)
-def reconcile_sensor(context: dg.SensorEvaluationContext, docflow: DocflowResource) -> dg.SensorResult:
+def _reconcile(context: dg.SensorEvaluationContext, docflow: DocflowResource) -> dg.SensorResult:
+    """reconcile_sensor: remove the documents whose objects are gone or replaced."""
     rt = docflow.runtime()
     # raises when the listing is partial or suspicious: the tick fails and nothing is deleted
     found = reconcile(rt.bucket, rt.store, rt.settings.prefix)
@@ -171,15 +156,44 @@ def reconcile_sensor(context: dg.SensorEvaluationContext, docflow: DocflowResour
     )
 
 
-@dg.sensor(
-    name="passthrough_sensor",
-    description="Zero retention: posts the results of finished passthrough documents to the tenant's webhook "
-    "(signed, retried), then deletes their object, rows, chunks, partition and runs.",
-    minimum_interval_seconds=get_settings().sensor_interval_s,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-)
-def passthrough_sensor(context: dg.SensorEvaluationContext, docflow: DocflowResource) -> dg.SkipReason:
-    from docflow.api.passthrough import flush
+def _deliver_passthrough(context: dg.SensorEvaluationContext, docflow: DocflowResource) -> dg.SkipReason:
+    """passthrough_sensor: deliver finished passthrough documents' results, then forget the documents."""
+    from docflow.passthrough import flush
 
     done = flush(docflow.runtime(), context.instance)
     return dg.SkipReason(f"delivered {done.delivered}, dropped {done.dropped}, waiting {done.waiting}")
+
+
+def build_sensors(settings: Settings) -> list[dg.SensorDefinition]:
+    """All five sensors; the bucket's sensors tick every `settings.sensor_interval_s`, reconciliation every
+    `settings.reconcile_interval_s`."""
+    s3_document_sensor = dg.sensor(
+        name="s3_document_sensor",
+        description="Registers each new object under the upload prefix as a document partition and "
+        "requests its run.",
+        jobs=[process_documents, process_batch],
+        minimum_interval_seconds=settings.sensor_interval_s,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+    )(_scan_bucket)
+    reconcile_sensor = dg.sensor(
+        name="reconcile_sensor",
+        description="Removes documents whose objects were deleted from the bucket, and documents superseded "
+        "by new bytes under their key, with their rows, chunks and partitions. Refuses to act on a partial "
+        "listing.",
+        minimum_interval_seconds=settings.reconcile_interval_s,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+    )(_reconcile)
+    passthrough_sensor = dg.sensor(
+        name="passthrough_sensor",
+        description="Zero retention: posts the results of finished passthrough documents to the tenant's "
+        "webhook (signed, retried), then deletes their object, rows, chunks, partition and runs.",
+        minimum_interval_seconds=settings.sensor_interval_s,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+    )(_deliver_passthrough)
+    return [
+        s3_document_sensor,
+        batch_failures_sensor,
+        stale_documents_sensor,
+        reconcile_sensor,
+        passthrough_sensor,
+    ]

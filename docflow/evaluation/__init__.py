@@ -25,11 +25,12 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from docflow import ingest, pipeline, services
+from docflow import ingest, pipeline
 from docflow.bucket import make_doc_id
 from docflow.errors import NotFound
 from docflow.evaluation import metrics
 from docflow.pipeline import Runtime, config_fingerprint
+from docflow.runtime import bucket_for, runtime
 from docflow.settings import Settings
 from docflow.store import Store
 
@@ -113,7 +114,7 @@ def _start_worker(initializer: Callable[..., None] | None, initargs: tuple) -> N
 def _init_worker(settings: Settings) -> None:
     global _WORKER_RT
     _WORKER_RT = Runtime(
-        store=Store(settings.database_url or ""), bucket=services.bucket_for(settings), settings=settings
+        store=Store(settings.database_url or ""), bucket=bucket_for(settings), settings=settings
     )
 
 
@@ -215,7 +216,7 @@ def run_eval(
     items = select(load_manifest(manifest), folders, doc_types)
     if not items:
         raise ValueError(f"no document of {manifest} matches the selection")
-    rt = services.runtime(settings)
+    rt = runtime(settings)
     seconds = process_items(rt, items, force, reuse_parse, workers, progress)
     statuses = {i.doc_id: rt.store.get_document(i.doc_id) for i in items}
     failed = [i for i in items if statuses[i.doc_id].status != "done"]

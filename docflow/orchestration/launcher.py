@@ -2,11 +2,11 @@
 loaded already, instead of a new Python process per run.
 
 Dagster's default launcher starts a process per run: importing Dagster, docflow and torch and loading the
-embedding model cost 5-15 s on a small machine, more than processing a typical document. The daemon's run
-queue still decides what runs when (`concurrency.runs` limits, per-tenant limits, priorities); this launcher
-only changes where a dequeued run executes: the next idle worker of a pool of `workers` processes, spawned
-by the process that launches runs (the daemon), warmed up once, and replaced when one dies or after
-`max_runs_per_worker` runs.
+embedding model cost more than processing a typical document. The daemon's run queue still decides what
+runs when (`concurrency.runs` limits, per-tenant limits, priorities); this launcher only changes where a
+dequeued run executes: the next idle worker of a pool of as many processes as the run queue's
+`max_concurrent_runs` (one value in dagster.yaml for both), spawned by the process that launches runs (the
+daemon), warmed up once (`warm_up`), and replaced when one dies or after `max_runs_per_worker` runs.
 
 Each run is tagged with its worker's pid and host, which lets:
 - run monitoring (`run_monitoring` in dagster.yaml) fail a run whose worker died (killed, OOM) so that
@@ -16,7 +16,9 @@ Production on Kubernetes configures `K8sRunLauncher` instead (docker/k8s/values.
 """
 
 import contextlib
+import importlib
 import multiprocessing
+import os
 import signal
 import socket
 import sys
@@ -30,6 +32,8 @@ from dagster._core.launcher import CheckRunHealthResult, LaunchRunContext, RunLa
 from dagster._serdes import ConfigurableClass
 from dagster._serdes.config_class import ConfigurableClassData
 
+from docflow.orchestration.instance import EVENT_BATCH_ENV, EVENT_BATCH_SIZE
+
 PID_TAG = "docflow/worker_pid"
 STARTED_TAG = "docflow/worker_started"  # the worker's process start time: a reused pid is not mistaken for it
 HOST_TAG = "docflow/worker_host"
@@ -37,11 +41,18 @@ HOST_TAG = "docflow/worker_host"
 
 class WarmRunLauncher(RunLauncher, ConfigurableClass):
     def __init__(
-        self, inst_data: ConfigurableClassData | None = None, workers: int = 4, max_runs_per_worker: int = 500
+        self,
+        inst_data: ConfigurableClassData | None = None,
+        workers: int | None = None,
+        max_runs_per_worker: int = 500,
+        event_batch_size: int = EVENT_BATCH_SIZE,
+        warm_up: str | None = None,
     ) -> None:
         self._inst_data = inst_data
-        self.workers = workers
+        self._workers = workers
         self.max_runs_per_worker = max_runs_per_worker
+        self.event_batch_size = event_batch_size
+        self.warm_up = warm_up
         self._lock = threading.Lock()
         self._pool: list[multiprocessing.process.BaseProcess] = []
         self._tasks: Any = None  # a multiprocessing queue of run ids, made with the first launch
@@ -52,12 +63,39 @@ class WarmRunLauncher(RunLauncher, ConfigurableClass):
     def inst_data(self) -> ConfigurableClassData | None:
         return self._inst_data
 
+    @property
+    def workers(self) -> int:
+        """Worker processes: `workers` if configured, else one per run the run queue lets run at once."""
+        if self._workers is not None:
+            return self._workers
+        queue = self._instance.get_concurrency_config().run_queue_config
+        if queue is None or queue.max_concurrent_runs < 1:  # no run queue, or an unlimited one
+            raise dg.DagsterInvariantViolationError(
+                "WarmRunLauncher needs `workers`, or a run queue with a positive max_concurrent_runs "
+                "(`concurrency.runs.max_concurrent_runs` in dagster.yaml)"
+            )
+        return queue.max_concurrent_runs
+
     @classmethod
     def config_type(cls) -> dict:
         return {
-            "workers": dg.Field(int, default_value=4, description="Warm worker processes (runs at once)."),
+            "workers": dg.Field(
+                int,
+                is_required=False,
+                description="Warm worker processes; by default the run queue's max_concurrent_runs.",
+            ),
             "max_runs_per_worker": dg.Field(
                 int, default_value=500, description="Runs before a worker is replaced by a fresh one."
+            ),
+            "event_batch_size": dg.Field(
+                int,
+                default_value=EVENT_BATCH_SIZE,
+                description=f"{EVENT_BATCH_ENV} in the workers: events a step may write in one insert.",
+            ),
+            "warm_up": dg.Field(
+                str,
+                is_required=False,
+                description="`module:function` a worker calls once before its first run (load the models).",
             ),
         }
 
@@ -85,9 +123,10 @@ class WarmRunLauncher(RunLauncher, ConfigurableClass):
         self._pool = [p for p in self._pool if p.is_alive()]
         if self._idle.value > 0 or len(self._pool) >= self.workers:
             return
+        env = {EVENT_BATCH_ENV: str(self.event_batch_size)}
         worker = spawn.Process(
             target=_worker_main,
-            args=(self._tasks, self._idle, self.max_runs_per_worker),
+            args=(self._tasks, self._idle, self.max_runs_per_worker, env, self.warm_up),
             name="docflow-run-worker",
             daemon=True,
         )
@@ -121,12 +160,16 @@ class WarmRunLauncher(RunLauncher, ConfigurableClass):
 
     def check_run_worker_health(self, run: dg.DagsterRun) -> CheckRunHealthResult:
         if PID_TAG not in run.tags:
-            return CheckRunHealthResult(WorkerStatus.UNKNOWN, "not picked up by a worker yet")
+            return CheckRunHealthResult(status=WorkerStatus.UNKNOWN, msg="not picked up by a worker yet")
         if run.tags.get(HOST_TAG) != socket.gethostname():
-            return CheckRunHealthResult(WorkerStatus.UNKNOWN, f"worker on host {run.tags.get(HOST_TAG)}")
+            return CheckRunHealthResult(
+                status=WorkerStatus.UNKNOWN, msg=f"worker on host {run.tags.get(HOST_TAG)}"
+            )
         if _worker_of(run) is None:
-            return CheckRunHealthResult(WorkerStatus.FAILED, f"worker process {run.tags[PID_TAG]} is gone")
-        return CheckRunHealthResult(WorkerStatus.RUNNING)
+            return CheckRunHealthResult(
+                status=WorkerStatus.FAILED, msg=f"worker process {run.tags[PID_TAG]} is gone"
+            )
+        return CheckRunHealthResult(status=WorkerStatus.RUNNING)
 
 
 def _worker_of(run: dg.DagsterRun):
@@ -147,15 +190,17 @@ def _worker_of(run: dg.DagsterRun):
 # --- the worker process ----------------------------------------------------------------------------------
 
 
-def _worker_main(tasks: Any, idle: Any, max_runs: int) -> None:
+def _worker_main(tasks: Any, idle: Any, max_runs: int, env: Mapping[str, str], warm_up: str | None) -> None:
     """Warm up once, then execute the runs handed over, one at a time, until `max_runs` or the end."""
     import psutil
     from dagster._cli.api import _execute_run_command_body
     from dagster._utils.interrupts import capture_interrupts
 
+    os.environ.update(env)  # the rest (DAGSTER_HOME, DOCFLOW_*) is inherited from the launching process
     started = time.monotonic()
-    instance = dg.DagsterInstance.get()  # DAGSTER_HOME and DOCFLOW_* are inherited from the launcher
-    _warm_up()
+    instance = dg.DagsterInstance.get()
+    if warm_up:
+        _warm_up(warm_up)
     me = psutil.Process()
     print(f"docflow run worker {me.pid} ready in {time.monotonic() - started:.1f} s", file=sys.stderr)
     tags = {PID_TAG: str(me.pid), STARTED_TAG: f"{me.create_time():.2f}", HOST_TAG: socket.gethostname()}
@@ -175,19 +220,18 @@ def _worker_main(tasks: Any, idle: Any, max_runs: int) -> None:
         instance.add_run_tags(run_id, tags)
         try:
             with capture_interrupts():
-                _execute_run_command_body(run_id, instance, lambda _event: None, False)
+                _execute_run_command_body(
+                    run_id=run_id,
+                    instance=instance,
+                    write_stream_fn=lambda _event: None,
+                    set_exit_code_on_failure=False,
+                )
         except KeyboardInterrupt:
             return  # interrupted outside a run's safe points: let a fresh worker take over
 
 
-def _warm_up() -> None:
-    """Import the code location and load the models before the first run needs them."""
+def _warm_up(target: str) -> None:
+    """Call `module:function` (import the code location, load the models) before the first run needs it."""
+    module, _, function = target.partition(":")
     with contextlib.suppress(Exception):  # a failure here surfaces in the first run, with its context
-        from docflow import backends
-        from docflow.definitions import defs  # noqa: F401
-        from docflow.defs.resources import DocflowResource
-
-        rt = DocflowResource().runtime()
-        backends.get_embedder(rt.settings).embed(["warm up"])
-        backends.get_classifier(rt.settings)
-        backends.get_parser(rt.settings)
+        getattr(importlib.import_module(module), function)()

@@ -1,18 +1,17 @@
-"""Dagster's Postgres storage, tuned for docflow's scale (configured in dagster.yaml).
+"""Dagster's Postgres storage, tuned for docflow's scale (configured in dagster.yaml). Extends
+dagster-postgres's classes through their internals (listed in compat.TOUCHPOINTS).
 
-The stock classes open a new Postgres connection for every statement (NullPool): a batch run of 20
-documents writes a few hundred events and opened about 950 connections, a few milliseconds each.
-Here each process keeps a small pool; `pool_pre_ping` replaces a connection that died with a Postgres
-restart before it is used. Whether a table exists (or a data migration ran) is asked for every asset
-event and every sensor tick; a yes is kept.
+The stock classes open a new Postgres connection for every statement (NullPool), and a batch run writes
+hundreds of events. Here each process keeps a small pool; `pool_pre_ping` replaces a connection that died
+with a Postgres restart before it is used. Whether a table exists (or a data migration ran) is asked for
+every asset event and every sensor tick; a yes is kept.
 
 Every document is a dynamic partition, and Dagster reads *all* keys of the `documents` partitions
-definition whenever it resolves a partition range: about 20 times per batch run (planning, each step's
-context, inputs, outputs), and when the daemon creates a batch run. At 100,000 documents each read took
-about 0.5 s. `DocflowEventLogStorage` keeps the keys per process and reads only what changed since the
-last call: the rows with a higher id, and a count of the rows it has seen, so a deleted key, or a key
-committed late with a lower id, makes it read everything again. Each call still asks Postgres, so the
-answer is always current.
+definition whenever it resolves a partition range (planning, each step's context, inputs, outputs, and when
+the daemon creates a batch run). `DocflowEventLogStorage` keeps the keys per process and reads only what
+changed since the last call: the rows with a higher id, and a count of the rows it has seen, so a deleted
+key, or a key committed late with a lower id, makes it read everything again. Each call still asks
+Postgres, so the answer is always current.
 """
 
 import threading
@@ -38,10 +37,15 @@ class _Pooled:
     _engine: db.engine.Engine
 
     def __init__(self, postgres_url: str, should_autocreate_tables: bool = True, **kwargs: Any) -> None:
-        super().__init__(postgres_url, should_autocreate_tables, **kwargs)  # type: ignore[call-arg]
+        super().__init__(  # type: ignore[call-arg]
+            postgres_url=postgres_url, should_autocreate_tables=should_autocreate_tables, **kwargs
+        )
         self._engine.dispose()
         self._engine = create_pg_engine(
-            self.postgres_url, self._token_provider, isolation_level="AUTOCOMMIT", **POOL
+            postgres_url=self.postgres_url,
+            token_provider=self._token_provider,
+            isolation_level="AUTOCOMMIT",
+            **POOL,
         )
 
     @classmethod
@@ -65,7 +69,9 @@ class DocflowScheduleStorage(_Pooled, PostgresScheduleStorage):
     def __init__(self, postgres_url: str, should_autocreate_tables: bool = True, **kwargs: Any) -> None:
         self._instigators_table = False  # set first: the stock constructor asks already
         self._migrations: set[str] = set()
-        super().__init__(postgres_url, should_autocreate_tables, **kwargs)
+        super().__init__(
+            postgres_url=postgres_url, should_autocreate_tables=should_autocreate_tables, **kwargs
+        )
 
     def has_instigators_table(self) -> bool:
         """A catalog query each time in the stock storage; a table, once made, stays."""
@@ -83,7 +89,9 @@ class DocflowEventLogStorage(_Pooled, PostgresEventLogStorage):
     """Postgres event log storage with a connection pool and incrementally read dynamic partitions."""
 
     def __init__(self, postgres_url: str, should_autocreate_tables: bool = True, **kwargs: Any) -> None:
-        super().__init__(postgres_url, should_autocreate_tables, **kwargs)
+        super().__init__(
+            postgres_url=postgres_url, should_autocreate_tables=should_autocreate_tables, **kwargs
+        )
         self._partitions_lock = threading.Lock()
         self._partitions: dict[str, tuple[int, list[str]]] = {}  # name -> (highest id read, keys by id)
         self._tables: set[str] = set()

@@ -1,0 +1,178 @@
+"""Every piece of Dagster's private API docflow uses, in one list, checked against the installed Dagster.
+
+Dagster promises nothing about `dagster._*` modules or underscored names: an upgrade may move or change them
+without a deprecation. Each one docflow relies on is named here with what it is for, and `check()`
+verifies them all (names exist, the keyword parameters docflow passes are still accepted), so that an
+upgrade fails at once, with a message naming the touchpoint and the Dagster versions docflow was tested
+with, instead of somewhere inside a run. `check()` runs when docflow.orchestration is imported (the code
+location, the daemon's run launcher and storage, `docflow up`); docflow_tests/test_orchestration.py tests
+each touchpoint's behaviour.
+"""
+
+import importlib
+import importlib.util
+import inspect
+import warnings
+from dataclasses import dataclass
+from functools import cache
+
+import dagster
+
+# Versions the touchpoints were written and tested against: [lowest, first untested).
+TESTED_FROM, TESTED_BEFORE = (1, 13), (1, 14)
+TESTED_RANGE = f"dagster >={TESTED_FROM[0]}.{TESTED_FROM[1]},<{TESTED_BEFORE[0]}.{TESTED_BEFORE[1]}"
+
+
+@dataclass(frozen=True)
+class Touchpoint:
+    module: str
+    name: str  # an attribute path inside the module, e.g. "DagsterEvent.asset_observation"; "" = the module
+    used_for: str
+    params: tuple[str, ...] = ()  # keyword parameters docflow passes (for callables)
+
+
+TOUCHPOINTS: tuple[Touchpoint, ...] = (
+    # the warm run launcher (orchestration/launcher.py)
+    Touchpoint("dagster._core.launcher", "RunLauncher", "base class of WarmRunLauncher"),
+    Touchpoint("dagster._core.launcher", "RunLauncher._instance", "the launcher's instance"),
+    Touchpoint("dagster._core.launcher", "LaunchRunContext", "launch_run's argument"),
+    Touchpoint(
+        "dagster._core.launcher", "CheckRunHealthResult", "run monitoring's answer", ("status", "msg")
+    ),
+    Touchpoint("dagster._core.launcher", "WorkerStatus", "run monitoring's worker states"),
+    Touchpoint("dagster._serdes", "ConfigurableClass", "a class dagster.yaml configures"),
+    Touchpoint("dagster._serdes.config_class", "ConfigurableClassData", "dagster.yaml's data for a class"),
+    Touchpoint(
+        "dagster._cli.api",
+        "_execute_run_command_body",
+        "execute a run in a warm worker as `dagster api execute_run` does",
+        ("run_id", "instance", "write_stream_fn", "set_exit_code_on_failure"),
+    ),
+    Touchpoint("dagster._utils.interrupts", "capture_interrupts", "SIGINT (terminate) stops a run at a step"),
+    Touchpoint(
+        "dagster._core.instance",
+        "DagsterInstance.get_concurrency_config",
+        "the run queue's max_concurrent_runs, the launcher's number of workers",
+    ),
+    # Postgres storage (orchestration/storage.py)
+    Touchpoint("dagster._core.storage.event_log.schema", "DynamicPartitionsTable", "partition keys' table"),
+    Touchpoint(
+        "dagster_postgres.event_log",
+        "PostgresEventLogStorage.__init__",
+        "the stock storage docflow's classes extend",
+        ("postgres_url", "should_autocreate_tables", "inst_data", "token_provider"),
+    ),
+    Touchpoint("dagster_postgres.event_log", "PostgresEventLogStorage._check_partitions_table", "as stock"),
+    Touchpoint("dagster_postgres.event_log", "PostgresEventLogStorage.index_connection", "read partitions"),
+    Touchpoint("dagster_postgres.event_log", "PostgresEventLogStorage.has_table", "kept once true"),
+    Touchpoint("dagster_postgres.schedule_storage", "PostgresScheduleStorage.has_instigators_table", "kept"),
+    Touchpoint("dagster_postgres.schedule_storage", "PostgresScheduleStorage.has_built_index", "kept"),
+    Touchpoint(
+        "dagster_postgres.utils", "create_pg_engine", "a pooled engine", ("postgres_url", "token_provider")
+    ),
+    Touchpoint("dagster_postgres.utils", "get_token_provider_from_config", "as the stock from_config_value"),
+    Touchpoint("dagster_postgres.utils", "pg_url_from_config", "as the stock from_config_value"),
+    # batched event writes (orchestration/events.py)
+    Touchpoint(
+        "dagster._core.events",
+        "DagsterEvent.asset_observation",
+        "log a batch's observations as one write",
+        ("step_context", "observation", "batch_metadata"),
+    ),
+    Touchpoint("dagster._core.events", "DagsterEventBatchMetadata", "a batch's id and end", ("id", "is_end")),
+    Touchpoint("dagster._core.events", "generate_event_batch_id", "a batch's id"),
+    Touchpoint(
+        "dagster._core.instance.utils",
+        "_get_event_batch_size",
+        "reads DAGSTER_EVENT_BATCH_SIZE, which turns batched writes on",
+    ),
+    # run tags (orchestration/tags.py)
+    Touchpoint(
+        "dagster._core.storage.tags", "ASSET_PARTITION_RANGE_START_TAG", "a run over a partition range"
+    ),
+    Touchpoint("dagster._core.storage.tags", "ASSET_PARTITION_RANGE_END_TAG", "a run over a partition range"),
+    Touchpoint("dagster._core.storage.tags", "BACKFILL_ID_TAG", "the runs of a backfill"),
+    # the benchmark's daemon and backfills (orchestration/processes.py, orchestration/backfill.py)
+    Touchpoint(
+        "dagster._daemon.__main__", "", "`python -m dagster._daemon run`, the daemon of `dagster dev`"
+    ),
+    Touchpoint("dagster._core.execution.backfill", "BulkActionStatus", "a backfill's status"),
+    Touchpoint(
+        "dagster._core.execution.backfill",
+        "PartitionBackfill.from_asset_partitions",
+        "an asset backfill as the UI launches it",
+        (
+            "backfill_id",
+            "asset_graph",
+            "partition_names",
+            "asset_selection",
+            "backfill_timestamp",
+            "tags",
+            "dynamic_partitions_store",
+            "all_partitions",
+            "title",
+            "description",
+            "run_config",
+        ),
+    ),
+    Touchpoint("dagster._core.utils", "make_new_backfill_id", "a backfill's id"),
+)
+
+
+class DagsterApiChanged(ImportError):
+    """A private Dagster name docflow relies on is gone or changed in the installed Dagster."""
+
+
+def _version() -> tuple[int, int]:
+    major, minor = dagster.__version__.split(".")[:2]
+    return int(major), int(minor)
+
+
+def resolve(touch: Touchpoint) -> object:
+    """The touchpoint's object, or DagsterApiChanged naming it and the tested Dagster versions."""
+    where = f"{touch.module}.{touch.name}" if touch.name else touch.module
+    if not touch.name:  # a module to run (`python -m`), not to import here
+        try:
+            spec = importlib.util.find_spec(touch.module)
+        except ImportError:
+            spec = None
+        if spec is None:
+            raise DagsterApiChanged(_message(touch, f"{where} is missing"))
+        return spec
+    try:
+        found: object = importlib.import_module(touch.module)
+        for part in filter(None, touch.name.split(".")):
+            found = getattr(found, part)
+    except (ImportError, AttributeError) as exc:
+        raise DagsterApiChanged(_message(touch, f"{where} is missing ({exc})")) from exc
+    if touch.params:
+        try:
+            accepted = inspect.signature(found).parameters  # type: ignore[arg-type]
+        except (TypeError, ValueError) as exc:
+            raise DagsterApiChanged(_message(touch, f"{where} is no longer callable ({exc})")) from exc
+        missing = [p for p in touch.params if p not in accepted]
+        if missing:
+            raise DagsterApiChanged(_message(touch, f"{where} no longer takes {', '.join(missing)}"))
+    return found
+
+
+def _message(touch: Touchpoint, problem: str) -> str:
+    return (
+        f"docflow uses Dagster's private API: {problem}. Used for: {touch.used_for}. "
+        f"Installed: dagster {dagster.__version__}; docflow is tested with {TESTED_RANGE} "
+        "(pin that range, or update docflow/orchestration for this Dagster)."
+    )
+
+
+@cache
+def check() -> None:
+    """Verify every touchpoint (once per process). Raises DagsterApiChanged on the first one that changed;
+    warns when the installed Dagster is outside the tested range even though every name still fits."""
+    for touch in TOUCHPOINTS:
+        resolve(touch)
+    if not TESTED_FROM <= _version() < TESTED_BEFORE:
+        warnings.warn(
+            f"dagster {dagster.__version__} is outside the range docflow's private-API touchpoints were "
+            f"tested with ({TESTED_RANGE}); they all still resolve, run docflow_tests/test_orchestration.py",
+            stacklevel=2,
+        )
