@@ -98,14 +98,23 @@ def search(
     return hits[:k]
 
 
-@lru_cache(maxsize=4)
 def type_words(rules_path: str = "") -> dict[str, tuple[str, bool]]:
     """Word or phrase (lower case) -> (the document type it names, whether it is the type's own name): each
     type's name ("financial statement") and the rules' file-name words of at least MIN_TYPE_WORD characters
     ("agreement", "bill"), with plurals; not `other`."""
+    path = Path(rules_path) if rules_path else data_dir() / "doc_types.yaml"
+    try:
+        version = path.stat().st_mtime_ns
+    except OSError:
+        version = 0  # load_rules reports the missing file
+    return _type_words(str(path), version)
+
+
+@lru_cache(maxsize=4)  # keyed by the file's modification time too: an edited rules file is read again
+def _type_words(path: str, version: int) -> dict[str, tuple[str, bool]]:
     from docflow.backends.classify.local import load_rules
 
-    rules = load_rules(Path(rules_path) if rules_path else data_dir() / "doc_types.yaml")
+    rules = load_rules(Path(path))
     words: dict[str, tuple[str, bool]] = {}
     for name, spec in rules.types.items():
         if name == "other":

@@ -1,6 +1,5 @@
 """The one settings class. Every knob is an environment variable `DOCFLOW_<NAME>` (or a `.env` file)."""
 
-from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
@@ -180,8 +179,10 @@ class Settings(BaseSettings):
         return not self.s3_endpoint_url
 
 
-@lru_cache(maxsize=1)
 def get_settings() -> Settings:
+    """The settings as the environment (and `.env`) says now. An entry point (the CLI, the API server, the
+    Dagster definitions) reads them once and passes them down; nothing keeps a copy, so there is no cache
+    to clear when the environment changes."""
     return Settings()
 
 

@@ -16,7 +16,7 @@ def docflow_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
     """Start the embedded services for this session and point every `Settings()` and Dagster at them."""
     from docflow.embedded import stop_services
     from docflow.orchestration.instance import dagster_env
-    from docflow.settings import Settings, get_settings
+    from docflow.settings import Settings
 
     home = tmp_path_factory.mktemp("docflow-home")
     pg_port = free_block(10)  # Postgres on the first port, SeaweedFS on the 9 after it (+10008)
@@ -37,17 +37,14 @@ def docflow_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
             "DOCFLOW_SENSOR_LIST_BUDGET_S": "600",
         }
     )
-    get_settings.cache_clear()
     env = dagster_env(base)
     os.environ.update(env)
-    get_settings.cache_clear()
     try:
         yield env
     finally:
         stop_services(base)
         os.environ.clear()
         os.environ.update(saved)
-        get_settings.cache_clear()
 
 
 @pytest.fixture(scope="session")

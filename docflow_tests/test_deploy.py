@@ -415,10 +415,8 @@ def test_helm_instance_config_validates_with_dagsters_schemas(values, tmp_path) 
 
 @pytest.fixture
 def k8s_executor_env(monkeypatch) -> Iterator[None]:
-    monkeypatch.setenv("DOCFLOW_EXECUTOR", "k8s")
-    get_settings.cache_clear()
+    monkeypatch.setenv("DOCFLOW_EXECUTOR", "k8s")  # read by the definitions when they are built
     yield
-    get_settings.cache_clear()
 
 
 def test_k8s_executor_loads_with_the_definitions_and_accepts_every_assets_op_tags(k8s_executor_env) -> None:

@@ -1,7 +1,8 @@
 """Backends: the work of each asset, free of Dagster.
 
 Each concern has a Protocol and a registry keyed by a `kind` ("local", "llamacloud", "openai"). Settings pick
-the kind; `get_*` builds the backend once per process (models load once) and returns it.
+the kind; `get_*(settings)` builds the backend once per process and settings value (models load once) and
+returns it. Equal settings give the same backend; changed settings a new one, so nothing needs clearing.
 Remote backends import their client lazily and raise `MissingExtra`/`ConfigError` with a clear message.
 """
 
@@ -11,7 +12,7 @@ from typing import Protocol, runtime_checkable
 
 from docflow.errors import ConfigError
 from docflow.models import Classification, Extraction, ParsedDocument, RawFile
-from docflow.settings import Settings, get_settings
+from docflow.settings import Settings
 
 
 @runtime_checkable
@@ -72,27 +73,23 @@ def _build(registry: dict[str, str], kind: str, settings: Settings, concern: str
     return getattr(module, attr).from_settings(settings)
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=8)  # keyed by the settings value: changed settings build a new backend, nothing to clear
 def _cached(registry_name: str, kind: str, settings: Settings):
     registry = {"parse": PARSERS, "classify": CLASSIFIERS, "extract": EXTRACTORS, "embed": EMBEDDERS}
     return _build(registry[registry_name], kind, settings, registry_name)
 
 
-def get_parser(settings: Settings | None = None) -> Parser:
-    s = settings or get_settings()
-    return _cached("parse", s.parse_backend, s)
+def get_parser(settings: Settings) -> Parser:
+    return _cached("parse", settings.parse_backend, settings)
 
 
-def get_classifier(settings: Settings | None = None) -> Classifier:
-    s = settings or get_settings()
-    return _cached("classify", s.classify_backend, s)
+def get_classifier(settings: Settings) -> Classifier:
+    return _cached("classify", settings.classify_backend, settings)
 
 
-def get_extractor(settings: Settings | None = None) -> Extractor:
-    s = settings or get_settings()
-    return _cached("extract", s.extract_backend, s)
+def get_extractor(settings: Settings) -> Extractor:
+    return _cached("extract", settings.extract_backend, settings)
 
 
-def get_embedder(settings: Settings | None = None) -> Embedder:
-    s = settings or get_settings()
-    return _cached("embed", s.embed_backend, s)
+def get_embedder(settings: Settings) -> Embedder:
+    return _cached("embed", settings.embed_backend, settings)
