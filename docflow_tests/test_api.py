@@ -497,6 +497,41 @@ def test_the_bench_load_generator_times_real_202s_over_kept_alive_connections(rt
     stored(expected)
 
 
+def test_the_bench_floor_app_does_the_durable_write(rt, server, tenant, monkeypatch) -> None:
+    """`docflow bench --only api` compares docflow's uploads with a bare app doing the same write: the row
+    registered (a duplicate once) and the bytes in the bucket, with the sha256 metadata."""
+    import asyncio
+
+    from docflow.bench.api import FLOOR_TENANT_ENV, _doc, _Uploader, floor_app
+
+    floor_tenant = f"{tenant.name}-floor"
+    monkeypatch.setenv(FLOOR_TENANT_ENV, floor_tenant)
+    live = LiveServer(floor_app())
+
+    async def go() -> list[tuple[float, int, str]]:
+        uploader = _Uploader("127.0.0.1", live.port, "unused")
+        uploader.prepare(floor_tenant, range(2))
+        await uploader.connect(2)
+        answers = list(await asyncio.gather(*(uploader.upload(floor_tenant, i) for i in range(2))))
+        answers.append(await uploader.upload(floor_tenant, 0))  # the same bytes again
+        uploader.close()
+        return answers
+
+    try:
+        answers = asyncio.run(go())
+    finally:
+        live.stop()
+    bodies = [_doc(floor_tenant, i) for i in range(2)]
+    expected = [make_doc_id(floor_tenant, hashlib.sha256(b).hexdigest()) for b in bodies]
+    assert [(status, doc_id) for _, status, doc_id in answers] == [(202, d) for d in [*expected, expected[0]]]
+    assert sorted(d.doc_id for d in rt.store.list_documents(tenant=floor_tenant)) == sorted(expected)
+    stored(expected)
+    for doc_id, body in zip(expected, bodies, strict=True):
+        key = rt.store.get_document(doc_id).key
+        assert rt.bucket.get_bytes(key) == body
+        assert rt.bucket.sha256_of(key) == (hashlib.sha256(body).hexdigest(), False)
+
+
 @pytest.mark.parametrize("chunk", [1, 7, 64, 4096, None])
 def test_multipart_bodies_are_read_whatever_their_chunking(chunk) -> None:
     import asyncio
