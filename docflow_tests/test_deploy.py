@@ -32,6 +32,7 @@ DOCFLOW_SERVICES = ["init", "docflow-code", "dagster-webserver", "dagster-daemon
 # Variables the deployment files may set besides docflow's own settings.
 NON_SETTINGS_ENV = {
     "DAGSTER_HOME",
+    "DAGSTER_EVENT_BATCH_SIZE",
     "DAGSTER_CURRENT_IMAGE",
     "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY",
