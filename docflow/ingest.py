@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 from docflow.bucket import Bucket, ObjectInfo, filename_of, make_doc_id, safe_tenant, tenant_of
 from docflow.errors import BackendUnavailable, NotFound
 from docflow.models import Document
-from docflow.store import Store
+from docflow.store import Store, pending
 
 SLACK = timedelta(minutes=15)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -169,13 +169,11 @@ def registered_for_sensor(store: Store, doc_id: str, etag: str) -> tuple[int, st
     """(priority, run key) of a pending document the API registered before writing its object (its run is
     the sensor's to request), else None. The run key carries the registration time, so bytes deleted and
     uploaded again are run again, and a repeated listing of the same upload is not."""
-    with store.tx() as conn:
-        row = conn.execute(
-            """SELECT priority, extract(epoch FROM created_at)::bigint AS registered FROM docflow.documents
-               WHERE doc_id = %s AND run_by_sensor AND status = 'pending'""",
-            (doc_id,),
-        ).fetchone()
-    return None if row is None else (int(row["priority"]), f"{doc_id}:{etag}:{row['registered']}")
+    found = pending.awaiting_sensor(store, doc_id)
+    if found is None:
+        return None
+    priority, registered = found
+    return priority, f"{doc_id}:{etag}:{registered}"
 
 
 def _advance(

@@ -25,6 +25,7 @@ from typing import Any
 
 from docflow.bench import BenchOptions
 from docflow.settings import Settings
+from docflow.store import bulk
 
 BENCH_TENANT = "bench-search"
 CHUNKS_PER_DOC = 50
@@ -134,10 +135,7 @@ def _load(rt, n_chunks: int, embedder, model: str, progress: Callable[[str], Non
     """Bulk-load the synthetic rows (reusing a previous run's rows of the same size); returns timings."""
     import numpy as np
 
-    with rt.store.tx() as conn:
-        have = conn.execute(
-            "SELECT count(*) AS n FROM docflow.chunks WHERE embedding_model = %s", (model,)
-        ).fetchone()["n"]
+    have = bulk.count_model_chunks(rt.store, model)
     if have == n_chunks:
         progress(f"search bench: reusing {have} synthetic chunks")
         return {"reused": True}
@@ -152,26 +150,13 @@ def _load(rt, n_chunks: int, embedder, model: str, progress: Callable[[str], Non
     progress(f"search bench: COPY {len(chunks)} chunks of {len(docs)} documents...")
     # Inserting 100k rows one by one into a live HNSW graph takes far longer than building the graph once:
     # drop the dimension's index, COPY, rebuild (searches meanwhile stay correct, just exact and slower).
-    _drop_index(rt, dim)
-    with rt.store.tx() as conn:
-        with conn.cursor().copy(
-            "COPY docflow.documents (doc_id, tenant, bucket, key, sha256, filename, status) FROM STDIN"
-        ) as copy:
-            for row in docs:
-                copy.write_row((*row, "done"))
-        with conn.cursor().copy(
-            "COPY docflow.chunks (doc_id, chunk_index, text, heading_path, page_start, page_end, n_tokens, "
-            "metadata, embedding_model, embedding) FROM STDIN"
-        ) as copy:
-            for row in chunks:
-                copy.write_row(row)
+    bulk.drop_vector_index(rt.store, dim)
+    bulk.copy_documents_and_chunks(rt.store, ((*row, "done") for row in docs), chunks)
     copied = time.perf_counter()
     progress("search bench: building the HNSW index...")
-    _build_index(rt, dim)
+    bulk.build_vector_index(rt.store, dim)
     loaded = time.perf_counter()
-    with rt.store.tx() as conn:
-        conn.execute("ANALYZE docflow.documents")
-        conn.execute("ANALYZE docflow.chunks")
+    bulk.analyze(rt.store)
     return {
         "reused": False,
         "generate_s": round(generated - started, 2),
@@ -181,35 +166,14 @@ def _load(rt, n_chunks: int, embedder, model: str, progress: Callable[[str], Non
     }
 
 
-def _drop_index(rt, dim: int) -> None:
-    with rt.store.tx() as conn:
-        conn.execute(f"DROP INDEX IF EXISTS docflow.chunks_embedding_{dim:d}")
-
-
-def _build_index(rt, dim: int) -> None:
-    """The index `Store.ensure_vector_index` makes, built in bulk with enough memory for the graph."""
-    with rt.store.tx() as conn:
-        conn.execute("SET LOCAL maintenance_work_mem = '1GB'")
-        conn.execute("SET LOCAL max_parallel_maintenance_workers = 2")
-        conn.execute(
-            f"CREATE INDEX IF NOT EXISTS chunks_embedding_{dim:d} ON docflow.chunks "
-            f"USING hnsw ((embedding::vector({dim:d})) vector_cosine_ops) "
-            f"WHERE vector_dims(embedding) = {dim:d}"
-        )
-
-
 def _cleanup(rt, model: str, dim: int) -> None:
     """Remove the synthetic rows; the index is rebuilt rather than left with 100k dead entries."""
-    with rt.store.tx() as conn:
-        n = conn.execute("SELECT count(*) AS n FROM docflow.chunks WHERE embedding_model = %s", (model,))
-        if not n.fetchone()["n"]:
-            conn.execute("DELETE FROM docflow.documents WHERE tenant = %s", (BENCH_TENANT,))
-            return
-    _drop_index(rt, dim)
-    with rt.store.tx() as conn:
-        conn.execute("DELETE FROM docflow.chunks WHERE embedding_model = %s", (model,))
-        conn.execute("DELETE FROM docflow.documents WHERE tenant = %s", (BENCH_TENANT,))
-    _build_index(rt, dim)
+    if not bulk.count_model_chunks(rt.store, model):
+        bulk.delete_model_rows(rt.store, model, BENCH_TENANT)
+        return
+    bulk.drop_vector_index(rt.store, dim)
+    bulk.delete_model_rows(rt.store, model, BENCH_TENANT)
+    bulk.build_vector_index(rt.store, dim)
 
 
 def _percentiles(samples: list[float]) -> dict[str, float]:

@@ -22,6 +22,7 @@ from docflow.errors import BackendUnavailable
 from docflow.orchestration.instance import dagster_instance
 from docflow.runtime import REPO_ROOT, runtime
 from docflow.settings import Settings
+from docflow.store import bulk
 
 SAMPLE_TYPES = {".txt", ".md", ".html"}
 S3_REFUSES = {"dotdot_name", "long_name"}  # SeaweedFS (and MinIO) refuse such keys: they cannot land
@@ -48,9 +49,7 @@ def soak_section(
     run_id = uuid.uuid4().hex[:8]
     tenant = f"soak-{run_id}"
     prefix = f"{rt.settings.prefix}{tenant}/"
-    samples = [
-        p for p in sorted((REPO_ROOT / "data" / "samples").iterdir()) if p.suffix in SAMPLE_TYPES
-    ]
+    samples = [p for p in sorted((REPO_ROOT / "data" / "samples").iterdir()) if p.suffix in SAMPLE_TYPES]
     objects = list(rt.bucket.list(rt.settings.prefix))  # start from now: earlier uploads are not ours
     cursor = ScanCursor(
         since=max((o.last_modified for o in objects), default=ScanCursor().since),
@@ -176,17 +175,10 @@ def _account(
     rt, prefix: str, uploaded: dict[str, bool], stats: Counter[str], seconds: float, minutes: float
 ) -> dict[str, Any]:
     docs = [d for d in rt.store.list_documents(limit=1_000_000) if d.key.startswith(prefix)]
-    by_key: dict[str, Any] = {}
-    with rt.store.tx() as conn:
-        rows = conn.execute(
-            "SELECT doc_id, keys FROM docflow.documents WHERE EXISTS "
-            "(SELECT 1 FROM unnest(keys) k WHERE k LIKE %s)",
-            (prefix.replace("%", r"\%").replace("_", r"\_") + "%",),
-        ).fetchall()
     status = {d.doc_id: d for d in docs}
-    for row in rows:
-        for key in row["keys"]:
-            by_key[key] = status.get(row["doc_id"])
+    by_key: dict[str, Any] = {
+        key: status.get(doc_id) for key, doc_id in bulk.keys_by_prefix(rt.store, prefix).items()
+    }
     unregistered = [k for k in uploaded if by_key.get(k) is None]
     unfinished = [
         k for k in uploaded if by_key.get(k) is not None and by_key[k].status not in ("done", "failed")
