@@ -456,3 +456,16 @@ def test_pdf_two_borderless_tables_on_one_page_stay_apart() -> None:
     tables = [block for block in doc.blocks if block.kind == "table"]
     assert [_pipe_rows(t.text) for t in tables] == [SECTIONED, second]
     assert doc.markdown.index("Table 2") < doc.markdown.index("| Code")
+
+
+def test_html_cells_spanning_rows_and_columns_repeat_and_keep_later_cells_in_their_columns() -> None:
+    page = (
+        b"<html><body><table><tr><th colspan='3'>Hours per team</th></tr>"
+        b"<tr><th>Team</th><th colspan='2'>Hours</th></tr>"
+        b"<tr><td rowspan='2'>Ops</td><td>4</td><td>5</td></tr><tr><td>6</td><td>7</td></tr>"
+        b"<tr><td>Dev</td><td>8</td><td rowspan='9'>9</td></tr></table></body></html>"
+    )
+    doc = parse(page, "hours.html")
+    assert doc.parser == "local/html"
+    rows = ["| Hours per team |  |  |", "| --- | --- | --- |", "| Team | Hours | Hours |", "| Ops | 4 | 5 |"]
+    assert "\n".join([*rows, "| Ops | 6 | 7 |", "| Dev | 8 | 9 |"]) in doc.markdown  # a title row once

@@ -58,6 +58,28 @@ def test_docx_merged_cells_repeat_their_text_over_the_grid() -> None:
     )
 
 
+def test_docx_and_pptx_cells_spanning_the_whole_table_keep_their_text_once() -> None:
+    from pptx.util import Inches
+
+    def build_docx(document) -> None:
+        table = document.add_table(rows=2, cols=3)
+        table.cell(0, 0).merge(table.cell(0, 2)).text = "Costs in 2024"
+        for c, value in enumerate(["Rent", "Staff", "Tax"]):
+            table.cell(1, c).text = value
+
+    def build_pptx(deck) -> None:
+        slide = deck.slides.add_slide(deck.slide_layouts[6])
+        table = slide.shapes.add_table(2, 3, Inches(1), Inches(1), Inches(6), Inches(2)).table
+        table.cell(0, 0).merge(table.cell(0, 2))
+        table.cell(0, 0).text = "Costs in 2024"
+        for c, value in enumerate(["Rent", "Staff", "Tax"]):
+            table.cell(1, c).text = value
+
+    expected = "| Costs in 2024 |  |  |\n| --- | --- | --- |\n| Rent | Staff | Tax |"
+    assert expected in parse(_docx(build_docx), "costs.docx").markdown
+    assert expected in parse(_pptx(build_pptx), "costs.pptx").markdown
+
+
 def test_docx_row_starting_late_keeps_its_cells_in_their_columns() -> None:
     from docx.oxml import OxmlElement
     from docx.oxml.ns import qn

@@ -5,7 +5,8 @@ Headings from paragraph styles/outline levels, lists from numbering (bullets as 
 
 A merged table cell's text is repeated in every grid position it covers: a pipe table cannot express a
 span, and a covered position left empty would read as an empty cell (a row label or a column header
-missing from the rows and columns it heads).
+missing from the rows and columns it heads). A cell spanning the table's whole width (a title or section
+row) heads no column: its text stays once, in the first position.
 """
 
 import posixpath
@@ -35,6 +36,11 @@ def _xml(archive: zipfile.ZipFile, name: str, what: str) -> ET.Element:
         return ET.fromstring(data)
     except ET.ParseError as exc:
         raise BadDocument(f"the {what} file is corrupt ({name}: {exc})") from exc
+
+
+def _spread(text: str, span: int, width: int) -> list[str]:
+    """The positions a cell spanning `span` columns covers: its text in each, once if it spans them all."""
+    return [text] + [""] * (span - 1) if 1 < width <= span else [text] * span
 
 
 def _table(rows: list[list[str]]) -> str:
@@ -205,6 +211,7 @@ def _docx_rows(tbl: ET.Element, styles: dict[str, int]) -> list[list[str]]:
     """Rows on the table grid: cells skipped at a row's start (`gridBefore`) are empty, a cell spanning
     columns (`gridSpan`) or continuing a vertical merge (`vMerge`) repeats the merged cell's text."""
     rows: list[list[str]] = []
+    width = len(tbl.findall(f"{W}tblGrid/{W}gridCol"))
     for tr in tbl.findall(f"{W}tr"):
         before = tr.find(f"{W}trPr/{W}gridBefore")
         row: list[str] = [""] * min(_int(before.get(f"{W}val") if before is not None else None, 0), 64)
@@ -219,7 +226,7 @@ def _docx_rows(tbl: ET.Element, styles: dict[str, int]) -> list[list[str]]:
                 text = above[len(row)] if len(row) < len(above) else ""
             else:
                 text = _cell_text(tc)
-            row.extend([text] * span)
+            row.extend(_spread(text, span, width))
         rows.append(row)
     return rows
 
@@ -453,15 +460,18 @@ def _text_parts(shape: ET.Element, placeholder: ET.Element | None) -> list[str]:
 def _pptx_rows(tbl: ET.Element) -> list[list[str]]:
     """Rows of a slide table; a position covered by a merged cell (`hMerge`/`vMerge`) repeats its text."""
     rows: list[list[str]] = []
+    width = len(tbl.findall(f"{A}tblGrid/{A}gridCol"))
     for tr in tbl.findall(f"{A}tr"):
         row: list[str] = []
+        spread: list[str] = []  # what the positions covered by the last cell spanning columns hold
         for tc in tr.findall(f"{A}tc"):
-            if tc.get("hMerge") in ("1", "true") and row:
-                text = row[-1]
-            elif tc.get("vMerge") in ("1", "true") and rows and len(row) < len(rows[-1]):
-                text = rows[-1][len(row)]
+            if tc.get("vMerge") in ("1", "true") and rows and len(row) < len(rows[-1]):
+                text = rows[-1][len(row)]  # the row above holds the merged cell's spread already
+            elif tc.get("hMerge") in ("1", "true") and row:
+                text = spread.pop(0) if spread else row[-1]
             else:
                 text = " ".join(" ".join(t.text or "" for t in tc.iter(f"{A}t")).split())
+                spread = _spread(text, _int(tc.get("gridSpan"), 1), width)[1:]
             row.append(text)
         rows.append(row)
     return rows
@@ -526,20 +536,25 @@ def _odt_block(element: ET.Element, depth: int) -> list[str]:
 def _odt_rows(table: ET.Element) -> list[list[str]]:
     """Rows of an ODF table; a covered cell repeats the text of the cell spanning over it."""
     rows = []
+    width = sum(
+        min(_int(column.get(f"{TABLE}number-columns-repeated"), 1), 64)
+        for column in table.iter(f"{TABLE}table-column")
+    )
     spanned: dict[tuple[int, int], str] = {}  # (row, column) -> text of the cell covering it
     for r, tr in enumerate(table.iter(f"{TABLE}table-row")):
         row: list[str] = []
         for cell in tr:
             repeat = min(_int(cell.get(f"{TABLE}number-columns-repeated"), 1), 64)
             if cell.tag == f"{TABLE}covered-table-cell":
-                row.extend(spanned.get((r, len(row)), "") for _ in range(repeat))
+                for _ in range(repeat):
+                    row.append(spanned.get((r, len(row)), ""))
             elif cell.tag == f"{TABLE}table-cell":
                 text = " ".join(" ".join(_odt_text(p).split()) for p in cell.findall(f"{TEXT}p"))
                 rows_spanned = min(_int(cell.get(f"{TABLE}number-rows-spanned"), 1), 64)
-                columns_spanned = min(_int(cell.get(f"{TABLE}number-columns-spanned"), 1), 64)
+                columns = _spread(text, min(_int(cell.get(f"{TABLE}number-columns-spanned"), 1), 64), width)
                 for dr in range(rows_spanned):
-                    for dc in range(columns_spanned):
-                        spanned[(r + dr, len(row) + dc)] = text
+                    for dc, value in enumerate(columns):
+                        spanned[(r + dr, len(row) + dc)] = value
                 row.extend([text] * repeat)
         while row and not row[-1]:
             row.pop()
