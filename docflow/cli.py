@@ -2,6 +2,7 @@
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -25,16 +26,52 @@ def cli() -> None:
 
 
 @cli.command()
-def up() -> None:
-    """Start (or reuse) the embedded Postgres and S3, migrate, and prepare the Dagster instance."""
+@click.option("--env", "env_only", is_flag=True, help="Print only the `export` lines (for `eval`).")
+def up(env_only: bool) -> None:
+    """Start (or reuse) the embedded Postgres and S3, migrate, and prepare the Dagster instance.
+
+    Prints every variable other tools need to reach the same services (the `dagster` CLI,
+    `DagsterInstance.get()`, `aws`, boto3): `eval "$(docflow up --env)"` sets them in a shell."""
     from docflow.defs.assets import POOLS
     from docflow.orchestration.instance import configure_pools, dagster_env, dagster_instance
 
     settings = get_settings()
     env = dagster_env(settings)
     configure_pools(dagster_instance(settings), POOLS)
-    for name in ("DOCFLOW_DATABASE_URL", "DOCFLOW_S3_ENDPOINT_URL", "DAGSTER_HOME"):
-        click.echo(f"{name}={env[name]}")
+    # a shell that already ran `eval "$(docflow up --env)"` configures the services instead of embedding them:
+    # the S3 credentials it holds are then only in its environment
+    values = {name: env.get(name) or os.environ.get(name) for name in UP_VARIABLES}
+    exports = "\n".join(f"export {name}={shlex.quote(value)}" for name, value in values.items() if value)
+    if env_only:
+        click.echo(exports)
+        return
+    key = f"{settings.prefix}{settings.default_tenant}/invoice.pdf"
+    aws_endpoint = "" if settings.s3_endpoint_url == "aws" else " --endpoint-url $DOCFLOW_S3_ENDPOINT_URL"
+    boto_endpoint = (
+        "" if settings.s3_endpoint_url == "aws" else 'endpoint_url=os.environ["DOCFLOW_S3_ENDPOINT_URL"]'
+    )
+    lines = [
+        '# The services are up. In another shell: eval "$(docflow up --env)", or paste:',
+        exports,
+        "",
+        f"# Drop a file in the bucket; the sensor picks it up (a folder under {settings.prefix} = a tenant):",
+        f"aws{aws_endpoint} s3 cp invoice.pdf s3://{settings.bucket}/{key}",
+        f'python -c \'import boto3, os; boto3.client("s3", {boto_endpoint})'
+        f'.upload_file("invoice.pdf", "{settings.bucket}", "{key}")\'',
+    ]
+    click.echo("\n".join(lines))
+
+
+# What `docflow up` prints: the services' URLs, the S3 credentials and Dagster's instance (its home and the
+# database URL its dagster.yaml reads), so other tools in a new shell reach the same instance.
+UP_VARIABLES = (
+    "DOCFLOW_DATABASE_URL",
+    "DOCFLOW_S3_ENDPOINT_URL",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "DAGSTER_HOME",
+    "DOCFLOW_DAGSTER_DATABASE_URL",
+)
 
 
 @cli.command()
