@@ -469,3 +469,22 @@ def test_html_cells_spanning_rows_and_columns_repeat_and_keep_later_cells_in_the
     assert doc.parser == "local/html"
     rows = ["| Hours per team |  |  |", "| --- | --- | --- |", "| Team | Hours | Hours |", "| Ops | 4 | 5 |"]
     assert "\n".join([*rows, "| Ops | 6 | 7 |", "| Dev | 8 | 9 |"]) in doc.markdown  # a title row once
+
+
+def test_xlsx_merged_cells_repeat_over_the_cells_they_cover_unless_they_span_the_sheet() -> None:
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(["Staff by region"])
+    sheet.merge_cells("A1:C1")
+    sheet.append(["Region", "Year", None])
+    sheet.merge_cells("B2:C2")
+    sheet.append(["North", 2023, 2024])
+    sheet.append([None, 5, 6])
+    sheet.merge_cells("A3:A4")
+    buffer = io.BytesIO()
+    book.save(buffer)
+    doc = parse(buffer.getvalue(), "staff.xlsx")
+    rows = ["| Staff by region |  |  |", "| --- | --- | --- |", "| Region | Year | Year |"]
+    assert "\n".join([*rows, "| North | 2023 | 2024 |", "| North | 5 | 6 |"]) in doc.markdown

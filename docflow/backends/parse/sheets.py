@@ -1,7 +1,9 @@
 """Spreadsheets: XLSX (openpyxl) and XLS (xlrd); each sheet a page with its used range as a pipe table.
 
-Merged cells keep their value in the top-left position; the covered positions are empty. Empty rows and
-columns at the edges are dropped. Very large sheets are cut at `MAX_CELLS` with a warning.
+A merged XLSX cell's value is repeated in every position it covers, as in the office formats' tables (a pipe
+table cannot express a span; an empty position would read as a missing value), except a merge spanning the
+sheet's whole width (a title or note row), which keeps its value once. Empty rows and columns are dropped.
+Very large sheets are cut at `MAX_CELLS` with a warning.
 """
 
 import datetime as dt
@@ -58,22 +60,30 @@ def parse_xlsx(data: bytes, deadline: Deadline) -> ParsedDocument:
     sheets, warnings = [], []
     for sheet in book.worksheets:
         deadline.check(f"sheet {sheet.title}")
-        covered = {
-            (r, c)
-            for merged in sheet.merged_cells.ranges
-            for r in range(merged.min_row, merged.max_row + 1)
-            for c in range(merged.min_col, merged.max_col + 1)
-            if (r, c) != (merged.min_row, merged.min_col)
-        }
+        covered = _covered(sheet)
         rows, cells = [], 0
         for row in sheet.iter_rows():
             cells += len(row)
             if cells > MAX_CELLS:
                 warnings.append(f"sheet {sheet.title!r} cut at {MAX_CELLS:,} cells")
                 break
-            rows.append(["" if (c.row, c.column) in covered else _show(c.value) for c in row])
+            rows.append([covered.get((c.row, c.column), _show(c.value)) for c in row])
         sheets.append((sheet.title, rows))
     return _sheets_markdown(sheets, "local/xlsx", warnings)
+
+
+def _covered(sheet) -> dict[tuple[int, int], str]:
+    """(row, column) -> what a position covered by a merged cell shows: the merged value, or nothing when
+    the merge spans every used column of the sheet."""
+    covered: dict[tuple[int, int], str] = {}
+    for merged in sheet.merged_cells.ranges:
+        full = merged.min_col <= sheet.min_column and merged.max_col >= sheet.max_column > sheet.min_column
+        value = _show(sheet.cell(merged.min_row, merged.min_col).value)
+        for r in range(merged.min_row, merged.max_row + 1):
+            for c in range(merged.min_col, merged.max_col + 1):
+                if (r, c) != (merged.min_row, merged.min_col):
+                    covered[r, c] = "" if full and c != merged.min_col else value
+    return covered
 
 
 def parse_xls(data: bytes, deadline: Deadline) -> ParsedDocument:
