@@ -224,3 +224,29 @@ def test_odt_cells_spanning_rows_and_columns_repeat_their_text() -> None:
         archive.writestr("content.xml", content)
     markdown = parse(buffer.getvalue(), "table.odt").markdown
     assert "| Team | Hours | Hours |\n| --- | --- | --- |\n| Ops | 4 | 5 |\n| Ops | 6 | 7 |" in markdown
+
+
+def test_pptx_shapes_wrapped_for_compatibility_are_read_once() -> None:
+    import zipfile
+
+    def build(deck) -> None:
+        slide = deck.slides.add_slide(deck.slide_layouts[6])
+        _text_box(slide, "Plain box", 1, 1)
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(_pptx(build))) as source, zipfile.ZipFile(buffer, "w") as target:
+        for item in source.infolist():
+            data = source.read(item)
+            if item.filename == "ppt/slides/slide1.xml":  # the box as a newer app writes it, with a fallback
+                xml = data.decode()
+                start, end = xml.index("<p:sp>"), xml.index("</p:sp>") + len("</p:sp>")
+                shape = xml[start:end]
+                wrapped = (
+                    '<mc:AlternateContent xmlns:mc="http://schemas.openxmlformats.org/markup-compatibility/2006">'
+                    f'<mc:Choice Requires="p14">{shape}</mc:Choice><mc:Fallback>{shape}</mc:Fallback>'
+                    "</mc:AlternateContent>"
+                )
+                data = (xml[:start] + wrapped + xml[end:]).encode()
+            target.writestr(item, data)
+    markdown = parse(buffer.getvalue(), "deck.pptx").markdown
+    assert markdown.count("Plain box") == 1

@@ -260,6 +260,7 @@ def _join_parts(parts: list[str]) -> str:
 
 R = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
 _RELS = "{http://schemas.openxmlformats.org/package/2006/relationships}"
+MC = "{http://schemas.openxmlformats.org/markup-compatibility/2006}"
 _Box = tuple[int, int, int, int]  # left, top, width, height (EMU)
 
 
@@ -402,7 +403,7 @@ def _shape_parts(container: ET.Element, inherited: list[dict[str, _Box]]) -> tup
     """(title parts, other parts) of a shape tree or group, the others in reading order."""
     titles: list[str] = []
     items: list[tuple[_Box | None, ET.Element]] = []
-    for shape in container:
+    for shape in _members(container):
         ph = shape.find(f"{P}nvSpPr/{P}nvPr/{P}ph")
         if shape.tag == f"{P}sp" and ph is not None and ph.get("type") in ("title", "ctrTitle"):
             titles.extend(_text_parts(shape, ph))  # a slide's title heads it wherever it sits
@@ -422,6 +423,21 @@ def _shape_parts(container: ET.Element, inherited: list[dict[str, _Box]]) -> tup
         else:
             parts.extend(_text_parts(shape, shape.find(f"{P}nvSpPr/{P}nvPr/{P}ph")))
     return titles, parts
+
+
+def _members(container: ET.Element) -> list[ET.Element]:
+    """A shape tree's children, with shapes wrapped for compatibility (`mc:AlternateContent`) taken from
+    their first choice (or fallback)."""
+    out: list[ET.Element] = []
+    for child in container:
+        if child.tag == f"{MC}AlternateContent":
+            choice = child.find(f"{MC}Choice")
+            if choice is None:
+                choice = child.find(f"{MC}Fallback")
+            out.extend(choice if choice is not None else [])
+        else:
+            out.append(child)
+    return out
 
 
 def _text_parts(shape: ET.Element, placeholder: ET.Element | None) -> list[str]:
