@@ -250,3 +250,21 @@ def test_pptx_shapes_wrapped_for_compatibility_are_read_once() -> None:
             target.writestr(item, data)
     markdown = parse(buffer.getvalue(), "deck.pptx").markdown
     assert markdown.count("Plain box") == 1
+
+
+def test_docx_text_box_with_a_compatibility_fallback_is_read_once() -> None:
+    from docx.oxml import parse_xml
+
+    w = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
+    box = "<w:txbxContent><w:p><w:r><w:t>Boxed note</w:t></w:r></w:p></w:txbxContent>"
+    run = (
+        f'<w:r xmlns:w="{w}" xmlns:mc="http://schemas.openxmlformats.org/markup-compatibility/2006">'
+        f'<mc:AlternateContent><mc:Choice Requires="wps"><w:drawing>{box}</w:drawing></mc:Choice>'
+        f"<mc:Fallback><w:pict>{box}</w:pict></mc:Fallback></mc:AlternateContent></w:r>"
+    )
+
+    def build(document) -> None:
+        document.add_paragraph("See the box: ")._p.append(parse_xml(run))
+
+    markdown = parse(_docx(build), "box.docx").markdown
+    assert markdown.count("Boxed note") == 1 and "See the box:" in markdown

@@ -26,6 +26,7 @@ TEXT = "{urn:oasis:names:tc:opendocument:xmlns:text:1.0}"
 TABLE = "{urn:oasis:names:tc:opendocument:xmlns:table:1.0}"
 OFFICE = "{urn:oasis:names:tc:opendocument:xmlns:office:1.0}"
 STYLE = "{urn:oasis:names:tc:opendocument:xmlns:style:1.0}"
+MC = "{http://schemas.openxmlformats.org/markup-compatibility/2006}"
 
 
 def _xml(archive: zipfile.ZipFile, name: str, what: str) -> ET.Element:
@@ -107,14 +108,20 @@ def _docx_heading_styles(archive: zipfile.ZipFile) -> dict[str, int]:
 
 def _docx_text(element: ET.Element) -> str:
     out: list[str] = []
-    for node in element.iter():
+    _collect_text(element, out)
+    return "".join(out)
+
+
+def _collect_text(element: ET.Element, out: list[str]) -> None:
+    for node in element:
         if node.tag == f"{W}t":
             out.append(node.text or "")
         elif node.tag == f"{W}tab":
             out.append("\t")
         elif node.tag in (f"{W}br", f"{W}cr"):
             out.append("\n")
-    return "".join(out)
+        elif node.tag != f"{MC}Fallback":  # a drawing's fallback repeats its choice (e.g. a text box)
+            _collect_text(node, out)
 
 
 def _docx_paragraph(p: ET.Element, styles: dict[str, int], numbering: "_DocxNumbering") -> str:
@@ -260,7 +267,6 @@ def _join_parts(parts: list[str]) -> str:
 
 R = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
 _RELS = "{http://schemas.openxmlformats.org/package/2006/relationships}"
-MC = "{http://schemas.openxmlformats.org/markup-compatibility/2006}"
 _Box = tuple[int, int, int, int]  # left, top, width, height (EMU)
 
 
