@@ -3,6 +3,7 @@
 import functools
 import hashlib
 import re
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,6 +31,31 @@ def safe_tenant(name: str) -> str:
 
 def make_doc_id(tenant: str, sha256: str) -> str:
     """The partition key of a document: same tenant + same bytes = same document."""
+    return f"{safe_tenant(tenant)}-{sha256[:32]}"
+
+
+SLUG_CHARS = 40  # of the file name in a document id: enough to recognise it in the Dagster UI's list
+DOC_ID_HASH = 16  # hex digits of the content hash in a document id (64 bits, per tenant and file name)
+_SLUG = re.compile(r"[^a-z0-9]+")
+
+
+def doc_slug(filename: str) -> str:
+    """The file name's stem as lower-case ASCII words joined by '-' (accents dropped, at most SLUG_CHARS,
+    cut at a word boundary when one is near), '' when nothing is left. Only [a-z0-9-]: valid in a Dagster
+    partition key and typed as is into the UI's partition filter."""
+    name = PurePosixPath(filename.replace("\\", "/")).name
+    stem = name.rsplit(".", 1)[0] if "." in name.lstrip(".") else name
+    ascii_stem = unicodedata.normalize("NFKD", stem.casefold()).encode("ascii", "ignore").decode()
+    slug = _SLUG.sub("-", ascii_stem.lower()).strip("-")
+    if len(slug) > SLUG_CHARS:
+        cut = slug[: SLUG_CHARS + 1].rfind("-")
+        slug = slug[: cut if cut >= SLUG_CHARS // 2 else SLUG_CHARS].strip("-")
+    return slug
+
+
+def legacy_doc_id(tenant: str, sha256: str) -> str:
+    """The id documents were registered under before ids named the file: `<tenant>-<32 hex>`. `docflow
+    rekey` renames such documents."""
     return f"{safe_tenant(tenant)}-{sha256[:32]}"
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from docflow.bucket import ObjectInfo, filename_of, make_doc_id, safe_tenant, tenant_of
+from docflow.bucket import SLUG_CHARS, ObjectInfo, doc_slug, filename_of, make_doc_id, safe_tenant, tenant_of
 from docflow.ingest import SLACK, ScanCursor, _advance, iter_files, plan_upload
 
 SHA = "ab" * 32
@@ -25,6 +25,31 @@ def test_doc_id_is_a_safe_partition_key_and_depends_on_tenant_and_bytes() -> Non
     assert "..." not in doc_id and all(c.isalnum() or c in "-_" for c in doc_id)
     assert make_doc_id("other", SHA) != doc_id
     assert make_doc_id("acme corp", "cd" * 32) != doc_id
+
+
+@pytest.mark.parametrize(
+    ("filename", "slug"),
+    [
+        ("Invoice 2024-03.pdf", "invoice-2024-03"),
+        ("Rechnung_Müller_Straße.PDF", "rechnung-muller-strasse"),
+        ("café crème.txt", "cafe-creme"),
+        ("report.final.v2.docx", "report-final-v2"),
+        (".hidden", "hidden"),
+        ("noext", "noext"),
+        ("a...b..c.txt", "a-b-c"),
+        ("scan\x00\n.png", "scan"),
+        ("dir/sub/file name.pdf", "file-name"),
+        ("C:\\Users\\me\\Q3 report.xlsx", "q3-report"),
+        ("請求書.pdf", ""),
+        ("---.pdf", ""),
+        ("", ""),
+        ("quarterly-results-for-the-board-of-directors-2024.pdf", "quarterly-results-for-the-board-of"),
+        ("x" * 100 + ".pdf", "x" * 40),
+    ],
+)
+def test_doc_slug(filename: str, slug: str) -> None:
+    assert doc_slug(filename) == slug
+    assert len(slug) <= SLUG_CHARS and not slug.startswith("-") and not slug.endswith("-")
 
 
 @pytest.mark.parametrize(
