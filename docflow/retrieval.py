@@ -24,7 +24,8 @@ from datetime import date
 from functools import lru_cache
 from pathlib import Path
 
-from docflow import backends
+from docflow.backends import Embedder
+from docflow.backends.embed.query import query_embedder
 from docflow.backends.embed.rerank import get_reranker
 from docflow.models import Answer, SearchHit
 from docflow.pipeline import Runtime
@@ -61,11 +62,13 @@ def search(
     amount_max: float | None = None,
     rerank: bool | None = None,
     chunks: bool = False,
+    embedder: Embedder | None = None,
 ) -> list[SearchHit]:
     """The `k` best documents (or with `chunks`, chunks) for `query` that pass the filters (see
     `SearchFilters`).
 
-    `rerank=None` follows `DOCFLOW_RERANK`; False skips the configured reranker."""
+    `rerank=None` follows `DOCFLOW_RERANK`; False skips the configured reranker. The query is embedded by
+    `embedder`, or by `query_embedder` (the documents' model, without loading torch when it can)."""
     if not query.strip():
         return []
     filters = SearchFilters(
@@ -77,7 +80,7 @@ def search(
         amount_min=amount_min,
         amount_max=amount_max,
     )
-    embedder = backends.get_embedder(rt.settings)
+    embedder = embedder or query_embedder(rt.settings)
     vector = embedder.embed([query])[0]
     reranker = get_reranker(rt.settings) if rerank is not False else None
     n = max(k, rt.settings.rerank_candidates) if reranker else k

@@ -59,6 +59,11 @@ def limit_threads(threads: int) -> None:
         torch.set_num_threads(threads)
 
 
+def loaded(model: str) -> bool:
+    """Whether `model` (a `resolve_model` path or name) is already loaded in this process."""
+    return model in _MODELS
+
+
 def load_model(model: str, local: bool) -> Any:
     """The SentenceTransformer for `model`, loaded on CPU once per process."""
     with _LOCK:

@@ -14,14 +14,15 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol, Self, runtime_checkable
-
-import httpx
+from typing import TYPE_CHECKING, Any, Protocol, Self, runtime_checkable
 
 from docflow.backends.embed.openai import MAX_DELAY_S, _backoff, retry_after
 from docflow.errors import BackendUnavailable, ConfigError, MissingExtra
 from docflow.models import SearchHit
 from docflow.settings import Settings
+
+if TYPE_CHECKING:
+    import httpx  # imported when an API reranker is built: search without one does not pay for it
 
 _MODELS: dict[str, Any] = {}
 _LOCK = threading.Lock()
@@ -90,8 +91,10 @@ class APIReranker:
         *,
         timeout_s: float = 30.0,
         max_retries: int = 4,
-        client: httpx.Client | None = None,
+        client: "httpx.Client | None" = None,
     ) -> None:
+        import httpx
+
         self.url = url
         self.model = model
         self.name = f"api/{model or 'rerank'}"
@@ -123,6 +126,8 @@ class APIReranker:
         return _reordered(hits, scores)
 
     def _post(self, body: dict[str, Any]) -> dict[str, Any]:
+        import httpx
+
         for attempt in range(self.max_retries + 1):
             try:
                 response = self._client.post(self.url, json=body)
