@@ -191,7 +191,8 @@ def _worker_of(run: dg.DagsterRun):
 
 
 def _worker_main(tasks: Any, idle: Any, max_runs: int, env: Mapping[str, str], warm_up: str | None) -> None:
-    """Warm up once, then execute the runs handed over, one at a time, until `max_runs` or the end."""
+    """Warm up once, then execute the runs handed over, one at a time, until it executed `max_runs` (a run
+    canceled while it waited for a worker does not count) or the end."""
     import psutil
     from dagster._cli.api import _execute_run_command_body
     from dagster._utils.interrupts import capture_interrupts
@@ -204,7 +205,8 @@ def _worker_main(tasks: Any, idle: Any, max_runs: int, env: Mapping[str, str], w
     me = psutil.Process()
     print(f"docflow run worker {me.pid} ready in {time.monotonic() - started:.1f} s", file=sys.stderr)
     tags = {PID_TAG: str(me.pid), STARTED_TAG: f"{me.create_time():.2f}", HOST_TAG: socket.gethostname()}
-    for _ in range(max_runs):
+    executed = 0
+    while executed < max_runs:
         with idle.get_lock():
             idle.value += 1
         try:
@@ -218,6 +220,7 @@ def _worker_main(tasks: Any, idle: Any, max_runs: int, env: Mapping[str, str], w
         if run is None or run.status != dg.DagsterRunStatus.STARTING:
             continue  # deleted or canceled while queued for a worker
         instance.add_run_tags(run_id, tags)
+        executed += 1
         try:
             with capture_interrupts():
                 _execute_run_command_body(
