@@ -379,18 +379,30 @@ def bench(
 @click.option("--port", default=3000, show_default=True, help="Dagster UI port.")
 @click.option("--api-port", default=8000, show_default=True, help="HTTP API port (0: no API).")
 def dev(samples: bool, port: int, api_port: int) -> None:
-    """Embedded services + Dagster UI and daemon (sensor on) + sample documents; Ctrl-C stops it all."""
+    """Embedded services + Dagster UI and daemon (sensor on) + sample documents; Ctrl-C stops it all.
+
+    Dagster runs under `dg dev` (the [tool.dg] project in pyproject.toml) with its services logging errors
+    only; the terminal shows the sensor's ticks that found something, and a line per run started and
+    finished and per failed document (docflow/devlog.py)."""
+    from docflow import devlog
     from docflow.defs.assets import POOLS
     from docflow.orchestration.instance import configure_pools, dagster_env, dagster_instance
 
     settings = get_settings()
     env = {**os.environ, **dagster_env(settings)}
-    configure_pools(dagster_instance(settings), POOLS)
-    root = REPO_ROOT
-    cmd = [sys.executable, "-m", "dagster", "dev", "-w", str(root / "workspace.yaml"), "-p", str(port)]
+    instance = dagster_instance(settings)
+    configure_pools(instance, POOLS)
+    dg_cli = Path(sys.executable).with_name("dg")
+    if not dg_cli.exists():
+        raise click.ClickException(f"{dg_cli} is missing: install docflow's dependencies (make setup)")
+    if sys.prefix != sys.base_prefix:
+        env["VIRTUAL_ENV"] = sys.prefix  # dg warns when the project's .venv is not the active environment
+    cmd = [str(dg_cli), "dev", "--port", str(port), "--log-level", "error"]
+    cmd += ["--code-server-log-level", "error", "--no-check-yaml"]  # no component YAML to check
     click.echo(f"starting Dagster: http://127.0.0.1:{port}  (DAGSTER_HOME={env['DAGSTER_HOME']})")
-    proc = subprocess.Popen(cmd, env=env, cwd=root, start_new_session=True)
+    proc = subprocess.Popen(cmd, env=env, cwd=REPO_ROOT, start_new_session=True)
     api = _start_api(settings, env, api_port)
+    progress = devlog.start(instance, runtime(settings).store, click.echo)
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill` stops cleanly, like Ctrl-C
     try:
         if samples:
@@ -399,6 +411,7 @@ def dev(samples: bool, port: int, api_port: int) -> None:
     except KeyboardInterrupt:
         click.echo("\nstopping Dagster...")
     finally:
+        progress.set()
         if api is not None and api.poll() is None:
             api.terminate()
             api.wait(timeout=15)

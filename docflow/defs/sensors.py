@@ -29,9 +29,6 @@ def _scan_bucket(context: dg.SensorEvaluationContext, docflow: DocflowResource) 
     )
     for problem in result.skipped:
         context.log.warning(f"will retry next tick: {problem}")
-    context.log.info(
-        f"{len(result.new)} new documents, {result.aliases} known, {result.remaining} left for later ticks"
-    )
     # a range covers the partitions this tick adds, in this order: a document whose partition exists
     # already (e.g. re-uploaded after a reset) would not be added at the end, so it gets a run of its own
     known = (  # one query for the tick, not one per document
@@ -42,9 +39,17 @@ def _scan_bucket(context: dg.SensorEvaluationContext, docflow: DocflowResource) 
     # stable sort: each (tenant, priority) group's partitions are added contiguously, in this order
     new = sorted(result.new, key=lambda d: (d.doc_id in known, d.tenant, -d.priority))
     batched = [d for d in new if d.doc_id not in known]
+    requests = run_requests(batched, s.run_batch_size, s.run_spread) + run_requests(
+        [d for d in new if d.doc_id in known], 1
+    )
+    # an idle tick logs at debug: kept in the tick's log in the UI, left out of the terminal (`make dev`)
+    seen = len(result.new) + result.aliases + len(result.skipped)
+    (context.log.info if seen or result.remaining else context.log.debug)(
+        f"{seen} new objects: {len(result.new)} documents registered, {result.aliases} already known, "
+        f"{len(requests)} runs requested; {result.remaining} left for later ticks"
+    )
     return dg.SensorResult(
-        run_requests=run_requests(batched, s.run_batch_size, s.run_spread)
-        + run_requests([d for d in new if d.doc_id in known], 1),
+        run_requests=requests,
         dynamic_partitions_requests=[documents.build_add_request([d.doc_id for d in new])] if new else [],
         cursor=result.cursor.dump(),
     )
