@@ -158,13 +158,15 @@ class ApiDb:
 
 class KeyCache:
     """key hash -> tenant, looked up through the SECURITY DEFINER function, remembered for `ttl` seconds.
-    Keys are random 256-bit tokens, so a plain sha256 is the right hash (no slow KDF needed); a cached key
-    costs one sha256 (~1 us) per request, a revoked key is refused within `ttl`."""
+    Keys are random 256-bit tokens, so a plain sha256 is the right hash (no slow KDF needed); a revoked key
+    is refused within `ttl`. Requests that arrive with the same uncached key while it is being looked up
+    wait for that one lookup: a burst after the entry expired costs one query, not one per request."""
 
     def __init__(self, db: ApiDb, ttl: float = 10.0) -> None:
         self.db = db
         self.ttl = ttl
         self._cache: dict[str, tuple[str | None, float]] = {}
+        self._lookups: dict[str, asyncio.Future[str | None]] = {}
 
     def cached(self, key: str) -> tuple[bool, str | None]:
         hit = self._cache.get(hash_key(key))
@@ -173,11 +175,22 @@ class KeyCache:
         return False, None
 
     async def tenant(self, key: str) -> str | None:
-        found, tenant = self.cached(key)
-        if found:
-            return tenant
         digest = hash_key(key)
-        rows = await self.db.run(None, "SELECT docflow.api_key_tenant(%(hash)s) AS tenant", {"hash": digest})
+        hit = self._cache.get(digest)
+        if hit and hit[1] > time.monotonic():
+            return hit[0]
+        lookup = self._lookups.get(digest)
+        if lookup is None:
+            lookup = self._lookups[digest] = asyncio.ensure_future(self._lookup(digest))
+        return await asyncio.shield(lookup)
+
+    async def _lookup(self, digest: str) -> str | None:
+        try:
+            rows = await self.db.run(
+                None, "SELECT docflow.api_key_tenant(%(hash)s) AS tenant", {"hash": digest}
+            )
+        finally:
+            del self._lookups[digest]
         tenant = rows[0]["tenant"] if rows else None
         if len(self._cache) > 10_000:
             self._cache.clear()
