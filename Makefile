@@ -27,6 +27,8 @@ $(CHROMIUM_STAMP): $(STAMP)
 	fi
 	touch $(CHROMIUM_STAMP)
 
+# Embedded services, Dagster (`dg dev` on the [tool.dg] project), the API and the sample documents; the
+# terminal shows the sensor's ticks, runs started and finished, and failed documents with the reason.
 dev: setup
 	$(BIN)/docflow dev
 
