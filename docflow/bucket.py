@@ -29,11 +29,6 @@ def safe_tenant(name: str) -> str:
     return tenant or "default"
 
 
-def make_doc_id(tenant: str, sha256: str) -> str:
-    """The partition key of a document: same tenant + same bytes = same document."""
-    return f"{safe_tenant(tenant)}-{sha256[:32]}"
-
-
 SLUG_CHARS = 40  # of the file name in a document id: enough to recognise it in the Dagster UI's list
 DOC_ID_HASH = 16  # hex digits of the content hash in a document id (64 bits, per tenant and file name)
 _SLUG = re.compile(r"[^a-z0-9]+")
@@ -51,6 +46,15 @@ def doc_slug(filename: str) -> str:
         cut = slug[: SLUG_CHARS + 1].rfind("-")
         slug = slug[: cut if cut >= SLUG_CHARS // 2 else SLUG_CHARS].strip("-")
     return slug
+
+
+def make_doc_id(tenant: str, sha256: str, filename: str) -> str:
+    """The id a document is registered under, also its Dagster partition key: `<tenant>-<slug of the file
+    name>-<first DOC_ID_HASH hex digits of the sha256>`, or `<tenant>-<hash>` for a name with no letters or
+    digits. The name is the one the bytes were first registered under; identity is the content (same tenant
+    + same bytes = one document, whatever it is called later), which registration enforces by the tenant and
+    sha256 and answers with the id stored for them."""
+    return "-".join(part for part in (safe_tenant(tenant), doc_slug(filename), sha256[:DOC_ID_HASH]) if part)
 
 
 def legacy_doc_id(tenant: str, sha256: str) -> str:

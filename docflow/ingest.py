@@ -20,6 +20,7 @@ from docflow.bucket import Bucket, ObjectInfo, filename_of, make_doc_id, safe_te
 from docflow.errors import BackendUnavailable, NotFound
 from docflow.models import Document
 from docflow.store import Store, pending
+from docflow.store.db import Registered
 
 SLACK = timedelta(minutes=15)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -116,23 +117,25 @@ def scan(
     new: list[NewDocument] = []
     aliases = 0
     for obj, tenant, sha256 in found:
+        filename = filename_of(obj.key)
         doc = Document(
-            doc_id=make_doc_id(tenant, sha256),
+            doc_id=make_doc_id(tenant, sha256, filename),
             tenant=tenant,
             bucket=bucket.name,
             key=obj.key,
             etag=obj.etag,
             sha256=sha256,
             size=obj.size,
-            filename=filename_of(obj.key),
+            filename=filename,
         )
-        if store.register(doc):
-            new.append(NewDocument(doc.doc_id, obj.key, obj.etag, tenant))
-        elif (queued := registered_for_sensor(store, doc.doc_id, obj.etag)) is not None:
-            new.append(NewDocument(doc.doc_id, obj.key, obj.etag, tenant, *queued))
+        doc_id, is_new = store.register(doc)  # bytes known under another name keep their id
+        if is_new:
+            new.append(NewDocument(doc_id, obj.key, obj.etag, tenant))
+        elif (queued := registered_for_sensor(store, doc_id, obj.etag)) is not None:
+            new.append(NewDocument(doc_id, obj.key, obj.etag, tenant, *queued))
         else:
             aliases += 1
-        store.move_key(obj.key, doc.doc_id)  # new bytes under an old key supersede the old document
+        store.move_key(obj.key, doc_id)  # new bytes under an old key supersede the old document
     handled_keys = {o.key for o in handled}
     unhandled = [o for o in candidates if o.key not in handled_keys]
     return ScanResult(new, aliases, skipped, _advance(cursor, handled, unhandled, after), len(unhandled))
@@ -238,14 +241,15 @@ def plan_upload(path: Path, root: Path, prefix: str, tenant: str) -> Upload:
         path=path,
         key=f"{prefix}{tenant}/{relative}",
         sha256=sha256,
-        doc_id=make_doc_id(tenant, sha256),
+        doc_id=make_doc_id(tenant, sha256, path.name),
         tenant=tenant,
         size=len(data),
     )
 
 
-def upload(bucket: Bucket, store: Store, up: Upload) -> bool:
-    """Register the document (pending) then write the object. True if the bytes were a new document.
+def upload(bucket: Bucket, store: Store, up: Upload) -> Registered:
+    """Register the document (pending) then write the object. Returns the id the bytes are registered under
+    (`up.doc_id` unless the tenant has them under another name already) and whether they are new.
 
     Registering first means a sensor tick that lists the object finds it known and requests no second run.
     """
@@ -258,9 +262,9 @@ def upload(bucket: Bucket, store: Store, up: Upload) -> bool:
         size=up.size,
         filename=up.path.name,
     )
-    is_new = store.register(doc)
+    registered = store.register(doc)
     bucket.upload_file(up.path, up.key, sha256=up.sha256)
-    return is_new
+    return registered
 
 
 # --- reconciliation: objects deleted from the bucket, superseded documents ---------------------------

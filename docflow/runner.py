@@ -51,12 +51,11 @@ def run_paths(
 ) -> list[DocSummary]:
     """Upload, register and process files; documents already done with the current config are skipped."""
     rt = runtime(settings)
-    uploads: dict[str, ingest.Upload] = {}
+    doc_ids: dict[str, None] = {}  # in order, once each: two files with the same bytes are one document
     for path, root in ingest.iter_files(paths):
         up = ingest.plan_upload(path, root, rt.settings.prefix, tenant)
-        ingest.upload(rt.bucket, rt.store, up)
-        uploads.setdefault(up.doc_id, up)
-    return process(rt, list(uploads), force, progress)
+        doc_ids.setdefault(ingest.upload(rt.bucket, rt.store, up).doc_id)
+    return process(rt, list(doc_ids), force, progress)
 
 
 STRANDED_AFTER = timedelta(minutes=30)

@@ -37,8 +37,8 @@ def _insert(rt, tenant: str, doc_type: str, fields: dict) -> str:
     with rt.store.tx() as conn:
         conn.execute(
             "INSERT INTO docflow.documents (doc_id, tenant, bucket, key, sha256, filename, status) "
-            "VALUES (%s, %s, 'b', %s, 'x', %s, 'done')",
-            (doc_id, tenant, f"{tenant}/{doc_id}.pdf", f"{doc_id}.pdf"),
+            "VALUES (%s, %s, 'b', %s, %s, %s, 'done')",  # one document per content: the id as its sha256
+            (doc_id, tenant, f"{tenant}/{doc_id}.pdf", doc_id, f"{doc_id}.pdf"),
         )
         conn.execute(
             "INSERT INTO docflow.classifications (doc_id, doc_type, confidence, reasoning, backend) "

@@ -338,7 +338,8 @@ def test_upload_answers_202_with_the_content_id_and_writes_the_bucket(rt, tenant
     assert r.status_code == 202, r.text
     accepted = r.json()
     sha = hashlib.sha256(body).hexdigest()
-    assert accepted["doc_id"] == make_doc_id(tenant.name, sha)
+    assert accepted["doc_id"] == make_doc_id(tenant.name, sha, "march invoice.txt")
+    assert accepted["doc_id"] == f"{tenant.name}-march-invoice-{sha[:16]}"  # found by its name in the UI
     assert (accepted["duplicate"], accepted["content_type"], accepted["size"]) == (
         False,
         "text/plain",
@@ -418,7 +419,7 @@ def test_a_middleware_added_to_the_app_sees_every_upload(rt, api_settings, insta
         r = t.upload(body, "seen.txt", priority=3)
         assert r.status_code == 202 and r.headers["x-seen-by"] == "middleware"
         assert "spool;dur=" in r.headers["server-timing"]
-        assert r.json()["doc_id"] == make_doc_id(t.name, hashlib.sha256(body).hexdigest())
+        assert r.json()["doc_id"] == make_doc_id(t.name, hashlib.sha256(body).hexdigest(), "seen.txt")
         raw = t.client.post("/v1/documents", content=body + b" raw", params={"filename": "raw.txt"})
         assert raw.status_code == 202 and raw.headers["x-seen-by"] == "middleware"
         assert t.upload(b"hi", priority=1000).status_code == 422
@@ -490,7 +491,10 @@ def test_the_bench_load_generator_times_real_202s_over_kept_alive_connections(rt
         return answers
 
     answers = asyncio.run(go())
-    expected = [make_doc_id(tenant.name, hashlib.sha256(_doc(tenant.name, i)).hexdigest()) for i in range(3)]
+    expected = [
+        make_doc_id(tenant.name, hashlib.sha256(_doc(tenant.name, i)).hexdigest(), f"bench-{i}.txt")
+        for i in range(3)
+    ]
     assert [(status, doc_id) for _, status, doc_id in answers[:3]] == [(202, d) for d in expected]
     assert answers[3][1] == 401 and "revoked" in answers[3][2]
     assert all(ms > 0 for ms, _, _ in answers)
@@ -522,7 +526,10 @@ def test_the_bench_floor_app_does_the_durable_write(rt, server, tenant, monkeypa
     finally:
         live.stop()
     bodies = [_doc(floor_tenant, i) for i in range(2)]
-    expected = [make_doc_id(floor_tenant, hashlib.sha256(b).hexdigest()) for b in bodies]
+    expected = [
+        make_doc_id(floor_tenant, hashlib.sha256(b).hexdigest(), f"bench-{i}.txt")
+        for i, b in enumerate(bodies)
+    ]
     assert [(status, doc_id) for _, status, doc_id in answers] == [(202, d) for d in [*expected, expected[0]]]
     assert sorted(d.doc_id for d in rt.store.list_documents(tenant=floor_tenant)) == sorted(expected)
     stored(expected)
@@ -567,9 +574,12 @@ def test_multipart_bodies_are_read_whatever_their_chunking(chunk) -> None:
 def test_duplicate_concurrent_uploads_make_one_document(rt, tenant) -> None:
     body = text(f"concurrent {tenant.name}")
     with ThreadPoolExecutor(10) as pool:
-        answers = list(pool.map(lambda _: tenant.upload(body, "same.txt"), range(10)))
+        answers = list(pool.map(lambda i: tenant.upload(body, f"same-{i}.txt"), range(10)))  # each its name
     assert {a.status_code for a in answers} == {202}
-    assert len({a.json()["doc_id"] for a in answers}) == 1
+    [doc_id] = {a.json()["doc_id"] for a in answers}  # the id stored for the bytes, whichever name won
+    assert doc_id in {
+        make_doc_id(tenant.name, hashlib.sha256(body).hexdigest(), f"same-{i}.txt") for i in range(10)
+    }
     assert sorted(a.json()["duplicate"] for a in answers) == [False] + [True] * 9
     assert len(rt.store.list_documents(tenant=tenant.name)) == 1
     assert tenant.client.get("/v1/usage").json()["documents"] == 1  # counted once

@@ -36,7 +36,7 @@ def tenant(rt) -> str:
                 tenant=tenant,
                 bucket="b",
                 key=f"{name}.pdf",
-                sha256="0",
+                sha256=doc_id,  # one document per content
                 filename=f"{name}.pdf",
             )
         )

@@ -45,7 +45,7 @@ def outcome(rt, instance):
     for item in CORPUS:
         key = keys[item.kind] = f"{rt.settings.prefix}{tenant}/{item.name}"
         sha256 = hashlib.sha256(item.data).hexdigest()
-        ids[item.kind] = make_doc_id(tenant, sha256)
+        ids[item.kind] = make_doc_id(tenant, sha256, filename_of(key))
         try:
             _put_raw(rt, key, item.data)
         except ClientError as exc:  # AWS S3 takes such keys; SeaweedFS refuses `..` and names > 255 bytes
@@ -59,14 +59,14 @@ def outcome(rt, instance):
                 size=len(item.data),
                 filename=filename_of(key),
             )
-            rt.store.register(doc)  # what the sensor does for a key it lists
+            ids[item.kind] = rt.store.register(doc).doc_id  # what the sensor does for a key it lists
     good = {
         "receipt": (SAMPLES / "receipt-corner-cafe.txt").read_bytes() + nonce,
         "letter": (SAMPLES / "letter-tenancy.html").read_bytes().replace(b"</body>", nonce + b"</body>"),
     }
     for name, data in good.items():
         _put_raw(rt, f"{rt.settings.prefix}{tenant}/good/{name}", data)
-        ids[name] = make_doc_id(tenant, hashlib.sha256(data).hexdigest())
+        ids[name] = make_doc_id(tenant, hashlib.sha256(data).hexdigest(), name)
     outside = [f"outside-{tenant}/stray.txt", f"{rt.settings.prefix.rstrip('/')}-{tenant}.txt"]
     for key in outside:
         _put_raw(rt, key, b"not under the prefix " + nonce)

@@ -31,13 +31,15 @@ def test_fifty_identical_uploads_at_once_make_one_document(rt, tmp_path) -> None
 
     with ThreadPoolExecutor(50) as pool:
         results = list(pool.map(upload, paths))
-    assert len({doc_id for doc_id, _ in results}) == 1
-    assert sum(new for _, new in results) == 1  # exactly one upload created the document
+    assert len({asked for asked, _ in results}) == 50  # each name asks for an id of its own
+    [doc_id] = {got.doc_id for _, got in results}  # and all get the one stored for the bytes
+    assert sum(got.new for _, got in results) == 1  # exactly one upload created the document
+    assert doc_id in {asked for asked, _ in results}  # under the name of the upload that won
     with rt.store.tx() as conn:
         rows = conn.execute(
             "SELECT doc_id, keys FROM docflow.documents WHERE tenant = %s", (tenant,)
         ).fetchall()
-    assert len(rows) == 1
+    assert len(rows) == 1 and rows[0]["doc_id"] == doc_id
     assert sorted(rows[0]["keys"]) == sorted(f"{rt.settings.prefix}{tenant}/{p.name}" for p in paths)
 
 
@@ -70,7 +72,7 @@ def test_a_thousand_uploads_during_sensor_ticks_are_each_registered_and_requeste
             break
     writer.join()
 
-    expected = {make_doc_id(tenant, _sha(bodies[k])) for k in keys}
+    expected = {make_doc_id(tenant, _sha(bodies[k]), k.rsplit("/", 1)[-1]) for k in keys}
     mine = [d for d in driven.documents if d.startswith(f"{tenant}-")]
     assert len(mine) == len(set(mine)) == N_FLOOD  # every document requested exactly once
     assert set(mine) == expected

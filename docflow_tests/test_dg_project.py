@@ -55,7 +55,7 @@ def test_dg_launch_materializes_one_asset_for_one_document(rt, instance, tmp_pat
     data = b"Corner Cafe\nReceipt\nTotal 4.50\n" + uuid.uuid4().hex.encode()
     tenant = f"dg{uuid.uuid4().hex[:6]}"
     sha256 = hashlib.sha256(data).hexdigest()
-    doc_id = make_doc_id(tenant, sha256)
+    doc_id = make_doc_id(tenant, sha256, "receipt.txt")
     key = f"{rt.settings.prefix}{tenant}/receipt.txt"
     path = tmp_path / "receipt.txt"
     path.write_bytes(data)

@@ -5,7 +5,17 @@ from pathlib import Path
 
 import pytest
 
-from docflow.bucket import SLUG_CHARS, ObjectInfo, doc_slug, filename_of, make_doc_id, safe_tenant, tenant_of
+from docflow.bucket import (
+    DOC_ID_HASH,
+    SLUG_CHARS,
+    ObjectInfo,
+    doc_slug,
+    filename_of,
+    legacy_doc_id,
+    make_doc_id,
+    safe_tenant,
+    tenant_of,
+)
 from docflow.ingest import SLACK, ScanCursor, _advance, iter_files, plan_upload
 
 SHA = "ab" * 32
@@ -19,12 +29,17 @@ def test_safe_tenant(raw: str, expected: str) -> None:
     assert safe_tenant(raw) == expected
 
 
-def test_doc_id_is_a_safe_partition_key_and_depends_on_tenant_and_bytes() -> None:
-    doc_id = make_doc_id("Acme Corp", SHA)
-    assert doc_id == f"acme-corp-{SHA[:32]}"
-    assert "..." not in doc_id and all(c.isalnum() or c in "-_" for c in doc_id)
-    assert make_doc_id("other", SHA) != doc_id
-    assert make_doc_id("acme corp", "cd" * 32) != doc_id
+def test_doc_id_names_the_file_is_a_safe_partition_key_and_depends_on_tenant_and_bytes() -> None:
+    doc_id = make_doc_id("Acme Corp", SHA, "Invoice 2024-03.pdf")
+    assert doc_id == f"acme-corp-invoice-2024-03-{SHA[:16]}"
+    assert "..." not in doc_id and all(c.islower() or c.isdigit() or c in "-_" for c in doc_id)
+    assert make_doc_id("other", SHA, "Invoice 2024-03.pdf") != doc_id
+    assert make_doc_id("acme corp", "cd" * 32, "Invoice 2024-03.pdf") != doc_id
+    assert make_doc_id("acme", SHA, "%%%.pdf") == f"acme-{SHA[:16]}"  # no name to show: tenant and hash
+    # never an old id (`<tenant>-<32 hex>`), which `docflow rekey` looks for
+    assert make_doc_id("acme", SHA, "") != legacy_doc_id("acme", SHA) == f"acme-{SHA[:32]}"
+    long = make_doc_id("t" * 60, SHA, "x" * 300 + ".pdf")
+    assert len(long) <= 40 + 1 + SLUG_CHARS + 1 + DOC_ID_HASH
 
 
 @pytest.mark.parametrize(

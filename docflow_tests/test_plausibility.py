@@ -152,8 +152,8 @@ def _document(rt, tenant: str) -> str:
     with rt.store.tx() as conn:
         conn.execute(
             "INSERT INTO docflow.documents (doc_id, tenant, bucket, key, sha256, filename, status) "
-            "VALUES (%s, %s, 'b', %s, 'x', %s, 'done')",
-            (doc_id, tenant, f"{tenant}/{doc_id}.jpg", f"{doc_id}.jpg"),
+            "VALUES (%s, %s, 'b', %s, %s, %s, 'done')",  # one document per content: the id as its sha256
+            (doc_id, tenant, f"{tenant}/{doc_id}.jpg", doc_id, f"{doc_id}.jpg"),
         )
     return doc_id
 

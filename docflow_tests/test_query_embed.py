@@ -254,7 +254,7 @@ def corpus(rt):
                 tenant=tenant,
                 bucket="b",
                 key=f"{tenant}/{name}.pdf",
-                sha256="0",
+                sha256=doc_id,  # one document per content
                 filename=f"{name}.pdf",
             )
         )

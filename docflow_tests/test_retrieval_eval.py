@@ -69,7 +69,7 @@ def corpus(rt):
     for name, (doc_type, text, fields) in docs.items():
         doc_id = f"{tenant}-{uuid.uuid4().hex}"
         rt.store.register(
-            Document(doc_id=doc_id, tenant=tenant, bucket="b", key=name, sha256="0", filename=name)
+            Document(doc_id=doc_id, tenant=tenant, bucket="b", key=name, sha256=doc_id, filename=name)
         )
         rt.store.ensure_vector_index(embedder.dimension)
         vectors = embedder.embed([text])

@@ -61,7 +61,7 @@ def _add(
             tenant=tenant,
             bucket="b",
             key=f"{tenant}/{name}.pdf",
-            sha256="0" * 64,
+            sha256=doc_id,  # one document per content
             filename=f"{name}.pdf",
         )
     )

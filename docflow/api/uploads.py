@@ -277,7 +277,7 @@ async def accept(
     content_type = staged.content_type()
     if content_type == BINARY or content_type not in supported_types():
         raise UnsupportedFormat(f"unsupported document type {content_type} ({staged.filename})")
-    doc_id = make_doc_id(tenant, staged.sha256)
+    doc_id = make_doc_id(tenant, staged.sha256, staged.filename)
     # a new key per registration: bytes deleted and uploaded again are a new object for the sensor's cursor
     key = f"{prefix}{tenant}/api/{staged.sha256[:16]}-{secrets.token_hex(4)}/{staged.filename}"
     doc = Document(
@@ -292,7 +292,8 @@ async def accept(
     )
     started = time.perf_counter()
     # a passthrough flag must not be lost in a crash (the sensor could not rebuild it from the object)
-    new = await registrar.register(doc, priority, passthrough)
+    # the bytes keep the id of their first registration, whatever this upload calls them
+    doc_id, new = await registrar.register(doc, priority, passthrough)
     started = timings.add("register", started)
     if not new:
         return Accepted(doc_id, key, staged.filename, staged.size, content_type, duplicate=True)

@@ -438,7 +438,7 @@ def floor_app():
                 f"{settings.prefix}{tenant}/api/{staged.sha256[:16]}-{secrets.token_hex(4)}/{staged.filename}"
             )
             doc = Document(
-                doc_id=make_doc_id(tenant, staged.sha256),
+                doc_id=make_doc_id(tenant, staged.sha256, staged.filename),
                 tenant=tenant,
                 bucket=settings.bucket,
                 key=key,
@@ -447,7 +447,8 @@ def floor_app():
                 content_type="text/plain",
                 filename=staged.filename,
             )
-            if await registrar.register(doc, 0, False):
+            doc_id, new = await registrar.register(doc, 0, False)
+            if new:
                 body = staged.body
                 if spool is not None and isinstance(body, bytes):
                     await spool.put(key, staged.sha256, body)
@@ -455,7 +456,7 @@ def floor_app():
                     await s3.put(key, body, staged.size, staged.sha256)
         finally:
             staged.cleanup()
-        return JSONResponse({"doc_id": doc.doc_id}, status_code=202)
+        return JSONResponse({"doc_id": doc_id}, status_code=202)
 
     return app
 

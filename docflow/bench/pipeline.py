@@ -362,8 +362,7 @@ def bare_loop(settings: Settings, docs: list[BenchDoc], workers: int) -> dict[st
         path = Path(f"/tmp/{d.name}")
         path.write_bytes(d.data)
         up = ingest.plan_upload(path, path.parent, settings.prefix, tenant)
-        ingest.upload(rt.bucket, rt.store, up)
-        doc_ids.append(up.doc_id)
+        doc_ids.append(ingest.upload(rt.bucket, rt.store, up).doc_id)
         path.unlink()
     # spawn, not fork: a forked worker would share this process's open Postgres connections
     spawn = multiprocessing.get_context("spawn")

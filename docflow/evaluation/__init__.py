@@ -68,7 +68,7 @@ def load_manifest(manifest: Path, tenant: str = EVAL_TENANT) -> list[Item]:
                     doc_type=row.get("doc_type") or truth.get("doc_type", ""),
                     truth=truth,
                     truth_dir=truth_path.parent if truth_path else None,
-                    doc_id=make_doc_id(tenant, sha256),
+                    doc_id=make_doc_id(tenant, sha256, path.name),  # until registered
                 )
             )
     return items
@@ -156,8 +156,9 @@ def process_items(
     progress: Callable[[str], None] = lambda _: None,
 ) -> dict[str, float]:
     """Upload, register and process the items' documents; returns the seconds each processed one took."""
-    for item in items:
-        ingest.upload(rt.bucket, rt.store, ingest.plan_upload(item.path, item.path.parent, "", EVAL_TENANT))
+    for item in items:  # bytes the tenant has under another name keep the id they are stored under
+        up = ingest.plan_upload(item.path, item.path.parent, "", EVAL_TENANT)
+        item.doc_id = ingest.upload(rt.bucket, rt.store, up).doc_id
     plan = _plan(rt, items, force, reuse_parse)
     names = {i.doc_id: i.path.name for i in items}
     progress(f"{len(plan)} of {len(items)} documents to process")

@@ -7,7 +7,7 @@ import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from importlib import resources
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg
 from pgvector.psycopg import register_vector
@@ -15,7 +15,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
-from docflow.errors import BackendUnavailable, NotFound
+from docflow.errors import BackendUnavailable, DocflowError, NotFound
 from docflow.models import (
     Chunk,
     Classification,
@@ -54,6 +54,43 @@ def _pool(url: str) -> ConnectionPool:
             kwargs={"prepare_threshold": None},
         )
     return _pools[url]
+
+
+class Registered(NamedTuple):
+    doc_id: str  # the id the bytes are stored under: use it, not the one asked for
+    new: bool
+
+
+# Identity is the tenant and the content (unique index documents_tenant_sha256), not the id, which names the
+# file: the same bytes under two names are one document. The insert takes no conflict target so that a race
+# on either unique index (the id or the bytes) ends in DO NOTHING rather than an error; the update that
+# follows, in a new snapshot, sees the row that won and returns its id.
+_INSERT_DOCUMENT = """
+INSERT INTO docflow.documents
+    (doc_id, tenant, bucket, key, keys, etag, sha256, size, content_type, filename, status)
+VALUES (%(doc_id)s, %(tenant)s, %(bucket)s, %(key)s, ARRAY[%(key)s], %(etag)s, %(sha256)s,
+        %(size)s, %(content_type)s, %(filename)s, 'pending')
+ON CONFLICT DO NOTHING
+RETURNING doc_id
+"""
+_ADD_KEY = """
+UPDATE docflow.documents SET keys = CASE WHEN %(key)s = ANY(keys) THEN keys ELSE keys || %(key)s END
+WHERE tenant = %(tenant)s AND sha256 = %(sha256)s
+RETURNING doc_id
+"""
+
+
+def register_document(conn: psycopg.Connection, params: dict[str, Any], attempts: int = 3) -> Registered:
+    """`Store.register` inside the caller's transaction (read committed)."""
+    for _ in range(attempts):  # the row that won may be deleted before we read it: insert again
+        if row := conn.execute(_INSERT_DOCUMENT, params).fetchone():
+            return Registered(row["doc_id"], True)
+        if row := conn.execute(_ADD_KEY, params).fetchone():
+            return Registered(row["doc_id"], False)
+    raise DocflowError(
+        f"cannot register {params['key']!r} as {params['doc_id']!r}: that id belongs to other bytes "
+        "(a hash prefix shared by two files of the same name)"
+    )
 
 
 class Store:
@@ -110,23 +147,13 @@ class Store:
         _indexed.add((self.url, dimension))
 
     # --- documents ---------------------------------------------------------------------------------
-    def register(self, doc: Document) -> bool:
-        """Record a document as pending, or add `doc.key` to an existing one. True if it is new."""
+    def register(self, doc: Document) -> Registered:
+        """Record a document as pending, or add `doc.key` to the document that holds the same bytes for the
+        tenant, whatever it is called. Returns the id stored for the bytes (the first registration's, which
+        differs from `doc.doc_id` when they were first registered under another name) and whether it is new.
+        """
         with self.tx() as conn:
-            row = conn.execute(
-                """
-                INSERT INTO docflow.documents
-                    (doc_id, tenant, bucket, key, keys, etag, sha256, size, content_type, filename, status)
-                VALUES (%(doc_id)s, %(tenant)s, %(bucket)s, %(key)s, ARRAY[%(key)s], %(etag)s, %(sha256)s,
-                        %(size)s, %(content_type)s, %(filename)s, 'pending')
-                ON CONFLICT (doc_id) DO UPDATE SET
-                    keys = CASE WHEN %(key)s = ANY(documents.keys) THEN documents.keys
-                                ELSE documents.keys || %(key)s END
-                RETURNING (xmax = 0) AS inserted
-                """,
-                doc.model_dump(),
-            ).fetchone()
-        return bool(row and row["inserted"])
+            return register_document(conn, doc.model_dump())
 
     def known(self, doc_ids: Sequence[str]) -> dict[str, DocStatus]:
         """Status of those of `doc_ids` that are registered."""

@@ -26,7 +26,7 @@ from psycopg_pool import AsyncConnectionPool
 from docflow.errors import BackendUnavailable, DocflowError
 from docflow.models import Document
 from docflow.settings import Settings
-from docflow.store.db import Store
+from docflow.store.db import Registered, Store
 
 API_ROLE = "docflow_api"
 KEY_PREFIX = "dfk_"
@@ -231,7 +231,7 @@ _REGISTER = """
                                    status, priority, passthrough, run_by_sensor)
     VALUES (%(doc_id)s, %(tenant)s, %(bucket)s, %(key)s, ARRAY[%(key)s], %(sha256)s, %(size)s,
             %(content_type)s, %(filename)s, 'pending', %(priority)s, %(passthrough)s, true)
-    ON CONFLICT (doc_id) DO NOTHING
+    ON CONFLICT DO NOTHING
     RETURNING doc_id
 ), charged AS (
     INSERT INTO docflow.quota_usage AS q (tenant, day, documents, bytes)
@@ -244,16 +244,24 @@ _REGISTER = """
                      ELSE q.bytes + excluded.bytes END
     RETURNING documents
 )
-SELECT (SELECT count(*) FROM doc) AS inserted, (SELECT count(*) FROM charged) AS charged
+SELECT coalesce((SELECT doc_id FROM doc), (SELECT doc_id FROM docflow.documents
+                                           WHERE tenant = %(tenant)s AND sha256 = %(sha256)s)) AS doc_id,
+       (SELECT count(*) FROM doc) AS inserted, (SELECT count(*) FROM charged) AS charged
 """.replace("{limits}", _LIMITS)
+
+# The id of bytes a concurrent registration committed after the statement's snapshot was taken.
+_STORED_IDS = (
+    """SELECT sha256, doc_id FROM docflow.documents WHERE tenant = %(tenant)s AND sha256 = ANY(%(shas)s)"""
+)
 
 
 async def register_upload(
     db: ApiDb, doc: Document, priority: int, passthrough: bool, defaults: Limits, synchronous: bool = False
-) -> bool:
+) -> Registered:
     """Register a new document for the sensor to run and count it against the tenant's daily quota, in one
-    transaction and one round trip. Returns False when the tenant already has these bytes; raises
-    QuotaExceeded (nothing registered) over the quota.
+    transaction and one round trip. Returns the id the bytes are stored under and whether they are new (not
+    when the tenant already has them, under any name); raises QuotaExceeded (nothing registered) over the
+    quota.
 
     The commit is asynchronous unless `synchronous`: the acknowledged bytes are durable elsewhere (the bucket,
     or the spool that writes them there), and should Postgres lose the row in a crash the S3 sensor registers
@@ -277,7 +285,9 @@ async def register_upload(
         else:
             message = f"quota exceeded: {limits.docs_per_day} new documents per day"
         raise QuotaExceeded(message, seconds_to_midnight()) from None
-    return bool(row["inserted"])
+    if row["doc_id"] is None:  # registered by a concurrent upload that committed after our snapshot
+        [row] = await db.run(doc.tenant, _STORED_IDS, {"tenant": doc.tenant, "shas": [doc.sha256]}, False)
+    return Registered(row["doc_id"], bool(row["inserted"]))
 
 
 # Many documents of one tenant at once: the same rules as _REGISTER, counted in one upsert of the usage row.
@@ -292,8 +302,8 @@ _REGISTER_MANY = """
     SELECT doc_id, %(tenant)s, %(bucket)s, key, ARRAY[key], sha256, size, content_type, filename, 'pending',
            priority, false, true
     FROM new
-    ON CONFLICT (doc_id) DO NOTHING
-    RETURNING doc_id, size
+    ON CONFLICT DO NOTHING
+    RETURNING doc_id, sha256, size
 ), counted AS (
     SELECT count(*) AS documents, sum(size)::bigint AS bytes FROM doc HAVING count(*) > 0
 ), charged AS (
@@ -308,7 +318,10 @@ _REGISTER_MANY = """
                      ELSE q.bytes + excluded.bytes END
     RETURNING documents
 )
-SELECT doc.doc_id, (SELECT count(*) FROM charged) AS charged FROM doc
+SELECT new.sha256, coalesce(doc.doc_id, known.doc_id) AS doc_id, doc.doc_id IS NOT NULL AS inserted,
+       (SELECT count(*) FROM charged) AS charged
+FROM new LEFT JOIN doc USING (sha256)
+LEFT JOIN docflow.documents known ON known.tenant = %(tenant)s AND known.sha256 = new.sha256
 """.replace("{limits}", _LIMITS)
 
 
@@ -316,7 +329,7 @@ SELECT doc.doc_id, (SELECT count(*) FROM charged) AS charged FROM doc
 class _Waiting:
     doc: Document
     priority: int
-    done: asyncio.Future[bool]
+    done: asyncio.Future[Registered]
 
 
 class Registrar:
@@ -332,7 +345,7 @@ class Registrar:
         self._waiting: dict[str, list[_Waiting]] = {}
         self._flushing: dict[str, asyncio.Task] = {}  # tenant -> its registration task
 
-    async def register(self, doc: Document, priority: int, passthrough: bool) -> bool:
+    async def register(self, doc: Document, priority: int, passthrough: bool) -> Registered:
         if passthrough:
             return await register_upload(self.db, doc, priority, True, self.defaults, synchronous=True)
         waiting = _Waiting(doc, priority, asyncio.get_running_loop().create_future())
@@ -349,38 +362,38 @@ class Registrar:
             self._flushing.pop(tenant, None)
 
     async def _register(self, batch: list[_Waiting]) -> None:
-        first: dict[str, _Waiting] = {}
+        first: dict[str, _Waiting] = {}  # by content: the same bytes under two names are one document
         for w in batch:
-            first.setdefault(w.doc.doc_id, w)
-        outcome: dict[str, bool | BaseException] = {}
+            first.setdefault(w.doc.sha256, w)
+        outcome: dict[str, Registered | BaseException] = {}
         try:
             if len(first) == 1:
                 [w] = first.values()
-                outcome[w.doc.doc_id] = await self._one(w)
+                outcome[w.doc.sha256] = await self._one(w)
             else:
-                inserted = await self._many(list(first.values()))
-                outcome = {doc_id: doc_id in inserted for doc_id in first}
+                outcome = dict(await self._many(list(first.values())))
         except QuotaExceeded:  # the batch does not fit as a whole: one by one, in arrival order
-            for doc_id, w in first.items():
+            for sha256, w in first.items():
                 try:
-                    outcome[doc_id] = await self._one(w)
+                    outcome[sha256] = await self._one(w)
                 except Exception as exc:
-                    outcome[doc_id] = exc
+                    outcome[sha256] = exc
         except Exception as exc:
             outcome = dict.fromkeys(first, exc)
         for w in batch:
-            result = outcome[w.doc.doc_id]
+            result = outcome[w.doc.sha256]
             if w.done.done():
                 continue
             if isinstance(result, BaseException):
                 w.done.set_exception(result)
             else:  # a twin of the same bytes in the same batch is a duplicate of the first
-                w.done.set_result(result and first[w.doc.doc_id] is w)
+                w.done.set_result(Registered(result.doc_id, result.new and first[w.doc.sha256] is w))
 
-    async def _one(self, w: _Waiting) -> bool:
+    async def _one(self, w: _Waiting) -> Registered:
         return await register_upload(self.db, w.doc, w.priority, False, self.defaults)
 
-    async def _many(self, batch: list[_Waiting]) -> set[str]:
+    async def _many(self, batch: list[_Waiting]) -> dict[str, Registered]:
+        """sha256 -> the registration of each of the batch's (distinct) contents."""
         docs = [w.doc for w in batch]
         params = {
             "tenant": docs[0].tenant,
@@ -402,7 +415,15 @@ class Registrar:
             if exc.diag.table_name != "quota_usage":
                 raise
             raise QuotaExceeded("the batch exceeds the quota", seconds_to_midnight()) from None
-        return {r["doc_id"] for r in rows}
+        missing = [r["sha256"] for r in rows if r["doc_id"] is None]  # committed after our snapshot
+        if missing:
+            params = {"tenant": docs[0].tenant, "shas": missing}
+            rows += await self.db.run(docs[0].tenant, _STORED_IDS, params, synchronous=False)
+        result = {r["sha256"]: Registered(r["doc_id"], bool(r.get("inserted"))) for r in rows if r["doc_id"]}
+        for w in batch:  # the row that won was deleted meanwhile (an upload undone): register it again
+            if w.doc.sha256 not in result:
+                result[w.doc.sha256] = await self._one(w)
+        return result
 
 
 async def _limits(db: ApiDb, tenant: str, defaults: Limits) -> Limits:
