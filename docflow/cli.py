@@ -130,12 +130,38 @@ def status(doc_id: str | None, failed: bool, tenant: str | None, as_json: bool) 
     else:
         docs = rt.store.list_documents(doc_id=doc_id, tenant=tenant)
     if doc_id and not docs:
+        from docflow.store.rekey import renamed_to
+
+        if renamed := renamed_to(rt.store, doc_id):
+            raise click.ClickException(f"no document {doc_id!r}: it was renamed {renamed!r} (docflow rekey)")
         raise click.ClickException(f"no document {doc_id!r}")
     rows = summarize(rt, docs)
     if as_json:
         _echo_json([r.model_dump() for r in rows])
     else:
         _print_table(rows)
+
+
+@cli.command()
+@click.option("--dry-run", is_flag=True, help="Only list the documents that would be renamed.")
+@click.option("--while-running", is_flag=True, help="Rename even while runs are queued or running.")
+def rekey(dry_run: bool, while_running: bool) -> None:
+    """Rename documents registered under the old ids (<tenant>-<32 hex>) to ids that name the file, in
+    Postgres and in Dagster (partitions and materializations). Safe to run again; see docs/operations.md."""
+    from docflow.orchestration import rekey as rekeying
+    from docflow.orchestration.instance import dagster_instance
+
+    rt = runtime(get_settings())
+    if dry_run:
+        for r in rekeying.plan(rt.store):
+            click.echo(f"{r.status:<8} {r.old_id} -> {r.new_id}")
+        return
+    instance = dagster_instance(rt.settings)
+    try:
+        report = rekeying.rekey(rt.store, instance, while_running=while_running, progress=_progress)
+    except DocflowError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(report.summary())
 
 
 @cli.command()
