@@ -4,7 +4,7 @@ import dagster as dg
 
 from docflow.orchestration.tags import partition_range
 
-# One partition per document; the key is the document id (tenant + content hash, see docflow.bucket).
+# One partition per document; the key is the document id (tenant, file name, content hash: docflow.bucket).
 documents = dg.DynamicPartitionsDefinition(name="documents")
 
 
