@@ -114,8 +114,10 @@ class RunFollower:
         if not docs:
             return f"{doc_id}: no longer registered"
         doc = docs[0]
-        where = f" at {doc.stage}" if doc.stage else ""
-        return f"{doc.filename or '?'} ({doc_id}){where}: {_first_line(doc.error) or 'no reason recorded'}"
+        reason = _first_line(doc.error) or "no reason recorded"
+        if doc.stage and not reason.startswith(f"{doc.stage}:"):  # docflow's errors start with their step
+            reason = f"{doc.stage}: {reason}"
+        return f"{doc.filename or '?'} ({doc_id}): {reason}"
 
     def _run_error(self, run_id: str) -> str:
         """The first step failure's error, else the run failure's message (a worker that died, say)."""
