@@ -2,16 +2,16 @@
 embedded Postgres and S3 are started on demand. AWS credentials come from boto3's usual chain (env, profile,
 IRSA on Kubernetes), never from run config."""
 
-import os
 import threading
 
 import dagster as dg
+from pydantic import PrivateAttr
 
 from docflow import runtime as docflow_runtime
 from docflow.pipeline import Runtime
 from docflow.settings import Settings
 
-_runtimes: dict[tuple, Runtime] = {}
+_runtimes: dict[Settings, Runtime] = {}
 _lock = threading.Lock()
 
 
@@ -22,16 +22,23 @@ class DocflowResource(dg.ConfigurableResource):
     s3_endpoint_url: str | None = None
     bucket: str | None = None
 
-    def runtime(self) -> Runtime:
-        """One Runtime per process and configuration (these fields and the DOCFLOW_/AWS_ environment): every
-        step of every run in a warm worker, and every sensor tick, reuses its clients instead of checking the
-        services and migrations, opening a connection and making two S3 clients again. Keyed on the
-        environment rather than on a `Settings()` read each time, which costs more than the lookup."""
+    _settings: Settings | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self._settings = self.settings()  # read once per run (or sensor tick), for every step of it
+
+    def settings(self) -> Settings:
+        """Settings from the environment, with this resource's fields over them."""
         given = {"database_url": self.database_url, "s3_endpoint_url": self.s3_endpoint_url}
         given["bucket"] = self.bucket
-        env = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith(("DOCFLOW_", "AWS_"))))
-        key = (tuple(given.items()), env)
+        return Settings(**{k: v for k, v in given.items() if v})
+
+    def runtime(self) -> Runtime:
+        """One Runtime per process and settings value: every run in a warm worker, and every sensor tick,
+        reuses its clients instead of checking the services and migrations, opening a connection and making
+        two S3 clients again. Other settings (a changed environment) get a Runtime of their own."""
+        settings = self._settings if self._settings is not None else self.settings()
         with _lock:
-            if key not in _runtimes:
-                _runtimes[key] = docflow_runtime.runtime(Settings(**{k: v for k, v in given.items() if v}))
-            return _runtimes[key]
+            if settings not in _runtimes:
+                _runtimes[settings] = docflow_runtime.runtime(settings)
+            return _runtimes[settings]
