@@ -57,7 +57,7 @@ class ModelSpec:
 
     transformer_dir: Path
     max_seq_length: int
-    lowercase: bool  # lower-case the text before the tokenizer (the config asks and the tokenizer does not)
+    lowercase: bool  # sentence_bert_config's do_lower_case: the text is lower-cased before the tokenizer
     pooling: tuple[str, ...]
     hidden_size: int
     layers: int
@@ -205,9 +205,8 @@ class LightModel:
         head_dim = spec.hidden_size // spec.heads
         scale = np.float32(1.0 / math.sqrt(head_dim))
 
-        def heads(
-            y: np.ndarray,
-        ) -> np.ndarray:  # (batch * length, hidden) -> (batch, heads, length, head_dim)
+        # (batch * length, hidden) -> (batch, heads, length, head_dim)
+        def heads(y: np.ndarray) -> np.ndarray:
             return np.ascontiguousarray(y.reshape(batch, length, spec.heads, head_dim).transpose(0, 2, 1, 3))
 
         for w in self._layers:
