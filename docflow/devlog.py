@@ -50,7 +50,9 @@ class RunFollower:
             if run.status in _TERMINAL and record.end_time is not None and record.end_time < self._since:
                 continue  # ended before we started following, updated since
             if run.status == dg.DagsterRunStatus.STARTED:
-                lines.append(f"run {run.run_id[:8]} started    {run.job_name}: {self._subject(run)}")
+                subject = self._subject(run)
+                head = f"run {run.run_id[:8]} started    {run.job_name}"
+                lines.append(head + (f": {subject}" if subject else ""))
             elif run.status in _TERMINAL:
                 lines += self._finished(record)
         if records:
@@ -75,7 +77,7 @@ class RunFollower:
             return self._name(doc_id)
         if size := run.tags.get("docflow/batch_size"):
             return f"{size} documents"
-        return "-"
+        return ""
 
     def _finished(self, record: dg.RunRecord) -> list[str]:
         """`run <id> finished|FAILED|canceled in <s>  <job>: <what>`, then a line per failed document of a
@@ -96,13 +98,16 @@ class RunFollower:
             doc_id = doc_ids[0]
             status = statuses.get(doc_id, "removed")
             what = self._failure(doc_id) if failed else f"{self._name(doc_id)} {status}"
+        elif not doc_ids:  # not a document job (the reconciliation report, say)
+            what = ""
         else:
             counts = Counter(statuses.get(d, "removed") for d in doc_ids)
             what = f"{len(doc_ids)} documents: " + ", ".join(f"{n} {k}" for k, n in counts.most_common())
             details = [f"  failed {self._failure(d)}" for d in failed]
         if run.status == dg.DagsterRunStatus.FAILURE and not failed:
             details.append(f"  reason: {self._run_error(run.run_id)}")
-        return [f"run {run.run_id[:8]} {verb}{took}  {run.job_name}: {what}", *details]
+        head = f"run {run.run_id[:8]} {verb}{took}  {run.job_name}" + (f": {what}" if what else "")
+        return [head, *details]
 
     def _name(self, doc_id: str) -> str:
         docs = self.store.list_documents(doc_id=doc_id, limit=1)

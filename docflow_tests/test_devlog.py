@@ -122,3 +122,28 @@ def test_the_thread_prints_timestamped_lines_until_stopped(rt, instance, runs) -
     instance.report_run_canceled(run)
     (line,) = printed
     assert line[:9].count(":") == 2 and line[9:].startswith(f"run {run.run_id[:8]} started")
+
+
+def test_a_run_of_another_job_is_named_by_its_job(rt, instance) -> None:
+    follower = RunFollower(instance, rt.store, since=datetime.now(UTC))
+    job = build_defs(get_settings()).resolve_job_def("reconcile_documents")
+    run = instance.create_run_for_job(job, status=dg.DagsterRunStatus.STARTED)
+    assert follower.poll() == [f"run {run.run_id[:8]} started    reconcile_documents"]
+    instance.report_run_failed(run, message="Run timed out")
+    head, reason = follower.poll()
+    assert head == f"run {run.run_id[:8]} FAILED    reconcile_documents"
+    assert reason == "  reason: Run timed out"
+
+
+def test_a_failed_document_run_prints_no_stack_trace(rt, instance, runs, capfd) -> None:
+    """The document jobs' own config keeps Dagster's console logger to critical messages, so a run the
+    sensor launches (no run config) prints nothing per event and no trace for a failed document."""
+    job = build_defs(get_settings()).resolve_job_def("process_documents")
+    capfd.readouterr()
+    result = job.execute_in_process(
+        partition_key=runs["ids"]["blank"], instance=instance, raise_on_error=False
+    )
+    assert not result.success
+    printed = capfd.readouterr()
+    assert "STEP_FAILURE" not in printed.err + printed.out and "Stack Trace" not in printed.err + printed.out
+    assert "STEP_START" not in printed.err + printed.out

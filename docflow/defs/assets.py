@@ -269,10 +269,16 @@ def document_summary(rt: pipeline.Runtime, doc_id: str, result: pipeline.EmbedRe
 ASSET_NAMES = ("raw_file", "classification", "parsed_markdown", "extracted_fields", "embeddings")
 ASSET_KEYS = [dg.AssetKey(name) for name in ASSET_NAMES]
 
+# The document jobs print critical messages only: every event, stack traces included, is in the event log
+# (the UI), and `make dev`'s terminal says per run and per failed document (docflow/devlog.py) instead of a
+# trace per failed document. A launch's own run config (`docflow run`, the tests) still sets its level.
+QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+
 process_documents = dg.define_asset_job(
     "process_documents",
     selection=dg.AssetSelection.assets(*ASSET_KEYS),
     description="All five assets for one document (what the sensor and `docflow run` launch).",
+    config=QUIET_CONSOLE,
 )
 
 process_batch = dg.define_asset_job(
@@ -281,4 +287,5 @@ process_batch = dg.define_asset_job(
     description="All five assets for a batch of documents (a partition range), what the sensor launches "
     "for bulk loads. Asset checks run on single-document runs; a batch reports per-document failures in "
     "its materialization metadata and in documents.error.",
+    config=QUIET_CONSOLE,
 )
