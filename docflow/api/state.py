@@ -98,7 +98,8 @@ class ApiState:
             return self._instance
 
 
-def get_state(request: Request) -> ApiState:
+async def get_state(request: Request) -> ApiState:
+    # async, so that FastAPI calls it on the event loop instead of handing it to a worker thread
     return request.app.state.docflow
 
 

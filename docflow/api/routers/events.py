@@ -3,7 +3,7 @@
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Header
@@ -13,6 +13,7 @@ from fastapi.responses import StreamingResponse
 from docflow.api import events
 from docflow.api.errors import READ_ERRORS
 from docflow.api.state import Authenticated
+from docflow.store import tenants
 
 SSE_POLL_S = 1.0
 SSE_HEARTBEAT_S = 15.0
@@ -40,24 +41,42 @@ async def document_events(
     await run_in_threadpool(who.store.get_document, doc_id)
     start = int(last_event_id) if last_event_id and last_event_id.strip().isdigit() else 0
     tracker = events.Tracker(who.store, who.state.instance, doc_id)
+
+    def signature() -> Awaitable[tuple | None]:
+        return tenants.document_signature(who.state.db, who.tenant, doc_id)
+
     return StreamingResponse(
-        stream(tracker, start),
+        stream(tracker, start, signature),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
 
 
-async def stream(tracker: events.Tracker, start: int) -> AsyncIterator[str]:
+async def stream(
+    tracker: events.Tracker, start: int, signature: Callable[[], Awaitable[tuple | None]]
+) -> AsyncIterator[str]:
+    """The tracker's events as SSE. Each second one small query (the row's status, stage and time) says
+    whether anything can have changed; the tracker (the document, the event log) is read only then, while a
+    change settles, and at the end: an idle stream costs that query, not a worker thread and the event log."""
     yield "retry: 2000\n\n"
     sent, beat = start, time.monotonic()
+    last: object = ()
+    changed_at = 0.0
     while True:
-        found, final = await run_in_threadpool(tracker.poll)
-        for position, event in enumerate(found, 1):
-            if position > sent:
-                yield f"id: {position}\nevent: {event.stage}\ndata: {json.dumps(event.data, default=str)}\n\n"
-                sent, beat = position, time.monotonic()
-        if final:
-            return
+        current = await signature()
+        now = time.monotonic()
+        if current != last:
+            last, changed_at = current, now
+        finished = current is None or current[0] in ("done", "failed")
+        if finished or now - changed_at <= events.SETTLE_S + 2 * SSE_POLL_S:
+            found, final = await run_in_threadpool(tracker.poll)
+            for position, event in enumerate(found, 1):
+                if position > sent:
+                    data = json.dumps(event.data, default=str)
+                    yield f"id: {position}\nevent: {event.stage}\ndata: {data}\n\n"
+                    sent, beat = position, time.monotonic()
+            if final:
+                return
         if time.monotonic() - beat > SSE_HEARTBEAT_S:
             yield ": keep-alive\n\n"
             beat = time.monotonic()
