@@ -442,7 +442,9 @@ def dev(samples: bool, port: int, api_port: int) -> None:
             api.terminate()
             api.wait(timeout=15)
         if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGINT)
+            # dg dev alone: it stops the webserver and the daemon, which stops its run workers (an interrupt
+            # sent to the whole group would break into the workers' own exit)
+            proc.send_signal(signal.SIGINT)
             try:
                 proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
