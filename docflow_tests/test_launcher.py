@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import time
+import uuid
 from pathlib import Path
 
 import dagster as dg
@@ -20,7 +21,7 @@ from ports import free_block
 
 from docflow.embedded import stop_services
 from docflow.orchestration.instance import dagster_env
-from docflow.orchestration.launcher import PID_TAG, WarmRunLauncher, WorkerStatus
+from docflow.orchestration.launcher import HOST_TAG, PID_TAG, WarmRunLauncher, WorkerStatus
 from docflow.orchestration.processes import daemon_command
 from docflow.runtime import REPO_ROOT, runtime
 from docflow.settings import Settings
@@ -183,3 +184,18 @@ def test_a_run_whose_worker_died_is_reported_to_run_monitoring(daemon_env) -> No
     time.sleep(1)
     health = launcher.check_run_worker_health(run)
     assert health.status == WorkerStatus.FAILED and "is gone" in (health.msg or "")
+
+
+def test_a_run_executed_outside_the_workers_is_not_failed_by_run_monitoring(instance) -> None:
+    """`docflow run` and `dg launch` execute runs in their own process while the daemon may be watching."""
+    run = dg.DagsterRun(
+        job_name="process_documents", run_id=str(uuid.uuid4()), status=dg.DagsterRunStatus.STARTED
+    )
+    assert instance.run_launcher.check_run_worker_health(run).status == WorkerStatus.RUNNING
+    elsewhere = dg.DagsterRun(
+        job_name="process_documents",
+        run_id=str(uuid.uuid4()),
+        status=dg.DagsterRunStatus.STARTED,
+        tags={PID_TAG: "1", HOST_TAG: "another-host"},
+    )
+    assert instance.run_launcher.check_run_worker_health(elsewhere).status == WorkerStatus.RUNNING

@@ -159,11 +159,15 @@ class WarmRunLauncher(RunLauncher, ConfigurableClass):
         return True
 
     def check_run_worker_health(self, run: dg.DagsterRun) -> CheckRunHealthResult:
+        # A worker tags a run before executing it, so a started run without the tag was executed by a process
+        # of its own (`docflow run`, `dg launch`): as under Dagster's default launcher, that process reports
+        # its end. Run monitoring fails a run whose status is anything but RUNNING or SUCCESS.
         if PID_TAG not in run.tags:
-            return CheckRunHealthResult(status=WorkerStatus.UNKNOWN, msg="not picked up by a worker yet")
+            return CheckRunHealthResult(status=WorkerStatus.RUNNING, msg="executed outside the warm workers")
         if run.tags.get(HOST_TAG) != socket.gethostname():
             return CheckRunHealthResult(
-                status=WorkerStatus.UNKNOWN, msg=f"worker on host {run.tags.get(HOST_TAG)}"
+                status=WorkerStatus.RUNNING,
+                msg=f"worker on host {run.tags.get(HOST_TAG)}, not watched from here",
             )
         if _worker_of(run) is None:
             return CheckRunHealthResult(
