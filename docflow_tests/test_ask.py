@@ -7,10 +7,10 @@ import uuid
 import pytest
 from openai_stub import StubServer
 from pydantic import SecretStr
+from stored import add_document
 
 from docflow import backends
-from docflow.models import Chunk, Document
-from docflow.pipeline import Runtime, config_fingerprint
+from docflow.pipeline import Runtime
 from docflow.retrieval import NO_PASSAGES, NOT_IN_SOURCES, ask, cite, cited_numbers
 
 TEXTS = {
@@ -27,25 +27,10 @@ TEXTS = {
 def tenant(rt) -> str:
     embedder = backends.get_embedder(rt.settings)
     tenant = f"a{uuid.uuid4().hex[:6]}"
-    ids = []
-    for name, texts in TEXTS.items():
-        doc_id = f"{tenant}-{uuid.uuid4().hex}"
-        rt.store.register(
-            Document(
-                doc_id=doc_id,
-                tenant=tenant,
-                bucket="b",
-                key=f"{name}.pdf",
-                sha256=doc_id,  # one document per content
-                filename=f"{name}.pdf",
-            )
-        )
-        chunks = [Chunk(index=i, text=t, page_start=i + 1, page_end=i + 1) for i, t in enumerate(texts)]
-        rt.store.ensure_vector_index(embedder.dimension)
-        rt.store.save_chunks(
-            doc_id, chunks, embedder.embed(texts), embedder.name, config_fingerprint(rt.settings)
-        )
-        ids.append(doc_id)
+    ids = [
+        add_document(rt, tenant, name, texts, embedder.embed(texts), embedder.name)
+        for name, texts in TEXTS.items()
+    ]
     yield tenant
     rt.store.delete_documents(ids)
 

