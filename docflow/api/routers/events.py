@@ -56,19 +56,23 @@ async def stream(
     tracker: events.Tracker, start: int, signature: Callable[[], Awaitable[tuple | None]]
 ) -> AsyncIterator[str]:
     """The tracker's events as SSE. Each second one small query (the row's status, stage and time) says
-    whether anything can have changed; the tracker (the document, the event log) is read only then, while a
-    change settles, and at the end: an idle stream costs that query, not a worker thread and the event log."""
+    whether anything can have changed; the tracker (the document, the event log) is read at the start, when
+    the row changed, while a change of a document being processed settles (its events are written just after
+    the row), and at the end. An idle or pending stream costs that query, not a worker thread and the event
+    log."""
     yield "retry: 2000\n\n"
     sent, beat = start, time.monotonic()
-    last: object = ()
+    polled: object = ()  # the row's signature when the tracker was last read
     changed_at = 0.0
     while True:
         current = await signature()
         now = time.monotonic()
-        if current != last:
-            last, changed_at = current, now
+        if current != polled:
+            changed_at = now
         finished = current is None or current[0] in ("done", "failed")
-        if finished or now - changed_at <= events.SETTLE_S + 2 * SSE_POLL_S:
+        settling = current is not None and current[0] != "pending" and now - changed_at <= events.SETTLE_S + 2
+        if current != polled or finished or settling:
+            polled = current
             found, final = await run_in_threadpool(tracker.poll)
             for position, event in enumerate(found, 1):
                 if position > sent:
