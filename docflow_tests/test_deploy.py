@@ -19,10 +19,9 @@ from urllib.parse import urlsplit
 import dagster as dg
 import pytest
 import yaml
-from dagster._config import validate_config
-from dagster._core.instance.config import dagster_instance_config
 
 from docflow.defs.assets import POOLS, build_assets
+from docflow.orchestration.deployment import config_errors, dagster_command, instance_config
 from docflow.settings import Settings, get_settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -218,25 +217,22 @@ def _compose_instance_dir(tmp_path: Path) -> Path:
 
 
 def test_compose_dagster_yaml_validates_with_dagsters_instance_schema(compose, tmp_path) -> None:
-    from dagster._core.run_coordinator.queued_run_coordinator import QueuedRunCoordinator
     from dagster_aws.s3.compute_log_manager import S3ComputeLogManager
     from dagster_docker import DockerRunLauncher
 
-    config, _ = dagster_instance_config(str(_compose_instance_dir(tmp_path)))
+    config = instance_config(str(_compose_instance_dir(tmp_path)))
     launcher = config["run_launcher"]
     assert (launcher["module"], launcher["class"]) == ("dagster_docker", "DockerRunLauncher")
-    assert validate_config(DockerRunLauncher.config_type(), launcher["config"]).success
+    assert config_errors(DockerRunLauncher, launcher["config"]) == []
     logs = config["compute_logs"]
-    assert validate_config(S3ComputeLogManager.config_type(), logs["config"]).success
+    assert config_errors(S3ComputeLogManager, logs["config"]) == []
     for kind in ("run_storage", "event_log_storage", "schedule_storage"):
         storage = config[kind]
         cls = getattr(importlib.import_module(storage["module"]), storage["class"])
-        assert validate_config(cls.config_type(), storage["config"]).success
+        assert config_errors(cls, storage["config"]) == []
         assert storage["config"]["postgres_url"] == {"env": "DOCFLOW_DAGSTER_DATABASE_URL"}
     runs = config["concurrency"]["runs"]
-    assert validate_config(
-        QueuedRunCoordinator.config_type(), {"max_concurrent_runs": runs["max_concurrent_runs"]}
-    )
+    assert config_errors(dg.QueuedRunCoordinator, {"max_concurrent_runs": runs["max_concurrent_runs"]}) == []
     assert [t["key"] for t in runs["tag_concurrency_limits"]] == ["docflow/tenant", "dagster/backfill"]
     # the launcher's network is the compose network; every variable it copies into a run container is set
     # in the daemon (the launcher raises for a missing one) and is a docflow/AWS setting
@@ -304,13 +300,9 @@ def test_the_images_entrypoints_exist(compose) -> None:
     programs = {cmd[0]} | {_command(compose["services"][s])[0] for s in DOCFLOW_SERVICES if s != "init"}
     for program in programs:
         assert (VENV_BIN / program).exists(), f"{program} is not installed"
-    from dagster._cli import cli as dagster_cli
-
     for argv in (["code-server", "start"], ["api", "grpc"], ["api", "grpc-health-check"],
                  ["instance", "migrate"], ["instance", "concurrency", "set"]):  # fmt: skip
-        group = dagster_cli
-        for name in argv:
-            group = group.commands[name]  # KeyError if Dagster renamed the command
+        dagster_command(*argv)  # KeyError if Dagster renamed the command
     import importlib
 
     assert callable(importlib.import_module("docflow.definitions").defs)  # what -m docflow.definitions loads
@@ -397,16 +389,13 @@ def _render_instance(values) -> dict[str, Any]:
 
 
 def test_helm_instance_config_validates_with_dagsters_schemas(values, tmp_path) -> None:
-    from dagster._core.run_coordinator.queued_run_coordinator import QueuedRunCoordinator
     from dagster_k8s import K8sRunLauncher
 
     rendered = _render_instance(values)
     (tmp_path / "dagster.yaml").write_text(yaml.safe_dump(rendered))
-    config, _ = dagster_instance_config(str(tmp_path))
-    launcher = validate_config(K8sRunLauncher.config_type(), config["run_launcher"]["config"])
-    assert launcher.success, launcher.errors
-    coordinator = validate_config(QueuedRunCoordinator.config_type(), config["run_coordinator"]["config"])
-    assert coordinator.success, coordinator.errors
+    config = instance_config(str(tmp_path))
+    assert config_errors(K8sRunLauncher, config["run_launcher"]["config"]) == []
+    assert config_errors(dg.QueuedRunCoordinator, config["run_coordinator"]["config"]) == []
     # the URL dagster-postgres builds from postgres_db names the psycopg2 driver
     from dagster_postgres.utils import pg_url_from_config
 

@@ -148,3 +148,13 @@ def test_a_backfill_is_requested_as_the_ui_requests_one(instance) -> None:
     for key in ASSET_KEYS:
         assert set(targeted.get_partitions_subset(key).get_partition_keys()) == set(keys[:2])
     assert BACKFILL_ID_TAG == "dagster/backfill"  # the tag the bench finds the backfill's runs by
+
+
+def test_deployment_checks_find_a_bad_config_and_a_missing_command() -> None:
+    from docflow.orchestration.deployment import config_errors, dagster_command
+
+    assert config_errors(dg.QueuedRunCoordinator, {"max_concurrent_runs": 4}) == []
+    assert config_errors(dg.QueuedRunCoordinator, {"max_concurrent_runs": "many"})
+    assert dagster_command("instance", "migrate").name == "migrate"
+    with pytest.raises(KeyError):
+        dagster_command("instance", "no-such-command")

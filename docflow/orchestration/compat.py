@@ -116,6 +116,12 @@ TOUCHPOINTS: tuple[Touchpoint, ...] = (
         ),
     ),
     Touchpoint("dagster._core.utils", "make_new_backfill_id", "a backfill's id"),
+    # deployment checks (orchestration/deployment.py)
+    Touchpoint("dagster._config", "validate_config", "a class's config against its schema"),
+    Touchpoint(
+        "dagster._core.instance.config", "dagster_instance_config", "read and validate a dagster.yaml"
+    ),
+    Touchpoint("dagster._cli", "cli", "the `dagster` CLI's commands the images run"),
 )
 
 
