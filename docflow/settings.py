@@ -121,8 +121,7 @@ class Settings(BaseSettings):
         100,
         ge=1,
         description="Documents per run when many arrive in one sensor tick (bulk loads); 1 = a run each. "
-        "Each run costs its creation, plan, events and a wait for the next dequeue: 500 documents on 2 cores "
-        "took 1.07-1.26 times a plain loop's time in runs of 84, 1.17-1.41 times in runs of 36.",
+        "Each run costs its creation, plan, events and a wait for the next dequeue (docs/benchmarks.md).",
     )
     backfill_batch_size: int = Field(
         50,

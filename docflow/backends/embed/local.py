@@ -9,7 +9,7 @@ local folder sets `HF_HUB_OFFLINE=1` so that nothing tries the network.
 
 Threads: torch uses `settings.torch_threads` intra-op threads per process (`DOCFLOW_TORCH_THREADS`, 1).
 docflow runs several processes at once (run slots, warm workers), and torch's default, a thread per core in
-every process, oversubscribes the cores: on 2 cores with 2 runs the same documents took 2.4x as long.
+every process, oversubscribes the cores (measured in docs/benchmarks.md).
 """
 
 import os
