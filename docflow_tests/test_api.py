@@ -300,9 +300,12 @@ def test_openapi_schema_is_published(server) -> None:
     # the upload's parameters come from its declared route (one model, the auth and idempotency dependencies)
     upload = paths["/v1/documents"]["post"]
     params = {p["name"]: p for p in upload["parameters"]}
-    assert {"priority", "passthrough", "filename", "Idempotency-Key", "Authorization", "X-API-Key"} <= set(
-        params
-    )
+    assert {"priority", "passthrough", "filename", "Idempotency-Key"} <= set(params)
+    # the key: FastAPI's security schemes, either of them (what /docs' Authorize button and clients use)
+    schemes = schema["components"]["securitySchemes"]
+    assert {"type": "http", "scheme": "bearer"}.items() <= schemes["HTTPBearer"].items()
+    assert {"type": "apiKey", "in": "header", "name": "X-API-Key"}.items() <= schemes["APIKeyHeader"].items()
+    assert upload["security"] == [{"HTTPBearer": []}, {"APIKeyHeader": []}]
     assert {params[n]["in"] for n in ("priority", "passthrough", "filename")} == {"query"}
     assert params["priority"]["schema"]["maximum"] == 100 and params["priority"]["schema"]["minimum"] == -100
     assert params["passthrough"]["schema"]["type"] == "boolean"

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from fastapi import Depends, Header, Request
 from fastapi.exceptions import HTTPException
 from fastapi.responses import JSONResponse
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from docflow.api import errors, uploads
 from docflow.api.s3put import S3Writer
@@ -36,6 +37,9 @@ class ApiState:
         self.owner = runtime(self.settings)
         self.api_url = tenants.api_database_url(self.settings)
         self.db = tenants.ApiDb(self.api_url)  # the upload path's asyncio pool (reads use TenantStore)
+        # progress streams poll once a second each: their own small pool, so that many open streams never
+        # take the connections an upload's registration is waiting for
+        self.progress_db = tenants.ApiDb(self.api_url, max_size=2)
         self.s3 = S3Writer(self.settings)
         spool_dir = self.settings.api_spool_dir or self.settings.home / "api-spool"
         self.spool = None if str(spool_dir) == "off" else Spool(spool_dir.resolve(), self.s3)
@@ -87,6 +91,7 @@ class ApiState:
         if self.spool is not None:
             await self.spool.aclose()
         await self.s3.aclose()
+        await self.progress_db.close()
         await self.db.close()
 
     def instance(self) -> "DagsterInstance":
@@ -96,14 +101,6 @@ class ApiState:
             if self._instance is None:
                 self._instance = dagster_instance(self.settings)
             return self._instance
-
-
-async def get_state(request: Request) -> ApiState:
-    # async, so that FastAPI calls it on the event loop instead of handing it to a worker thread
-    return request.app.state.docflow
-
-
-State = Annotated[ApiState, Depends(get_state)]
 
 
 @dataclass
@@ -125,17 +122,22 @@ class Caller:
         return self.rt.store
 
 
+# FastAPI's security schemes read the two headers (and document them as the API's security in OpenAPI);
+# the key is checked by `caller`, so that a missing or unknown key answers the same 401.
+_BEARER = HTTPBearer(auto_error=False, description="`Authorization: Bearer <key>`")
+_API_KEY = APIKeyHeader(name="X-API-Key", auto_error=False, description="The key, instead of Authorization.")
+
+
 async def caller(
-    state: State,
-    authorization: Annotated[str | None, Header(alias="Authorization", description="`Bearer <key>`")] = None,
-    x_api_key: Annotated[
-        str | None, Header(alias="X-API-Key", description="The key, instead of Authorization.")
-    ] = None,
+    request: Request,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],
+    x_api_key: Annotated[str | None, Depends(_API_KEY)],
 ) -> Caller:
+    # the state is read from the request, not through another dependency: FastAPI solves every dependency
+    # again on each request, and uploads are the hot path
     started = time.perf_counter()
-    key = x_api_key
-    if authorization and authorization.lower().startswith("bearer "):
-        key = authorization[7:].strip()
+    state: ApiState = request.app.state.docflow
+    key = bearer.credentials.strip() if bearer is not None else x_api_key
     if not key:
         raise HTTPException(401, "an API key is required", headers={"WWW-Authenticate": "Bearer"})
     tenant = await state.keys.tenant(key)
@@ -153,16 +155,18 @@ class Idempotency:
     request's answer. Server-side failures free the key; client errors are kept."""
 
     db: tenants.ApiDb
-    tenant: str
     endpoint: str
     key: str | None
 
     async def respond(
-        self, handler: Callable[[], Awaitable[dict[str, Any]]], timings: uploads.Timings | None = None
+        self,
+        tenant: str,
+        handler: Callable[[], Awaitable[dict[str, Any]]],
+        timings: uploads.Timings | None = None,
     ) -> JSONResponse:
         if not self.key:
             return _accepted(await handler(), timings)
-        replay = await tenants.idempotency_begin(self.db, self.tenant, self.key, self.endpoint)
+        replay = await tenants.idempotency_begin(self.db, tenant, self.key, self.endpoint)
         if replay is not None:
             return JSONResponse(
                 replay.body, status_code=replay.status_code, headers={"Idempotent-Replayed": "true"}
@@ -172,14 +176,14 @@ class Idempotency:
         except DocflowError as exc:
             status, error, _ = errors.status_of(exc)
             if 400 <= status < 500 and status != 429:
-                await tenants.idempotency_finish(self.db, self.tenant, self.key, status, error)
+                await tenants.idempotency_finish(self.db, tenant, self.key, status, error)
             else:
-                await tenants.idempotency_abandon(self.db, self.tenant, self.key)
+                await tenants.idempotency_abandon(self.db, tenant, self.key)
             raise  # answered by the exception handler, as without a key
         except BaseException:
-            await asyncio.shield(tenants.idempotency_abandon(self.db, self.tenant, self.key))
+            await asyncio.shield(tenants.idempotency_abandon(self.db, tenant, self.key))
             raise
-        await tenants.idempotency_finish(self.db, self.tenant, self.key, 202, body)
+        await tenants.idempotency_finish(self.db, tenant, self.key, 202, body)
         return _accepted(body, timings)
 
 
@@ -192,7 +196,6 @@ def _accepted(body: dict[str, Any], timings: uploads.Timings | None) -> JSONResp
 
 async def idempotency(
     request: Request,
-    who: Authenticated,
     key: Annotated[
         str | None,
         Header(alias="Idempotency-Key", max_length=200, description="Makes retries of this request safe."),
@@ -200,7 +203,7 @@ async def idempotency(
 ) -> Idempotency:
     route = request.scope.get("route")
     endpoint = f"{request.method} {getattr(route, 'path', request.url.path)}"
-    return Idempotency(who.state.db, who.tenant, endpoint, key)
+    return Idempotency(request.app.state.docflow.db, endpoint, key)
 
 
 Idempotent = Annotated[Idempotency, Depends(idempotency)]

@@ -585,7 +585,7 @@ async def idempotency_abandon(db: ApiDb, tenant: str, key: str) -> None:
 
 async def document_signature(db: ApiDb, tenant: str, doc_id: str) -> tuple[str, str | None, Any] | None:
     """(status, stage, updated_at) of a document (None once it is gone): what a progress stream checks every
-    second, on the event loop's pool, before it reads anything more."""
+    second (on the API's pool for progress streams) before it reads anything more."""
     rows = await db.run(
         tenant,
         "SELECT status, stage, updated_at FROM docflow.documents WHERE doc_id = %(doc_id)s",

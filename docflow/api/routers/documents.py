@@ -117,7 +117,7 @@ async def upload_document(
             staged.cleanup()
         return accepted_body(result, opts)
 
-    return await idempotency.respond(handle, timings)
+    return await idempotency.respond(who.tenant, handle, timings)
 
 
 @router.post(
@@ -160,7 +160,7 @@ async def upload_from_url(body: FromUrl, who: Authenticated, idempotency: Idempo
             staged.cleanup()
         return accepted_body(result, body)
 
-    return await idempotency.respond(handle)
+    return await idempotency.respond(who.tenant, handle)
 
 
 @router.get("/v1/documents", response_model=DocumentList, responses=READ_ERRORS)

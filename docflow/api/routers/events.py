@@ -43,7 +43,7 @@ async def document_events(
     tracker = events.Tracker(who.store, who.state.instance, doc_id)
 
     def signature() -> Awaitable[tuple | None]:
-        return tenants.document_signature(who.state.db, who.tenant, doc_id)
+        return tenants.document_signature(who.state.progress_db, who.tenant, doc_id)
 
     return StreamingResponse(
         stream(tracker, start, signature),
