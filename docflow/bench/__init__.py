@@ -35,6 +35,7 @@ HEADLINE = {
         "peak_rss_mb",
     ],
     "search": ["search_p50_ms", "search_p95_ms"],
+    "api": ["ack_ms_p95", "floor_ack_ms_p95", "p95_ratio_to_floor"],
     "sensor": ["sensor_tick_s"],
 }
 
