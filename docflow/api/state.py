@@ -2,6 +2,7 @@
 and the request's idempotency, each obtained with `Depends`."""
 
 import asyncio
+import gc
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -86,6 +87,9 @@ class ApiState:
         self.s3.connect()
         if self.spool is not None:
             self.spool.start()  # also writes what a stopped process left in the spool to the bucket
+        # what is loaded by now (modules, settings, the pools) lives as long as the process: leave it out of
+        # the cyclic garbage collector's full passes, which a burst of requests triggers while it is served
+        gc.freeze()
 
     async def aclose(self) -> None:
         if self.spool is not None:

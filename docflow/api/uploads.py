@@ -4,6 +4,7 @@ arrive), sniff the type from the first bytes, then register the document with it
 bucket, where the S3 sensor picks it up."""
 
 import asyncio
+import functools
 import hashlib
 import re
 import secrets
@@ -234,10 +235,11 @@ class Accepted:
     duplicate: bool  # the tenant already had these bytes: nothing new is processed
 
 
-def supported_types() -> tuple[str, ...]:
+@functools.cache  # looked up once: an import statement run on every upload costs more than the check
+def supported_types() -> frozenset[str]:
     from docflow.backends.parse.local import SUPPORTED_TYPES
 
-    return SUPPORTED_TYPES
+    return frozenset(SUPPORTED_TYPES)
 
 
 @dataclass
