@@ -473,8 +473,8 @@ def api(host: str, port: int, workers: int) -> None:
 @click.option("--name", default="", help="A label for the key.")
 def api_key(tenant: str, name: str) -> None:
     """Create an API key for TENANT (printed once; only its hash is stored)."""
-    from docflow.store.tenants import create_api_key
     from docflow.bucket import safe_tenant
+    from docflow.store.tenants import create_api_key
 
     click.echo(create_api_key(runtime().store, safe_tenant(tenant), name))
 
