@@ -332,6 +332,27 @@ def test_missing_bad_and_revoked_keys_are_401(rt, server, tenant) -> None:
     assert tenant.key not in hashes and hashlib.sha256(tenant.key.encode()).hexdigest() in hashes
 
 
+def test_keys_in_use_are_checked_again_in_the_background_and_revocation_still_holds(rt, tenant) -> None:
+    import asyncio
+
+    async def go() -> tuple[bool, str | None, str | None]:
+        keys = db.KeyCache(db.ApiDb(db.api_database_url(rt.settings), max_size=2), ttl=0.6)
+        try:
+            first = await keys.tenant(tenant.key)
+            await asyncio.sleep(1.5)  # longer than ttl: only the background check can have kept it
+            kept, _ = keys.cached(tenant.key)
+            db.revoke_api_key(rt.store, tenant.key)
+            await asyncio.sleep(0.9)  # a background check has run since the revocation
+            return kept, first, await keys.tenant(tenant.key)
+        finally:
+            await keys.close()
+            await keys.db.close()
+
+    kept, first, after_revoking = asyncio.run(go())
+    assert first == tenant.name and kept
+    assert after_revoking is None
+
+
 # --- uploads -----------------------------------------------------------------------------------------------
 
 

@@ -94,6 +94,7 @@ class ApiState:
     async def aclose(self) -> None:
         if self.spool is not None:
             await self.spool.aclose()
+        await self.keys.close()
         await self.s3.aclose()
         await self.progress_db.close()
         await self.db.close()

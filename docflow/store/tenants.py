@@ -7,6 +7,7 @@ policies apply; every transaction of a `TenantStore` (and of `ApiDb.run` given a
 """
 
 import asyncio
+import contextlib
 import hashlib
 import secrets
 import time
@@ -157,16 +158,21 @@ class ApiDb:
 
 
 class KeyCache:
-    """key hash -> tenant, looked up through the SECURITY DEFINER function, remembered for `ttl` seconds.
+    """key hash -> tenant, looked up through the SECURITY DEFINER function, trusted for `ttl` seconds.
     Keys are random 256-bit tokens, so a plain sha256 is the right hash (no slow KDF needed); a revoked key
-    is refused within `ttl`. Requests that arrive with the same uncached key while it is being looked up
-    wait for that one lookup: a burst after the entry expired costs one query, not one per request."""
+    is refused within `ttl`. Keys in use (seen in the last `keep` seconds) are checked again in the
+    background every `ttl / 2`, all in one query, so a request with a known key never waits for the
+    database; requests that arrive with the same uncached key while it is being looked up wait for that one
+    lookup."""
 
-    def __init__(self, db: ApiDb, ttl: float = 10.0) -> None:
+    def __init__(self, db: ApiDb, ttl: float = 10.0, keep: float = 600.0) -> None:
         self.db = db
         self.ttl = ttl
-        self._cache: dict[str, tuple[str | None, float]] = {}
+        self.keep = keep
+        self._cache: dict[str, tuple[str | None, float]] = {}  # digest -> (tenant, trusted until)
+        self._used: dict[str, float] = {}  # digest -> when a request last brought it
         self._lookups: dict[str, asyncio.Future[str | None]] = {}
+        self._refresher: asyncio.Task | None = None
 
     def cached(self, key: str) -> tuple[bool, str | None]:
         hit = self._cache.get(hash_key(key))
@@ -176,8 +182,12 @@ class KeyCache:
 
     async def tenant(self, key: str) -> str | None:
         digest = hash_key(key)
+        now = time.monotonic()
+        self._used[digest] = now
+        if self._refresher is None or self._refresher.done():
+            self._refresher = asyncio.ensure_future(self._refresh())
         hit = self._cache.get(digest)
-        if hit and hit[1] > time.monotonic():
+        if hit and hit[1] > now:
             return hit[0]
         lookup = self._lookups.get(digest)
         if lookup is None:
@@ -185,6 +195,7 @@ class KeyCache:
         return await asyncio.shield(lookup)
 
     async def _lookup(self, digest: str) -> str | None:
+        started = time.monotonic()
         try:
             rows = await self.db.run(
                 None, "SELECT docflow.api_key_tenant(%(hash)s) AS tenant", {"hash": digest}
@@ -194,8 +205,35 @@ class KeyCache:
         tenant = rows[0]["tenant"] if rows else None
         if len(self._cache) > 10_000:
             self._cache.clear()
-        self._cache[digest] = (tenant, time.monotonic() + self.ttl)
+        self._cache[digest] = (tenant, started + self.ttl)
         return tenant
+
+    async def _refresh(self) -> None:
+        while self._used:
+            await asyncio.sleep(self.ttl / 2)
+            started = time.monotonic()
+            for digest in [d for d, at in self._used.items() if started - at > self.keep]:
+                del self._used[digest]
+                self._cache.pop(digest, None)
+            if not self._used:
+                return
+            try:
+                rows = await self.db.run(
+                    None,
+                    "SELECT h AS hash, docflow.api_key_tenant(h) AS tenant FROM unnest(%(hashes)s::text[]) h",
+                    {"hashes": list(self._used)},
+                )
+            except DocflowError:
+                continue  # the entries expire on their own; a request then looks its key up
+            for row in rows:  # trusted from when the check started, not from when it answered
+                self._cache[row["hash"]] = (row["tenant"], started + self.ttl)
+
+    async def close(self) -> None:
+        if self._refresher is not None:
+            self._refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refresher
+            self._refresher = None
 
 
 # --- registration with quotas ------------------------------------------------------------------------------
