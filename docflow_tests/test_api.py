@@ -791,6 +791,39 @@ def test_from_url_refuses_private_addresses_and_bad_input(rt, strict_server, ten
 # --- processing, progress, results, search, delete ----------------------------------------------------------
 
 
+def test_open_progress_streams_share_one_row_query_a_tick(rt, tenant) -> None:
+    import asyncio
+
+    from docflow.api.events import RowWatch
+
+    doc_ids = [tenant.upload(f"watched {i}\n".encode() * 20, f"w{i}.txt").json()["doc_id"] for i in range(3)]
+
+    class Counted(db.ApiDb):
+        queries = 0
+
+        async def run(self, *args, **kwargs):
+            Counted.queries += 1
+            return await super().run(*args, **kwargs)
+
+    async def go() -> tuple[list, tuple | None]:
+        watch = RowWatch(Counted(db.api_database_url(rt.settings), max_size=2), every=0.2)
+        try:
+            first = await watch.now(tenant.name, doc_ids[0])
+            Counted.queries = 0
+            ticked = await asyncio.gather(
+                *(watch.next(tenant.name, d) for d in [*doc_ids, *doc_ids, f"{tenant.name}-gone"])
+            )
+            return ticked, first
+        finally:
+            await watch.close()
+            await watch.db.close()
+
+    ticked, first = asyncio.run(go())
+    assert Counted.queries == 1  # seven streams, one query
+    assert first is not None and first[0] == "pending" and ticked[0] == first
+    assert [t[0] for t in ticked[:6]] == ["pending"] * 6 and ticked[6] is None
+
+
 def test_processed_document_status_events_search_ask_and_delete(rt, instance, tenant, other) -> None:
     body = INVOICE.replace("{tag}", tenant.name).encode()
     accepted = tenant.upload(body, "invoice.txt", priority=7).json()

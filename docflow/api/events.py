@@ -8,6 +8,8 @@ ordered by their storage id), so an event's id is its position: a client resumin
 gets the events after the n-th.
 """
 
+import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from docflow.errors import NotFound
 from docflow.models import Document
-from docflow.store import Store
+from docflow.store import Store, tenants
 
 if TYPE_CHECKING:
     from dagster import DagsterInstance
@@ -27,6 +29,7 @@ STAGES = {
     "extracted_fields": "extracted",
     "embeddings": "embedded",
 }
+POLL_S = 1.0  # how often a progress stream checks its document's row
 SETTLE_S = 15.0  # after the row changes, keep reading the event log this long (it is written just after)
 
 
@@ -104,3 +107,48 @@ def build(
         events.append(StageEvent("done", {**base, "doc_type": doc.doc_type, "at": _ts(doc.updated_at)}))
         return events, True
     return events, False
+
+
+class RowWatch:
+    """The rows' signatures (status, stage, updated_at) that progress streams check once a tick: every
+    stream waiting for the next tick is answered by one query per tenant, so many open streams cost a query
+    a tick, not one each. `now()` answers at once (a stream's first check)."""
+
+    def __init__(self, db: tenants.ApiDb, every: float = POLL_S) -> None:
+        self.db = db
+        self.every = every
+        self._waiting: dict[str, dict[str, list[asyncio.Future]]] = {}  # tenant -> doc_id -> streams
+        self._ticker: asyncio.Task | None = None
+
+    async def now(self, tenant: str, doc_id: str) -> tuple | None:
+        return (await tenants.document_signatures(self.db, tenant, [doc_id])).get(doc_id)
+
+    async def next(self, tenant: str, doc_id: str) -> tuple | None:
+        """The row's signature at the next tick (None once the document is gone)."""
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiting.setdefault(tenant, {}).setdefault(doc_id, []).append(waiter)
+        if self._ticker is None or self._ticker.done():
+            self._ticker = asyncio.ensure_future(self._tick())
+        return await waiter
+
+    async def _tick(self) -> None:
+        while self._waiting:
+            await asyncio.sleep(self.every)
+            waiting, self._waiting = self._waiting, {}
+            for tenant, docs in waiting.items():
+                try:
+                    found = await tenants.document_signatures(self.db, tenant, list(docs))
+                except Exception as exc:
+                    for waiter in (w for ws in docs.values() for w in ws if not w.done()):
+                        waiter.set_exception(exc)
+                    continue
+                for doc_id, waiters in docs.items():
+                    for waiter in waiters:
+                        if not waiter.done():  # a stream whose client left is cancelled
+                            waiter.set_result(found.get(doc_id))
+
+    async def close(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker

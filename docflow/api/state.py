@@ -15,7 +15,7 @@ from fastapi.exceptions import HTTPException
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from docflow.api import errors, uploads
+from docflow.api import errors, events, uploads
 from docflow.api.s3put import S3Writer
 from docflow.api.spool import Spool
 from docflow.errors import DocflowError
@@ -41,6 +41,7 @@ class ApiState:
         # progress streams poll once a second each: their own small pool, so that many open streams never
         # take the connections an upload's registration is waiting for
         self.progress_db = tenants.ApiDb(self.api_url, max_size=2)
+        self.rows = events.RowWatch(self.progress_db)
         self.s3 = S3Writer(self.settings)
         spool_dir = self.settings.api_spool_dir or self.settings.home / "api-spool"
         self.spool = None if str(spool_dir) == "off" else Spool(spool_dir.resolve(), self.s3)
@@ -95,6 +96,7 @@ class ApiState:
         if self.spool is not None:
             await self.spool.aclose()
         await self.keys.close()
+        await self.rows.close()
         await self.s3.aclose()
         await self.progress_db.close()
         await self.db.close()

@@ -621,15 +621,17 @@ async def idempotency_abandon(db: ApiDb, tenant: str, key: str) -> None:
 # --- progress -----------------------------------------------------------------------------------------------
 
 
-async def document_signature(db: ApiDb, tenant: str, doc_id: str) -> tuple[str, str | None, Any] | None:
-    """(status, stage, updated_at) of a document (None once it is gone): what a progress stream checks every
-    second (on the API's pool for progress streams) before it reads anything more."""
+async def document_signatures(
+    db: ApiDb, tenant: str, doc_ids: list[str]
+) -> dict[str, tuple[str, str | None, Any]]:
+    """doc_id -> (status, stage, updated_at) of the tenant's documents among `doc_ids` (a deleted one is
+    missing): what progress streams check every second, together, before they read anything more."""
     rows = await db.run(
         tenant,
-        "SELECT status, stage, updated_at FROM docflow.documents WHERE doc_id = %(doc_id)s",
-        {"doc_id": doc_id},
+        "SELECT doc_id, status, stage, updated_at FROM docflow.documents WHERE doc_id = ANY(%(doc_ids)s)",
+        {"doc_ids": doc_ids},
     )
-    return (rows[0]["status"], rows[0]["stage"], rows[0]["updated_at"]) if rows else None
+    return {r["doc_id"]: (r["status"], r["stage"], r["updated_at"]) for r in rows}
 
 
 # --- passthrough (zero retention) --------------------------------------------------------------------------

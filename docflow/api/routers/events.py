@@ -1,6 +1,5 @@
 """A document's progress as Server-Sent Events."""
 
-import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -13,9 +12,7 @@ from fastapi.responses import StreamingResponse
 from docflow.api import events
 from docflow.api.errors import READ_ERRORS
 from docflow.api.state import Authenticated
-from docflow.store import tenants
 
-SSE_POLL_S = 1.0
 SSE_HEARTBEAT_S = 15.0
 
 router = APIRouter(tags=["documents"])
@@ -42,8 +39,10 @@ async def document_events(
     start = int(last_event_id) if last_event_id and last_event_id.strip().isdigit() else 0
     tracker = events.Tracker(who.store, who.state.instance, doc_id)
 
-    def signature() -> Awaitable[tuple | None]:
-        return tenants.document_signature(who.state.progress_db, who.tenant, doc_id)
+    watch = who.state.rows
+
+    def signature(first: bool) -> Awaitable[tuple | None]:
+        return (watch.now if first else watch.next)(who.tenant, doc_id)
 
     return StreamingResponse(
         stream(tracker, start, signature),
@@ -53,19 +52,21 @@ async def document_events(
 
 
 async def stream(
-    tracker: events.Tracker, start: int, signature: Callable[[], Awaitable[tuple | None]]
+    tracker: events.Tracker, start: int, signature: Callable[[bool], Awaitable[tuple | None]]
 ) -> AsyncIterator[str]:
-    """The tracker's events as SSE. Each second one small query (the row's status, stage and time) says
-    whether anything can have changed; the tracker (the document, the event log) is read at the start, when
-    the row changed, while a change of a document being processed settles (its events are written just after
-    the row), and at the end. An idle or pending stream costs that query, not a worker thread and the event
-    log."""
+    """The tracker's events as SSE. Each second the row's status, stage and time (one query for all open
+    streams: `events.RowWatch`) say whether anything can have changed; the tracker (the document, the event
+    log) is read at the start, when the row changed, while a change of a document being processed settles
+    (its events are written just after the row), and at the end. An idle or pending stream costs its share
+    of that query, not a worker thread and the event log."""
     yield "retry: 2000\n\n"
     sent, beat = start, time.monotonic()
     polled: object = ()  # the row's signature when the tracker was last read
     changed_at = 0.0
+    first = True
     while True:
-        current = await signature()
+        current = await signature(first)  # after the first, waits for the watch's next tick
+        first = False
         now = time.monotonic()
         if current != polled:
             changed_at = now
@@ -84,4 +85,3 @@ async def stream(
         if time.monotonic() - beat > SSE_HEARTBEAT_S:
             yield ": keep-alive\n\n"
             beat = time.monotonic()
-        await asyncio.sleep(SSE_POLL_S)
