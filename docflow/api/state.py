@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from fastapi import Depends, Header, Request
 from fastapi.exceptions import HTTPException
 from fastapi.responses import JSONResponse
-from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPBearer
 
 from docflow.api import errors, events, uploads
 from docflow.api.s3put import S3Writer
@@ -129,28 +129,31 @@ class Caller:
         return self.rt.store
 
 
-# FastAPI's security schemes read the two headers (and document them as the API's security in OpenAPI);
-# the key is checked by `caller`, so that a missing or unknown key answers the same 401.
-_BEARER = HTTPBearer(auto_error=False, description="`Authorization: Bearer <key>`")
-_API_KEY = APIKeyHeader(name="X-API-Key", auto_error=False, description="The key, instead of Authorization.")
+class KeyAuth(HTTPBearer):
+    """The caller, from its API key: `Authorization: Bearer <key>` or `X-API-Key: <key>`. A security scheme
+    of FastAPI's (OpenAPI documents it as the API's security), and one dependency: FastAPI solves every
+    dependency node again on each request, and uploads are the hot path."""
+
+    async def __call__(self, request: Request) -> Caller:  # type: ignore[override]
+        started = time.perf_counter()
+        state: ApiState = request.app.state.docflow
+        scheme, _, key = (request.headers.get("authorization") or "").partition(" ")
+        if scheme.lower() != "bearer" or not key.strip():
+            key = request.headers.get("x-api-key") or ""
+        key = key.strip()
+        if not key:
+            raise HTTPException(401, "an API key is required", headers={"WWW-Authenticate": "Bearer"})
+        tenant = await state.keys.tenant(key)
+        if tenant is None:
+            raise HTTPException(401, "unknown or revoked API key", headers={"WWW-Authenticate": "Bearer"})
+        return Caller(tenant, state, (time.perf_counter() - started) * 1000)
 
 
-async def caller(
-    request: Request,
-    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],
-    x_api_key: Annotated[str | None, Depends(_API_KEY)],
-) -> Caller:
-    # the state is read from the request, not through another dependency: FastAPI solves every dependency
-    # again on each request, and uploads are the hot path
-    started = time.perf_counter()
-    state: ApiState = request.app.state.docflow
-    key = bearer.credentials.strip() if bearer is not None else x_api_key
-    if not key:
-        raise HTTPException(401, "an API key is required", headers={"WWW-Authenticate": "Bearer"})
-    tenant = await state.keys.tenant(key)
-    if tenant is None:
-        raise HTTPException(401, "unknown or revoked API key", headers={"WWW-Authenticate": "Bearer"})
-    return Caller(tenant, state, (time.perf_counter() - started) * 1000)
+caller = KeyAuth(
+    scheme_name="ApiKey",
+    description="`Authorization: Bearer <key>`, or the key alone in an `X-API-Key` header.",
+    auto_error=False,
+)
 
 
 Authenticated = Annotated[Caller, Depends(caller)]
