@@ -33,11 +33,11 @@ def up(env_only: bool) -> None:
     Prints every variable other tools need to reach the same services (the `dagster` CLI,
     `DagsterInstance.get()`, `aws`, boto3): `eval "$(docflow up --env)"` sets them in a shell."""
     from docflow.defs.assets import POOLS
-    from docflow.orchestration.instance import configure_pools, dagster_env, dagster_instance
+    from docflow.orchestration.instance import configure_pools, dagster_env, open_instance
 
     settings = get_settings()
     env = dagster_env(settings)
-    configure_pools(dagster_instance(settings), POOLS)
+    configure_pools(open_instance(env), POOLS)
     # a shell that already ran `eval "$(docflow up --env)"` configures the services instead of embedding them:
     # the S3 credentials it holds are then only in its environment
     values = {name: env.get(name) or os.environ.get(name) for name in UP_VARIABLES}
@@ -412,11 +412,11 @@ def dev(samples: bool, port: int, api_port: int) -> None:
     finished and per failed document (docflow/devlog.py)."""
     from docflow import devlog
     from docflow.defs.assets import POOLS
-    from docflow.orchestration.instance import configure_pools, dagster_env, dagster_instance
+    from docflow.orchestration.instance import configure_pools, dagster_env, open_instance
 
     settings = get_settings()
     env = {**os.environ, **dagster_env(settings)}
-    instance = dagster_instance(settings)
+    instance = open_instance(env)
     configure_pools(instance, POOLS)
     dg_cli = Path(sys.executable).with_name("dg")
     if not dg_cli.exists():

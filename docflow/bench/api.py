@@ -524,14 +524,14 @@ def _pooled(target: Target) -> dict[str, Any]:
 
 
 def api_section(settings: Settings, options, progress: Callable[[str], None]) -> dict[str, Any]:
-    from docflow.orchestration.instance import dagster_env, dagster_instance
+    from docflow.orchestration.instance import dagster_env, open_instance
     from docflow.passthrough import purge
     from docflow.runtime import runtime
     from docflow.store.tenants import create_api_key, set_limits
 
     env = {**os.environ, **dagster_env(settings)}
     rt = runtime(settings)
-    instance = dagster_instance(settings)
+    instance = open_instance(env)
     tenant = f"bench-{uuid.uuid4().hex[:8]}"
     floor_tenant = f"{tenant}-floor"
     rounds = int(options.extra.get("api_rounds", ROUNDS))

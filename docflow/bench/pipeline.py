@@ -25,7 +25,7 @@ from typing import Any
 
 from docflow import ingest
 from docflow.bench import BenchOptions
-from docflow.orchestration.instance import configure_pools, dagster_env, dagster_instance
+from docflow.orchestration.instance import configure_pools, dagster_env, open_instance
 from docflow.orchestration.processes import daemon_command
 from docflow.pipeline import STEPS, Runtime
 from docflow.runtime import REPO_ROOT, runtime
@@ -269,8 +269,8 @@ def dagster_path(
     from docflow.defs.partitions import documents
 
     rt = runtime(settings)
-    instance = dagster_instance(settings)
     env = {**os.environ, **dagster_env(settings)}
+    instance = open_instance(env)
     configure_pools(instance, POOLS)
     add_partitions(instance, partitions, progress, documents.name)  # the scale the runs must keep up at
     started_here: list[subprocess.Popen] = []

@@ -56,9 +56,15 @@ def sqlalchemy_psycopg2_url(url: str) -> str:
 
 def dagster_instance(settings: Settings) -> "DagsterInstance":
     """The Dagster instance docflow's CLI records its runs in (the same one the UI shows)."""
+    return open_instance(dagster_env(settings))
+
+
+def open_instance(env: Mapping[str, str]) -> "DagsterInstance":
+    """The instance of an environment made by `dagster_env`, for a caller that also hands that environment
+    to the processes it starts (so the services are checked and migrated once)."""
     from dagster import DagsterInstance
 
-    os.environ.update(dagster_env(settings))
+    os.environ.update(env)
     return DagsterInstance.get()
 
 
