@@ -168,6 +168,16 @@ class Settings(BaseSettings):
     webhook_give_up_s: int = Field(
         3600, description="Passthrough: after this long undelivered, the results are deleted anyway."
     )
+    webhook_max_attempts: int = Field(
+        8, description="Completion webhooks: attempts per delivery before it is dead-lettered."
+    )
+    webhook_backoff_s: float = Field(
+        60.0, description="Completion webhooks: wait before the 2nd attempt, doubled after each (jittered)."
+    )
+    webhook_max_backoff_s: float = Field(6 * 3600.0, description="Completion webhooks: longest wait.")
+    webhook_tick_budget_s: float = Field(
+        20.0, description="Completion webhooks: time one sensor tick may spend posting; the rest waits."
+    )
 
     @property
     def embedded_db(self) -> bool:
