@@ -26,6 +26,7 @@ class Document(BaseModel):
     error: str | None = None
     doc_type: str | None = None
     config_fingerprint: str | None = None
+    passthrough: bool = False  # zero retention: delivered to the webhook, then deleted
     created_at: datetime | None = None
     updated_at: datetime | None = None
 

@@ -1,7 +1,9 @@
 """Passthrough (zero retention): a document uploaded with `passthrough=true` is processed like any other;
 when its run has finished, the results are POSTed to the tenant's webhook (HMAC-SHA256 signed, retried with
 backoff), then everything docflow kept is deleted: the object(s), the rows (classification, parsed text,
-extraction, chunks cascade), the partition and the document's runs with their event logs.
+extraction, chunks cascade), the partition and the document's runs with their event logs and compute logs.
+While it runs, its content stays out of Dagster's records (the assets and checks write counts and timings
+only for it, defs/assets.py) and out of the workers' byte cache (pipeline.RecentBytes).
 
 Called by `passthrough_sensor` (docflow/defs/sensors.py) every few seconds, and `purge` by the API's DELETE.
 The Dagster instance is only called through its public API (imported lazily); the SQL is in docflow.store.
@@ -111,7 +113,7 @@ def deliver(
 
 def purge(rt: Runtime, instance: "DagsterInstance", doc_id: str, delete_runs: bool = False) -> None:
     """Delete the document's objects, rows (chunks and results cascade) and partition; with `delete_runs`,
-    also its finished runs and their event logs (zero retention)."""
+    also its finished runs with their event logs and captured stdout/stderr (zero retention)."""
     import dagster as dg
 
     try:
@@ -129,7 +131,14 @@ def purge(rt: Runtime, instance: "DagsterInstance", doc_id: str, delete_runs: bo
         runs = instance.get_run_records(dg.RunsFilter(tags={"dagster/partition": doc_id}))
         for record in runs:
             if record.dagster_run.is_finished:
-                instance.delete_run(record.dagster_run.run_id)
+                delete_run(instance, record.dagster_run.run_id)
+
+
+def delete_run(instance: "DagsterInstance", run_id: str) -> None:
+    """A run, its events and its compute logs: `delete_run` leaves the logs, whose layout is the compute log
+    manager's (`[run_id, "compute_logs", <file>]` for every manager Dagster ships; on disk or in S3)."""
+    instance.compute_log_manager.delete_logs(prefix=[run_id])
+    instance.delete_run(run_id)
 
 
 @dataclass

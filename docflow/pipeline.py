@@ -27,7 +27,8 @@ class RecentBytes:
     (classification and parsing): one S3 request per document instead of three. Keyed by document id and
     content hash, so never stale; at most `budget` bytes, the oldest dropped first. A step that misses (a
     batch larger than the budget, another process) downloads the bytes and does not keep them: over a batch
-    read in order, keeping them would push out the ones the next documents need."""
+    read in order, keeping them would push out the ones the next documents need. Passthrough documents'
+    bytes are never put here: a warm worker would hold them after the document is deleted."""
 
     def __init__(self, budget: int = 64 * 2**20) -> None:
         self.budget = budget
@@ -129,7 +130,8 @@ def raw_file(rt: Runtime, doc_id: str) -> RawFile:
     if raw.pages and raw.pages > rt.settings.max_pages:
         raise DocumentTooLarge(f"{raw.pages} pages exceeds the limit of {rt.settings.max_pages} pages")
     rt.store.save_raw(raw, info.etag)
-    rt.recent.put(doc_id, sha256, data)
+    if not doc.passthrough:  # a passthrough document's bytes are read again from the bucket, never kept
+        rt.recent.put(doc_id, sha256, data)
     return raw
 
 

@@ -24,6 +24,7 @@ from docflow.defs.resources import DocflowResource
 from docflow.errors import BadDocument, NotFound
 from docflow.orchestration.events import log_observations
 from docflow.settings import Settings
+from docflow.store.tenants import passthrough_ids
 
 GROUP = "documents"
 OWNERS = ["team:data-platform"]
@@ -56,28 +57,54 @@ RETRY = {
 }
 
 
+class WithheldError(Exception):
+    """A passthrough document's step failed: the original error stays in documents.error (delivered to the
+    tenant's webhook, then deleted); Dagster's event log gets its type only, as an error message may quote
+    the document (a parser's or a validator's message, a remote API's answer)."""
+
+
 def run_step(
-    context: dg.AssetExecutionContext, rt: pipeline.Runtime, step: str, doc_id: str, batch: bool = False
+    context: dg.AssetExecutionContext,
+    rt: pipeline.Runtime,
+    step: str,
+    doc_id: str,
+    batch: bool = False,
+    private: bool = False,
 ) -> tuple[Any, float]:
     """Run one pipeline step for one document; record failures against the document.
 
     Returns the step's typed result and how long it took (seconds, shown as `duration_s` in the UI).
     A bad document raises a non-retryable Failure; other errors are retried by the asset's RetryPolicy and
-    mark the document failed when the retries run out (in a batch, that document is then given up alone)."""
+    mark the document failed when the retries run out (in a batch, that document is then given up alone).
+    `private` (a passthrough document): what reaches Dagster names the error's type, never its message."""
     started = time.perf_counter()
     try:
         return pipeline.STEPS[step](rt, doc_id), time.perf_counter() - started
     except BadDocument as exc:
         rt.store.set_status(doc_id, "failed", stage=step, error=f"{step}: {exc}")
+        if private:
+            raise dg.Failure(description=_withheld(step, exc), allow_retries=False) from None
         raise dg.Failure(description=f"{step}: {exc}", allow_retries=False) from exc
     except Exception as exc:
         if context.retry_number < RETRY[step].max_retries:
+            if private:  # retried all the same; `from None`: no traceback of the original reaches Dagster
+                raise WithheldError(_withheld(step, exc)) from None
             raise  # the whole step is retried; steps are idempotent
         error = f"{step}: {type(exc).__name__}: {exc} (after {context.retry_number} retries)"
         rt.store.set_status(doc_id, "failed", stage=step, error=error)
+        if private:
+            raise (
+                dg.Failure(description=_withheld(step, exc), allow_retries=False)
+                if batch
+                else WithheldError(_withheld(step, exc))
+            ) from None
         if batch:
             raise dg.Failure(description=error, allow_retries=False) from exc
         raise
+
+
+def _withheld(step: str, exc: BaseException) -> str:
+    return f"{step}: {type(exc).__name__} (message withheld: passthrough document)"
 
 
 MetadataFn = Callable[[pipeline.Runtime, str, Any, float], Mapping[str, Any]]
@@ -93,9 +120,15 @@ def materialize(
     fails only when every document failed and a service error was among the reasons."""
     rt = docflow.runtime()
     keys = context.partition_keys
+    private = passthrough_ids(rt.store, list(keys))
+
+    def metadata_of(doc_id: str, result: Any, seconds: float) -> Mapping[str, Any]:
+        meta = metadata(rt, doc_id, result, seconds)
+        return md.counts_only(dict(meta)) if doc_id in private else meta
+
     if len(keys) == 1:
-        result, seconds = run_step(context, rt, step, keys[0])
-        return dg.MaterializeResult(metadata=metadata(rt, keys[0], result, seconds))
+        result, seconds = run_step(context, rt, step, keys[0], private=keys[0] in private)
+        return dg.MaterializeResult(metadata=metadata_of(keys[0], result, seconds))
     failed_in_run, failed_before = set[str](), set[str]()
     if step != "raw_file":  # raw_file starts every document afresh, and no step of the run came before it
         failed_in_run, failed_before = failed_documents(context, rt, keys)
@@ -108,14 +141,14 @@ def materialize(
                 failed[doc_id] = "failed in an earlier step"
                 continue
             try:
-                result, seconds = run_step(context, rt, step, doc_id, batch=True)
+                result, seconds = run_step(context, rt, step, doc_id, batch=True, private=doc_id in private)
             except dg.Failure as exc:
                 failed[doc_id] = exc.description or "failed"
                 service_errors += not isinstance(exc.__cause__, BadDocument)
                 continue
             if doc_id in failed_before:  # processed again (re-extracting or re-embedding a failed document)
                 rt.store.set_status(doc_id, "running", stage=step)
-            metadata_ = metadata(rt, doc_id, result, seconds)
+            metadata_ = metadata_of(doc_id, result, seconds)
             observations.append(dg.AssetObservation(context.asset_key, partition=doc_id, metadata=metadata_))
     finally:
         log_observations(context, observations)

@@ -13,7 +13,7 @@ check that names the documents that failed it.
 """
 
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Set
 
 import dagster as dg
 
@@ -23,6 +23,7 @@ from docflow.defs.partitions import documents
 from docflow.defs.resources import DocflowResource
 from docflow.errors import NotFound
 from docflow.pipeline import Runtime
+from docflow.store.tenants import passthrough_ids
 
 SEVERITY = {"error": dg.AssetCheckSeverity.ERROR, "warn": dg.AssetCheckSeverity.WARN}
 
@@ -36,22 +37,39 @@ def _spec(name: str, asset: str, description: str, blocking: bool) -> dg.AssetCh
         )
 
 
-def _result(asset: str, name: str, verdict: quality.Verdict) -> dg.AssetCheckResult:
+def _result(asset: str, name: str, verdict: quality.Verdict, private: bool = False) -> dg.AssetCheckResult:
+    """`private` (a passthrough document): a verdict's message and details may quote field values, so the
+    result carries whether it passed and the details that are numbers only."""
+    if private:
+        numbers = {k: v for k, v in verdict.details.items() if isinstance(v, int | float)}
+        message = (
+            f"{name} {'passed' if verdict.passed else 'failed'} (details withheld: passthrough document)"
+        )
+        metadata = {"passthrough": True, **numbers}
+    else:
+        message, metadata = verdict.message, {"message": verdict.message, **verdict.details}
     return dg.AssetCheckResult(
         asset_key=asset,
         check_name=name,
         passed=verdict.passed,
         severity=SEVERITY[verdict.severity],
-        description=verdict.message,
-        metadata={"message": verdict.message, **verdict.details},
+        description=message,
+        metadata=metadata,
     )
 
 
-def _batch_result(asset: str, name: str, verdicts: dict[str, quality.Verdict]) -> dg.AssetCheckResult:
+def _batch_result(
+    asset: str, name: str, verdicts: dict[str, quality.Verdict], private: Set[str] = frozenset()
+) -> dg.AssetCheckResult:
     """One result for a batch run's documents (a backfill from the UI runs ranges of partitions; Dagster
     records a partitioned check per partition only for a run of one). It never blocks the batch: a document
-    whose stored fields are invalid was marked failed, and the next step skips it while the others go on."""
-    failing = {doc_id: v.message for doc_id, v in verdicts.items() if not v.passed}
+    whose stored fields are invalid was marked failed, and the next step skips it while the others go on.
+    A passthrough document that fails is named without the verdict's message."""
+    failing = {
+        doc_id: "withheld: passthrough document" if doc_id in private else v.message
+        for doc_id, v in verdicts.items()
+        if not v.passed
+    }
     summary = f"{len(verdicts) - len(failing)} of {len(verdicts)} documents passed"
     return dg.AssetCheckResult(
         asset_key=asset,
@@ -64,14 +82,19 @@ def _batch_result(asset: str, name: str, verdicts: dict[str, quality.Verdict]) -
 
 
 def _results(
-    context: dg.AssetCheckExecutionContext, asset: str, verdicts: dict[str, dict[str, quality.Verdict]]
+    context: dg.AssetCheckExecutionContext,
+    rt: Runtime,
+    asset: str,
+    verdicts: dict[str, dict[str, quality.Verdict]],
 ) -> Iterator[dg.AssetCheckResult]:
     """`verdicts`: check name -> document -> verdict."""
+    private = passthrough_ids(rt.store, list(context.partition_keys))
     for name, by_doc in verdicts.items():
         if len(context.partition_keys) == 1 and len(by_doc) == 1:
-            yield _result(asset, name, next(iter(by_doc.values())))
+            [(doc_id, verdict)] = by_doc.items()
+            yield _result(asset, name, verdict, doc_id in private)
         else:
-            yield _batch_result(asset, name, by_doc)
+            yield _batch_result(asset, name, by_doc, private)
 
 
 def _documents(context: dg.AssetCheckExecutionContext, rt: Runtime) -> list[str]:
@@ -114,7 +137,7 @@ def extracted_fields_checks(
             )
         verdicts["schema_valid"][doc_id] = valid
         verdicts["required_fields_present"][doc_id] = quality.required_fields_present(extraction)
-    yield from _results(context, "extracted_fields", verdicts)
+    yield from _results(context, rt, "extracted_fields", verdicts)
 
 
 @dg.multi_asset_check(
@@ -142,7 +165,7 @@ def embeddings_checks(
             dimensions[dims] = dimensions.get(dims, 0) + n
         verdicts["chunks_present"][doc_id] = quality.chunks_present(sum(vectors.values()))
         verdicts["dimension_matches"][doc_id] = quality.dimension_matches(dimensions, expected)
-    yield from _results(context, "embeddings", verdicts)
+    yield from _results(context, rt, "embeddings", verdicts)
 
 
 CHECKS = [extracted_fields_checks, embeddings_checks]

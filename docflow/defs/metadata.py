@@ -16,6 +16,32 @@ Metadata = dict[str, Any]
 PREVIEW_CHARS = 3000
 VALUE_CHARS = 200
 
+# What a passthrough document's metadata may carry into Dagster's event log: counts, sizes, timings and
+# which backend ran. Nothing read from the document (text, previews, field values, the classifier's
+# evidence, validation or parser messages that quote values) and nothing naming it (file name, object key,
+# content hash): the event log outlives the document's runs in backups and in other records.
+PASSTHROUGH_KEYS = frozenset(
+    {
+        "size_bytes",
+        "size",
+        "pages",
+        "content_type",
+        "duration_s",
+        "backend",
+        "doc_type",
+        "confidence",
+        "characters",
+        "blocks",
+        "tables",
+        "field_count",
+        "chunks",
+        "tokens",
+        "embedding_model",
+        "dimension",
+        "schema",
+    }
+)
+
 
 def human_size(size: int) -> str:
     value = float(size)
@@ -46,6 +72,11 @@ def raw_file_metadata(raw: RawFile, doc: Document, object_url: str, seconds: flo
         "duration_s": dg.MetadataValue.float(round(seconds, 3)),
         "backend": "s3",
     }
+
+
+def counts_only(meta: Metadata) -> Metadata:
+    """A passthrough document's metadata: the entries of PASSTHROUGH_KEYS, and a flag saying why."""
+    return {"passthrough": True, **{k: v for k, v in meta.items() if k in PASSTHROUGH_KEYS}}
 
 
 def classification_metadata(c: Classification, seconds: float) -> Metadata:

@@ -638,13 +638,24 @@ async def document_signatures(
 
 
 def chunk_rows(store: Store, doc_id: str) -> list[dict[str, Any]]:
-    """The document's chunks as the passthrough webhook sends them (no vectors)."""
+    """The document's chunks as the passthrough webhook sends them, each with its vector (`embedding`, a list
+    of floats: the receiver keeps the only copy) and the model that made it."""
     with store.tx() as conn:
         return conn.execute(
-            """SELECT chunk_index, text, heading_path, page_start, page_end FROM docflow.chunks
-               WHERE doc_id = %s ORDER BY chunk_index""",
+            """SELECT chunk_index, text, heading_path, page_start, page_end, n_tokens,
+                      embedding::real[] AS embedding, embedding_model
+               FROM docflow.chunks WHERE doc_id = %s ORDER BY chunk_index""",
             (doc_id,),
         ).fetchall()
+
+
+def passthrough_ids(store: Store, doc_ids: list[str]) -> set[str]:
+    """Those of `doc_ids` that are passthrough documents: their content must not reach Dagster's records."""
+    with store.tx() as conn:
+        rows = conn.execute(
+            "SELECT doc_id FROM docflow.documents WHERE passthrough AND doc_id = ANY(%s)", (doc_ids,)
+        ).fetchall()
+    return {r["doc_id"] for r in rows}
 
 
 def object_keys(store: Store, doc_id: str) -> list[str]:
