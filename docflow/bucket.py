@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path, PurePosixPath
-from typing import IO
+from typing import IO, NamedTuple
 from urllib.parse import unquote_plus
 from xml.etree import ElementTree
 
@@ -20,6 +20,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 from docflow.errors import BackendUnavailable, NotFound
 
 SHA256_META = "sha256"  # x-amz-meta-sha256, written by docflow's uploads so the sensor need not hash
+PRIORITY_META = "priority"  # x-amz-meta-priority, set by whoever uploads: the document's run priority
+PRIORITY_NAMES = {"high": 10, "normal": 0, "low": -10}
+_PRIORITY_SEGMENT = re.compile(r"^priority=([^/]+)$")
 _SAFE = re.compile(r"[^a-z0-9_-]+")
 
 
@@ -70,6 +73,31 @@ def tenant_of(key: str, prefix: str, default: str = "default") -> str:
     return safe_tenant(head) if sep and head else safe_tenant(default)
 
 
+def parse_priority(value: str) -> int | None:
+    """A run priority as an uploader writes it: an integer from -100 to 100 (higher runs first, as Dagster's
+    `dagster/priority`) or `high`, `normal`, `low`; None when it is neither."""
+    value = value.strip().lower()
+    if value in PRIORITY_NAMES:
+        return PRIORITY_NAMES[value]
+    try:
+        number = int(value)
+    except ValueError:
+        return None
+    return number if -100 <= number <= 100 else None
+
+
+def priority_of(key: str, metadata: dict[str, str]) -> int:
+    """The priority a bucket upload asks for: its `priority` metadata (x-amz-meta-priority), else a
+    `priority=<value>` folder in its key (`incoming/acme/priority=high/scan.pdf`), else 0. A value that is
+    not a priority counts as none."""
+    if (meta := metadata.get(PRIORITY_META)) is not None and (found := parse_priority(meta)) is not None:
+        return found
+    for segment in PurePosixPath(key).parts[:-1]:
+        if (m := _PRIORITY_SEGMENT.match(segment)) and (found := parse_priority(m.group(1))) is not None:
+            return found
+    return 0
+
+
 def filename_of(key: str) -> str:
     return PurePosixPath(key).name
 
@@ -105,6 +133,12 @@ class ObjectInfo:
     etag: str
     size: int
     last_modified: datetime
+
+
+class Hashed(NamedTuple):
+    sha256: str
+    downloaded: bool  # no sha256 in the metadata: the bytes were read to hash them
+    metadata: dict[str, str]
 
 
 def _info(key: str, response: dict) -> ObjectInfo:
@@ -156,11 +190,14 @@ class Bucket:
             self._client.upload_file(str(path), self.name, key, ExtraArgs={"Metadata": {SHA256_META: sha256}})
             return self.head(key).etag
 
-    def put_bytes(self, key: str, data: bytes, sha256: str | None = None) -> str:
+    def put_bytes(
+        self, key: str, data: bytes, sha256: str | None = None, metadata: dict[str, str] | None = None
+    ) -> str:
+        """Write an object with its sha256 and any other user `metadata` (e.g. PRIORITY_META)."""
         sha256 = sha256 or hashlib.sha256(data).hexdigest()
         with _s3_errors(f"put {key}"):
             response = self._client.put_object(
-                Bucket=self.name, Key=key, Body=data, Metadata={SHA256_META: sha256}
+                Bucket=self.name, Key=key, Body=data, Metadata={**(metadata or {}), SHA256_META: sha256}
             )
         return response["ETag"].strip('"')
 
@@ -173,17 +210,16 @@ class Bucket:
         with _s3_errors(f"head {key}"):
             return _info(key, self._client.head_object(Bucket=self.name, Key=key))
 
-    def sha256_of(self, key: str) -> tuple[str, bool]:
-        """The content hash of an object: from its metadata when docflow uploaded it, else by streaming it.
-
-        Returns (sha256, downloaded)."""
+    def sha256_of(self, key: str) -> Hashed:
+        """The content hash of an object: from its metadata when docflow uploaded it, else by streaming it;
+        with the object's user metadata (what the uploader set as x-amz-meta-*)."""
         with _s3_errors(f"head {key}"):
             meta = self._client.head_object(Bucket=self.name, Key=key).get("Metadata", {})
         if meta.get(SHA256_META):
-            return meta[SHA256_META], False
+            return Hashed(meta[SHA256_META], False, meta)
         with _s3_errors(f"get {key}"):
             body = self._client.get_object(Bucket=self.name, Key=key)["Body"]
-            return sha256_stream(body)[0], True
+            return Hashed(sha256_stream(body)[0], True, meta)
 
     def get(self, key: str, max_bytes: int) -> tuple[ObjectInfo, bytes | None]:
         """One request for an object's info and bytes; no bytes (None, the body left unread) when it is

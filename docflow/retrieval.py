@@ -22,14 +22,14 @@ import re
 from collections.abc import Mapping
 from datetime import date
 from functools import lru_cache
-from pathlib import Path
 
 from docflow.backends import Embedder
+from docflow.backends.classify.local import RuleSet, current_rules
 from docflow.backends.embed.query import query_embedder
 from docflow.backends.embed.rerank import get_reranker
 from docflow.models import Answer, SearchHit
 from docflow.pipeline import Runtime
-from docflow.settings import Settings, data_dir
+from docflow.settings import Settings
 from docflow.store.search import SearchFilters, hybrid_search
 
 NO_PASSAGES = "No supporting passages found."
@@ -105,19 +105,11 @@ def type_words(rules_path: str = "") -> dict[str, tuple[str, bool]]:
     """Word or phrase (lower case) -> (the document type it names, whether it is the type's own name): each
     type's name ("financial statement") and the rules' file-name words of at least MIN_TYPE_WORD characters
     ("agreement", "bill"), with plurals; not `other`."""
-    path = Path(rules_path) if rules_path else data_dir() / "doc_types.yaml"
-    try:
-        version = path.stat().st_mtime_ns
-    except OSError:
-        version = 0  # load_rules reports the missing file
-    return _type_words(str(path), version)
+    return _type_words(current_rules(rules_path))
 
 
-@lru_cache(maxsize=4)  # keyed by the file's modification time too: an edited rules file is read again
-def _type_words(path: str, version: int) -> dict[str, tuple[str, bool]]:
-    from docflow.backends.classify.local import load_rules
-
-    rules = load_rules(Path(path))
+@lru_cache(maxsize=4)  # a RuleSet is read once per version of the file (current_rules)
+def _type_words(rules: RuleSet) -> dict[str, tuple[str, bool]]:
     words: dict[str, tuple[str, bool]] = {}
     for name, spec in rules.types.items():
         if name == "other":

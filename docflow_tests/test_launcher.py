@@ -9,22 +9,16 @@ check, and the number of workers read from the run queue's `max_concurrent_runs`
 
 import os
 import signal
-import subprocess
 import time
 import uuid
 from pathlib import Path
 
 import dagster as dg
 import pytest
-import yaml
-from ports import free_block
+from daemon import daemon_deployment
 
-from docflow.embedded import stop_services
-from docflow.orchestration.instance import dagster_env
 from docflow.orchestration.launcher import HOST_TAG, PID_TAG, WarmRunLauncher, WorkerStatus
-from docflow.orchestration.processes import daemon_command
-from docflow.runtime import REPO_ROOT, runtime
-from docflow.settings import Settings
+from docflow.runtime import REPO_ROOT
 
 SAMPLES = REPO_ROOT / "data" / "samples"
 
@@ -35,57 +29,8 @@ RUNS_PER_WORKER = 2
 
 @pytest.fixture(scope="module")
 def daemon_env(tmp_path_factory, docflow_env):
-    port = free_block(10)
-    settings = Settings(  # explicit Nones: the session's service URLs in the environment must not apply
-        home=tmp_path_factory.mktemp("launcher-home"),
-        embedded_pg_port=port,
-        embedded_s3_port=port + 1,
-        database_url=None,
-        dagster_database_url=None,
-        s3_endpoint_url=None,
-    )
-    saved = os.environ.pop("DAGSTER_HOME")
-    try:
-        env = dagster_env(settings)
-    finally:
-        os.environ["DAGSTER_HOME"] = saved
-    # the repository's dagster.yaml with one value changed for the test, and a short run limit per worker
-    config_path = Path(env["DAGSTER_HOME"]) / "dagster.yaml"
-    config = yaml.safe_load(config_path.read_text())
-    config["concurrency"]["runs"]["max_concurrent_runs"] = RUN_SLOTS
-    config["run_launcher"]["config"]["max_runs_per_worker"] = RUNS_PER_WORKER
-    # a fresh worker warms up (imports, models) before its run starts: minutes on a loaded test machine
-    config["run_monitoring"]["start_timeout_seconds"] = 900
-    config_path.write_text(yaml.safe_dump(config))
-    env = {
-        **os.environ,
-        **env,
-        "DOCFLOW_HOME": str(settings.home),
-        "DOCFLOW_EMBEDDED_PG_PORT": str(port),
-        "DOCFLOW_EMBEDDED_S3_PORT": str(port + 1),
-        "DOCFLOW_BUCKET": settings.bucket,
-        "DOCFLOW_SENSOR_INTERVAL_S": "1",
-    }
-    log = Path(env["DAGSTER_HOME"]) / "daemon.log"
-    daemon = subprocess.Popen(
-        daemon_command(REPO_ROOT / "workspace.yaml"),
-        env=env,
-        cwd=REPO_ROOT,
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    saved_url = os.environ["DOCFLOW_DAGSTER_DATABASE_URL"]
-    os.environ["DOCFLOW_DAGSTER_DATABASE_URL"] = env["DOCFLOW_DAGSTER_DATABASE_URL"]
-    instance = dg.DagsterInstance.from_config(env["DAGSTER_HOME"])
-    try:
-        yield runtime(settings), instance, log
-    finally:
-        os.killpg(daemon.pid, signal.SIGTERM)
-        daemon.wait(timeout=60)
-        instance.dispose()
-        os.environ["DOCFLOW_DAGSTER_DATABASE_URL"] = saved_url
-        stop_services(settings)
+    with daemon_deployment(tmp_path_factory.mktemp("launcher-home"), RUN_SLOTS, RUNS_PER_WORKER) as deployed:
+        yield deployed
 
 
 def _wait_done(rt, tenant: str, log: Path, timeout_s: float = 900) -> None:

@@ -17,6 +17,7 @@ SECTIONS: dict[str, str] = {
     "parse": "docflow.bench.parse:parse_section",
     "api": "docflow.bench.api:api_section",
     "sensor": "docflow.bench.sensor:sensor_section",
+    "fairness": "docflow.bench.fairness:fairness_section",
 }
 # The headline numbers are also copied to the top level of the report.
 HEADLINE = {
@@ -37,6 +38,7 @@ HEADLINE = {
     "search": ["search_p50_ms", "search_p95_ms"],
     "api": ["ack_ms_p95", "floor_ack_ms_p95", "p95_ratio_to_floor"],
     "sensor": ["sensor_tick_s"],
+    "fairness": ["small_p95_ratio", "high_priority_overtook"],
 }
 
 

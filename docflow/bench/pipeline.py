@@ -81,7 +81,7 @@ def make_documents(n: int, seed: int = 7) -> list[BenchDoc]:
 # --- the production path ---------------------------------------------------------------------------
 
 
-def _daemon_running(instance) -> bool:
+def daemon_running(instance) -> bool:
     """A daemon (e.g. `make dev`) heart-beating on this instance right now: wait 12 s for a fresh beat."""
     first = {k: hb.timestamp for k, hb in instance.get_daemon_heartbeats().items()}
     time.sleep(12)
@@ -89,7 +89,7 @@ def _daemon_running(instance) -> bool:
     return any(later[k] > first.get(k, 0) for k in later)
 
 
-def _start_daemon(env: dict[str, str], log: Path) -> list[subprocess.Popen]:
+def start_daemon(env: dict[str, str], log: Path) -> list[subprocess.Popen]:
     """A code server for the docflow location and a daemon using it, as `dagster dev` and the deployments
     run them. (A daemon given the python module itself spawns a code server and replaces it every minute,
     re-importing docflow each time: CPU that production does not spend.)"""
@@ -116,7 +116,7 @@ def _start_daemon(env: dict[str, str], log: Path) -> list[subprocess.Popen]:
     return [server, subprocess.Popen(daemon_command(workspace), start_new_session=True, **run)]
 
 
-def _stop(proc: subprocess.Popen, grace_s: float = 30) -> None:
+def stop_process(proc: subprocess.Popen, grace_s: float = 30) -> None:
     """SIGTERM to the process and its children, SIGKILL after `grace_s`: the code server's gRPC server does
     not always exit on a signal."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
@@ -157,7 +157,7 @@ class RssSampler(threading.Thread):
         return round(self.peak_mb, 1)
 
 
-def _wait_done(rt: Runtime, tenant: str, n: int, timeout_s: float) -> dict[str, dict[str, Any]]:
+def wait_done(rt: Runtime, tenant: str, n: int, timeout_s: float) -> dict[str, dict[str, Any]]:
     deadline = time.monotonic() + timeout_s
     rows: list[dict[str, Any]] = []
     while time.monotonic() < deadline:
@@ -174,7 +174,7 @@ def _wait_done(rt: Runtime, tenant: str, n: int, timeout_s: float) -> dict[str, 
     return {r["filename"]: r for r in rows}
 
 
-def _wait_runs_finished(instance, tags: list[dict[str, str]], timeout_s: float = 120) -> None:
+def wait_runs_finished(instance, tags: list[dict[str, str]], timeout_s: float = 120) -> None:
     """Wait until no run with any of these tags is queued or running (documents are `done` inside the last
     step: their runs should end before the daemon is stopped)."""
     from dagster import DagsterRunStatus, RunsFilter
@@ -209,7 +209,7 @@ def _backfill(settings: Settings, instance, doc_ids: list[str], timeout_s: float
             break
         time.sleep(POLL_S)
     of_backfill = {BACKFILL_ID_TAG: backfill_id}
-    _wait_runs_finished(instance, [of_backfill], max(0.0, deadline - time.monotonic()))
+    wait_runs_finished(instance, [of_backfill], max(0.0, deadline - time.monotonic()))
     records = instance.get_run_records(RunsFilter(tags=of_backfill))
     ended = [r.end_time for r in records if r.end_time]
     wall = max(ended) - started if ended else float("nan")
@@ -238,7 +238,7 @@ def _per_doc_asset_seconds(instance, run_ids: list[str], docs: int) -> dict[str,
     return {k: round(v / max(docs, 1), 3) for k, v in totals.items()}
 
 
-def _upload(rt: Runtime, prefix: str, tenant: str, docs: list[BenchDoc]) -> dict[str, float]:
+def upload(rt: Runtime, prefix: str, tenant: str, docs: list[BenchDoc]) -> dict[str, float]:
     uploaded = {}
     for d in docs:
         rt.bucket.put_bytes(f"{prefix}{tenant}/{d.name}", d.data)
@@ -246,7 +246,7 @@ def _upload(rt: Runtime, prefix: str, tenant: str, docs: list[BenchDoc]) -> dict
     return uploaded
 
 
-def _latencies(rows: dict[str, dict[str, Any]], uploaded: dict[str, float]) -> list[float]:
+def latencies_of(rows: dict[str, dict[str, Any]], uploaded: dict[str, float]) -> list[float]:
     return sorted(r["updated_at"].timestamp() - uploaded[n] for n, r in rows.items() if n in uploaded)
 
 
@@ -274,41 +274,41 @@ def dagster_path(
     configure_pools(instance, POOLS)
     add_partitions(instance, partitions, progress, documents.name)  # the scale the runs must keep up at
     started_here: list[subprocess.Popen] = []
-    if not _daemon_running(instance):
+    if not daemon_running(instance):
         log = Path(env["DAGSTER_HOME"]) / "bench-daemon.log"
         progress(f"starting a code server and dagster-daemon (sensor + run queue), log in {log}")
-        started_here = _start_daemon(env, log)
+        started_here = start_daemon(env, log)
     sampler = RssSampler(*([p.pid for p in started_here] or [os.getpid()]))
     sampler.start()
     stamp = f"{datetime.now(UTC):%m%d%H%M%S}"
     tenant, tenants = f"bench{stamp}", []
     try:
-        warm = make_documents(_run_limits()[0], seed=11)  # one per run slot
+        warm = make_documents(run_limits()[0], seed=11)  # one per run slot
         for i, d in enumerate(warm):  # a tenant each: the per-tenant run limit would leave workers cold
             tenants.append(f"warm{stamp}x{i}")
-            _upload(rt, settings.prefix, tenants[-1], [d])
+            upload(rt, settings.prefix, tenants[-1], [d])
         for t in tenants:
-            _wait_done(rt, t, 1, timeout_s)
+            wait_done(rt, t, 1, timeout_s)
         progress(f"warmed up {len(warm)} run workers; {single} single documents, one at a time")
         single_latencies = []
         for i, d in enumerate(make_documents(single, seed=13)):
             tenants.append(f"one{stamp}x{i}")
-            uploaded = _upload(rt, settings.prefix, tenants[-1], [d])
-            single_latencies += _latencies(_wait_done(rt, tenants[-1], 1, timeout_s), uploaded)
+            uploaded = upload(rt, settings.prefix, tenants[-1], [d])
+            single_latencies += latencies_of(wait_done(rt, tenants[-1], 1, timeout_s), uploaded)
         tenants.append(tenant)
         started = time.time()
-        uploaded = _upload(rt, settings.prefix, tenant, docs)
+        uploaded = upload(rt, settings.prefix, tenant, docs)
         progress(f"uploaded {len(docs)} documents as tenant {tenant}; waiting for the pipeline")
-        rows = _wait_done(rt, tenant, len(docs), timeout_s)
-        _wait_runs_finished(instance, [{"docflow/tenant": t} for t in tenants])
+        rows = wait_done(rt, tenant, len(docs), timeout_s)
+        wait_runs_finished(instance, [{"docflow/tenant": t} for t in tenants])
         progress(f"re-processing the {len(rows)} documents as a backfill from the UI")
         backfill = _backfill(settings, instance, [r["doc_id"] for r in rows.values()], timeout_s)
     finally:
         peak = sampler.stop()
         for proc in reversed(started_here):  # the daemon first, then the code server
-            _stop(proc)
+            stop_process(proc)
     finished = [r for r in rows.values() if r["status"] in ("done", "failed")]
-    latencies = _latencies(rows, uploaded)
+    latencies = latencies_of(rows, uploaded)
     wall = max(r["updated_at"].timestamp() for r in finished) - started if finished else float("nan")
     runs = instance.get_runs(RunsFilter(tags={"docflow/tenant": tenant}, statuses=[DagsterRunStatus.SUCCESS]))
     return {
@@ -317,11 +317,11 @@ def dagster_path(
         "docs_failed": sum(r["status"] == "failed" for r in rows.values()),
         "docs_unfinished": len(docs) - len(finished),
         "wall_s": round(wall, 2),
-        "latency_p50_s": round(_pct(latencies, 50), 2),
-        "latency_p95_s": round(_pct(latencies, 95), 2),
+        "latency_p50_s": round(pct(latencies, 50), 2),
+        "latency_p95_s": round(pct(latencies, 95), 2),
         "single_docs": single,
-        "single_latency_p50_s": round(_pct(single_latencies, 50), 2),
-        "single_latency_p95_s": round(_pct(single_latencies, 95), 2),
+        "single_latency_p50_s": round(pct(single_latencies, 50), 2),
+        "single_latency_p95_s": round(pct(single_latencies, 95), 2),
         "runs": len(runs),
         **backfill,
         "per_asset_s": _per_doc_asset_seconds(instance, [r.run_id for r in runs], len(docs)),
@@ -376,7 +376,7 @@ def bare_loop(settings: Settings, docs: list[BenchDoc], workers: int) -> dict[st
     return {"bare_tenant": tenant, "bare_wall_s": round(wall, 2), "bare_per_asset_s": per_asset}
 
 
-def _pct(values: list[float], p: float) -> float:
+def pct(values: list[float], p: float) -> float:
     if not values:
         return float("nan")
     k = max(0, min(len(values) - 1, round(p / 100 * (len(values) - 1))))
@@ -387,7 +387,7 @@ def pipeline_section(settings: Settings, options: BenchOptions, progress: Callab
     n = options.docs
     docs = make_documents(n)
     # the bulk load is one tenant's: the bare loop gets as many worker processes as that tenant gets runs
-    workers = int(options.extra.get("workers", 0)) or _run_limits()[1]
+    workers = int(options.extra.get("workers", 0)) or run_limits()[1]
     progress(f"made {n} documents ({sum(d.pages for d in docs)} pages); bare loop with {workers} processes")
     # the bare loop runs before and after the Dagster path and counts as their mean: on a shared VM the
     # same loop took from 75 to 108 s within the ten minutes one bench takes
@@ -426,7 +426,7 @@ def mean_of_bare_loops(loops: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _run_limits() -> tuple[int, int]:
+def run_limits() -> tuple[int, int]:
     """Runs the instance executes at once, and runs one tenant may have at once (dagster.yaml)."""
     import yaml
 

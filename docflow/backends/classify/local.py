@@ -23,6 +23,7 @@ entry in the YAML and nothing else. How a text is scored:
    swap places (and confidences). The reasoning says so.
 """
 
+import functools
 import math
 import re
 from dataclasses import dataclass
@@ -67,6 +68,7 @@ class TypeSpec(_Strict):
     filename: list[str] = Field(default_factory=list)
     content_types: list[str] = Field(default_factory=list)  # prefixes, e.g. "message/"
     siblings: list[str] = Field(default_factory=list)  # types the file name may decide against (see 5.)
+    priority: int = Field(0, ge=-100, le=100)  # of the runs requested once the type is known
 
 
 class ScoringParams(_Strict):
@@ -107,9 +109,10 @@ class TypeRules:
     filename_hints: tuple[str, ...]
     content_types: tuple[str, ...] = ()
     siblings: tuple[str, ...] = ()
+    priority: int = 0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared and hashed by identity: one object per version of a file
 class RuleSet:
     types: dict[str, TypeRules]
     scoring: ScoringParams
@@ -119,6 +122,11 @@ class RuleSet:
     def descriptions(self) -> dict[str, str]:
         """One line per type, for backends that classify by similarity or with an LLM."""
         return {name: rules.description for name, rules in self.types.items()}
+
+    def priority(self, doc_type: str | None) -> int:
+        """The type's run priority (0 for a type the rules do not name, or no type yet)."""
+        rules = self.types.get(doc_type or "")
+        return rules.priority if rules else 0
 
 
 def phrase_regex(phrase: str) -> re.Pattern[str]:
@@ -159,6 +167,7 @@ def compile_rules(spec: RulesFile, source: str = "") -> RuleSet:
             filename_hints=tuple(_slug(hint) for hint in t.filename if _slug(hint)),
             content_types=tuple(ct.strip().lower() for ct in t.content_types if ct.strip()),
             siblings=tuple(t.siblings),
+            priority=t.priority,
         )
     return RuleSet(types=types, scoring=spec.scoring, source=source)
 
@@ -171,6 +180,22 @@ def load_rules(path: Path) -> RuleSet:
     except (OSError, yaml.YAMLError, ValidationError) as exc:
         raise ConfigError(f"cannot load classification rules from {path}: {exc}") from exc
     return compile_rules(spec, source=str(path))
+
+
+def current_rules(rules_path: Path | str | None = None) -> RuleSet:
+    """The rules file in effect (`rules_path`, else data/doc_types.yaml), read again when it changes: for
+    callers outside the classifier that look something up often (sensors, search)."""
+    path = Path(rules_path) if rules_path else data_dir() / "doc_types.yaml"
+    try:
+        version = path.stat().st_mtime_ns
+    except OSError:
+        version = 0  # load_rules reports the missing file
+    return _rules_at(str(path), version)
+
+
+@functools.lru_cache(maxsize=4)  # keyed by the file's modification time too: an edited file is read again
+def _rules_at(path: str, version: int) -> RuleSet:
+    return load_rules(Path(path))
 
 
 # --- scoring ------------------------------------------------------------------------------------------
