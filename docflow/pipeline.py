@@ -4,14 +4,17 @@ The assets in defs/assets.py call one step each; `process` runs all five in a pl
 `docflow bench` measures Dagster's overhead against).
 """
 
+import functools
 import hashlib
+import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
-from docflow import backends
+from docflow import backends, metering
 from docflow.backends.embed.chunking import chunk_markdown
 from docflow.bucket import Bucket, ObjectInfo, unsafe_key
 from docflow.errors import BadDocument, DocumentTooLarge
@@ -20,6 +23,9 @@ from docflow.schemas import schema_fingerprint
 from docflow.settings import Settings, data_dir, get_settings
 from docflow.sniff import TEXT_TYPES, count_pages, read_text, sniff_content_type
 from docflow.store import Store
+from docflow.store.usage import record as record_usage
+
+_log = logging.getLogger(__name__)
 
 
 class RecentBytes:
@@ -200,12 +206,44 @@ def embeddings(rt: Runtime, doc_id: str) -> EmbedResult:
     return EmbedResult(len(chunks), embedder.name, embedder.dimension, sum(c.n_tokens for c in chunks))
 
 
+def _metered(name: str, step: Callable[[Runtime, str], Any]) -> Callable[[Runtime, str], Any]:
+    """The step, metered (docflow/metering.py): what it did is added to the tenant's usage of the day in one
+    statement when it ends, failed or not (a failed attempt's remote calls were made)."""
+
+    @functools.wraps(step)
+    def run(rt: Runtime, doc_id: str) -> Any:
+        with metering.metered() as meter:
+            try:
+                result = step(rt, doc_id)
+            except BaseException:
+                try:
+                    _record_usage(rt, doc_id, name, meter)
+                except Exception:  # never hide the step's own error behind the meter's
+                    _log.warning("the usage of a failed %s was not recorded", name, exc_info=True)
+                raise
+            if isinstance(result, RawFile):  # the documents and bytes read, the pages parsed
+                meter.add("bucket", documents=1, bytes=result.size)
+            elif isinstance(result, ParsedDocument):
+                meter.add(rt.settings.parse_backend, pages=result.pages or 0)
+            _record_usage(rt, doc_id, name, meter)
+            return result
+
+    return run
+
+
+def _record_usage(rt: Runtime, doc_id: str, name: str, meter: metering.Meter) -> None:
+    record_usage(rt.store, doc_id, name, meter.rows(metering.load_prices(rt.settings.prices_path)))
+
+
 STEPS = {
-    "raw_file": raw_file,
-    "classification": classification,
-    "parsed_markdown": parsed_markdown,
-    "extracted_fields": extracted_fields,
-    "embeddings": embeddings,
+    name: _metered(name, step)
+    for name, step in {
+        "raw_file": raw_file,
+        "classification": classification,
+        "parsed_markdown": parsed_markdown,
+        "extracted_fields": extracted_fields,
+        "embeddings": embeddings,
+    }.items()
 }
 
 

@@ -98,6 +98,9 @@ class Settings(BaseSettings):
         15.0, ge=0.0, description="Local classifier: points per unit of description similarity; 0 = rules."
     )
     rules_path: Path | None = Field(None, description="Classification rules; unset = data/doc_types.yaml")
+    prices_path: Path | None = Field(
+        None, description="Price table of the usage cost estimates; unset = data/prices.yaml"
+    )
     classify_learned: bool = Field(True, description="Local classifier: use the learned model when present.")
     classify_model_weight: float = Field(
         0.7, ge=0.0, le=1.0, description="Local classifier: the learned model's share beside the rules'."

@@ -8,6 +8,7 @@ the `Classification`; below `classify_threshold`, or with no type, the result is
 
 from typing import Any, Self
 
+from docflow import metering
 from docflow.backends.classify.local import FALLBACK, RuleSet, load_rules
 from docflow.backends.classify.remote import (
     LLAMA_KEY_ENV,
@@ -54,11 +55,14 @@ class LlamaCloudClassifier:
         return {"rules": rules}
 
     def classify(self, data: bytes, raw: RawFile) -> Classification:
+        calls, job = 0, None
         try:
+            calls += 1
             uploaded = self.client.files.create(
                 file=(raw.filename or "document", data, raw.content_type or "application/octet-stream"),
                 purpose="classify",
             )
+            calls += 1  # the job: its create and polls are one call of the client's
             job = self.client.classify.run(
                 file_input=uploaded.id,
                 configuration=self.configuration(),
@@ -70,6 +74,12 @@ class LlamaCloudClassifier:
             if from_client(exc, "llama_cloud"):
                 raise api_error(exc, SERVICE, LLAMA_KEY_ENV) from exc
             raise
+        finally:
+            billed = (raw.pages or 1) if job is not None else 0
+            credits = metering.credits_of(job) if job is not None else 0.0
+            metering.report(
+                "llamacloud", "classify", remote_calls=calls, pages_billed=billed, credits=credits
+            )
         if job.result is None:
             raise RemoteError(f"{SERVICE} job {job.id} completed without a result")
         return self.to_classification(job.result.type, job.result.confidence, job.result.reasoning)

@@ -8,6 +8,7 @@ evidence, quoted). Below `classify_threshold` the type is `other`.
 
 from typing import Any, Self
 
+from docflow import metering
 from docflow.backends.classify.local import RuleSet, load_rules
 from docflow.backends.classify.remote import (
     OPENAI_KEY_ENV,
@@ -75,14 +76,17 @@ class OpenAIClassifier:
 
     def classify_text(self, text: str, filename: str = "") -> Classification:
         try:
-            response = self.client.chat.completions.create(
-                model=self.model,
-                messages=self.messages(text, filename),
-                temperature=0,
-                response_format={
-                    "type": "json_schema",
-                    "json_schema": {"name": "classification", "schema": self.response_schema()},
-                },
+            response = metering.openai_call(
+                self.model,
+                lambda: self.client.chat.completions.create(
+                    model=self.model,
+                    messages=self.messages(text, filename),
+                    temperature=0,
+                    response_format={
+                        "type": "json_schema",
+                        "json_schema": {"name": "classification", "schema": self.response_schema()},
+                    },
+                ),
             )
         except Exception as exc:
             if from_client(exc, "openai"):

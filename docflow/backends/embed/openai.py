@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Self, TypeVar
 
+from docflow import metering
 from docflow.errors import BackendUnavailable, ConfigError, MissingExtra
 from docflow.settings import Settings
 
@@ -231,7 +232,7 @@ class OpenAIEmbedder:
         if self.dimensions:
             kwargs["dimensions"] = self.dimensions
         response = call_with_retries(
-            lambda: self._client.embeddings.create(**kwargs),
+            lambda: metering.openai_call(self.model, lambda: self._client.embeddings.create(**kwargs)),
             what=f"embeddings ({self.model})",
             max_retries=self.max_retries,
             limiter=self._limiter,

@@ -10,6 +10,7 @@ type for the process); its fields are stored as returned (schema name `generated
 import json
 from typing import Any, Self
 
+from docflow import metering
 from docflow.backends.classify.local import load_rules
 from docflow.backends.classify.remote import (
     LLAMA_KEY_ENV,
@@ -65,12 +66,17 @@ class LlamaExtractor:
         doc_type = classification.doc_type
         own = doc_type in SCHEMAS
         schema = get_schema(doc_type)
+        calls, job = 0, None
         try:
+            if not own and doc_type not in self._generated:
+                calls += 1
             data_schema = schema.model_json_schema() if own else self.generated_schema(doc_type)
+            calls += 1
             uploaded = self.client.files.create(
                 file=("document.md", (parsed.markdown or parsed.text).encode("utf-8"), "text/markdown"),
                 purpose="extract",
             )
+            calls += 1  # the job: its create and polls are one call of the client's
             job = self.client.extract.run(
                 file_input=uploaded.id,
                 configuration={"data_schema": data_schema},
@@ -82,6 +88,10 @@ class LlamaExtractor:
             if from_client(exc, "llama_cloud"):
                 raise api_error(exc, SERVICE, LLAMA_KEY_ENV) from exc
             raise
+        finally:
+            billed = (parsed.pages or 1) if job is not None else 0
+            credits = metering.credits_of(job) if job is not None else 0.0
+            metering.report("llamacloud", "extract", remote_calls=calls, pages_billed=billed, credits=credits)
         result = job.extract_result
         if isinstance(result, list):  # per_page results: the first page's object
             result = result[0] if result else {}

@@ -7,6 +7,7 @@ without a schema of its own gets the generic key-value schema. The answer is val
 
 from typing import Any, Self
 
+from docflow import metering
 from docflow.backends.classify.remote import (
     OPENAI_KEY_ENV,
     RemoteError,
@@ -49,14 +50,17 @@ class OpenAIExtractor:
         doc_type = classification.doc_type
         schema = get_schema(doc_type)
         try:
-            response = self.client.chat.completions.create(
-                model=self.model,
-                messages=self.messages(doc_type, parsed.markdown or parsed.text),
-                temperature=0,
-                response_format={
-                    "type": "json_schema",
-                    "json_schema": {"name": schema.__name__, "schema": schema.model_json_schema()},
-                },
+            response = metering.openai_call(
+                self.model,
+                lambda: self.client.chat.completions.create(
+                    model=self.model,
+                    messages=self.messages(doc_type, parsed.markdown or parsed.text),
+                    temperature=0,
+                    response_format={
+                        "type": "json_schema",
+                        "json_schema": {"name": schema.__name__, "schema": schema.model_json_schema()},
+                    },
+                ),
             )
         except Exception as exc:
             if from_client(exc, "openai"):

@@ -9,6 +9,7 @@ API key raises `ConfigError`.
 import time
 from typing import Any, Self
 
+from docflow import metering
 from docflow.backends.parse.markdown import from_markdown
 from docflow.errors import BackendUnavailable, BadDocument, ConfigError, DocumentTooLarge, MissingExtra
 from docflow.models import ParsedDocument, RawFile
@@ -60,26 +61,38 @@ class LlamaParseParser:
         if len(data) > self.max_bytes:
             raise DocumentTooLarge(f"document is {len(data):,} bytes, over the limit of {self.max_bytes:,}")
         deadline = time.monotonic() + self.timeout_s
-        with _mapped_errors():
-            uploaded = self.client.files.create(
-                file=(raw.filename or "document", data, raw.content_type or "application/octet-stream"),
-                purpose="parse",
-            )
-            job = self.client.parsing.create(tier=self.tier, version="latest", file_id=uploaded.id)
-            job_id, status, error = job.id, job.status, job.error_message
-            delay = self.poll_initial_s
-            while status not in _DONE:
-                if time.monotonic() + delay > deadline:
-                    raise BackendUnavailable(
-                        f"LlamaParse job {job_id} not done after {self.timeout_s:g} s (status {status})"
+        model, calls, result = f"parse@{self.tier}", 0, None
+        try:
+            with _mapped_errors():
+                calls += 1
+                uploaded = self.client.files.create(
+                    file=(raw.filename or "document", data, raw.content_type or "application/octet-stream"),
+                    purpose="parse",
+                )
+                calls += 1
+                job = self.client.parsing.create(tier=self.tier, version="latest", file_id=uploaded.id)
+                job_id, status, error = job.id, job.status, job.error_message
+                delay = self.poll_initial_s
+                while status not in _DONE:
+                    if time.monotonic() + delay > deadline:
+                        raise BackendUnavailable(
+                            f"LlamaParse job {job_id} not done after {self.timeout_s:g} s (status {status})"
+                        )
+                    time.sleep(delay)
+                    delay = min(delay * 2, self.poll_max_s)
+                    calls += 1
+                    polled = self.client.parsing.get(job_id).job
+                    status, error = polled.status, polled.error_message
+                if status != "COMPLETED":
+                    raise BadDocument(
+                        f"LlamaParse job {job_id} {status.lower()}: {error or 'no reason given'}"
                     )
-                time.sleep(delay)
-                delay = min(delay * 2, self.poll_max_s)
-                polled = self.client.parsing.get(job_id).job
-                status, error = polled.status, polled.error_message
-            if status != "COMPLETED":
-                raise BadDocument(f"LlamaParse job {job_id} {status.lower()}: {error or 'no reason given'}")
-            result = self.client.parsing.get(job_id, expand=["markdown", "text"])
+                calls += 1
+                result = self.client.parsing.get(job_id, expand=["markdown", "text"])
+        finally:  # the requests were sent (and a finished job billed) whatever happens next
+            pages = len(result.markdown.pages) if result is not None and result.markdown else 0
+            credits = metering.credits_of(result) if result is not None else 0.0
+            metering.report("llamacloud", model, remote_calls=calls, pages_billed=pages, credits=credits)
         return _to_document(result)
 
 

@@ -13,6 +13,7 @@ import threading
 import unicodedata
 from functools import lru_cache
 
+from docflow import metering
 from docflow.backends.parse.guard import Deadline
 from docflow.backends.parse.layout import Line, Page, layout_document
 from docflow.errors import BadDocument, DocumentTooLarge, MissingExtra
@@ -51,6 +52,7 @@ def ocr_lines_scored(image) -> list[tuple[str, float, float, float, float, float
     order of its levelled rows; its boxes are the rectangles around the lines on the page as given."""
     import numpy as np
 
+    metering.report("local", "rapidocr", ocr_pages=1)  # by whichever step reads the page (see metering.py)
     image = image.convert("RGB")
     size = image.size
     image = upscale(image)
