@@ -1,0 +1,269 @@
+"""Passthrough keeps nothing. A sentinel sentence in a passthrough document reaches the tenant's webhook (in
+the markdown and the chunks, with their vectors) and, after delivery, is found nowhere docflow or Dagster
+write: not in the bucket, not in any table of the docflow schema, not in Dagster's storage (event log, runs,
+every table of its database), not in DAGSTER_HOME on disk (the compute logs), not in the workers' byte
+cache. While the document is processed, its content stays out of Dagster's records altogether.
+
+A control document with a sentinel of its own, uploaded without passthrough, is found in the same places by
+the same searches: the searches can find what they look for.
+
+Real services: the embedded Postgres and S3 of the session, the real Dagster instance (compute logs captured
+by its compute log manager, as in production), the API over loopback HTTP, the sensors' own code, and a
+webhook receiver on 127.0.0.1 started here."""
+
+import http.server
+import json
+import os
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import httpx
+import psycopg
+import pytest
+import uvicorn
+from ports import free_block
+
+from docflow import backends
+from docflow.api.app import create_app
+from docflow.defs import build_defs
+from docflow.defs.metadata import PASSTHROUGH_KEYS
+from docflow.defs.partitions import documents
+from docflow.defs.resources import DocflowResource
+from docflow.passthrough import verify
+from docflow.settings import get_settings
+from docflow.store import tenants as db
+
+# Dagster prints every event to the run's stderr at DEBUG: whatever it prints lands in the compute logs
+LOUD = {"loggers": {"console": {"config": {"log_level": "DEBUG"}}}}
+
+
+class Receiver:
+    """The tenant's webhook: a local HTTP server that keeps what it is sent."""
+
+    def __init__(self) -> None:
+        self.posts: list[tuple[dict[str, str], bytes]] = []
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                receiver.posts.append((dict(self.headers), body))
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+
+@pytest.fixture(scope="module")
+def api(docflow_env, instance) -> Iterator[str]:
+    settings = get_settings().model_copy(update={"api_fetch_allow_networks": ("127.0.0.1/32",)})
+    port = free_block(1)
+    config = uvicorn.Config(
+        create_app(settings, instance), host="127.0.0.1", port=port, log_level="warning", lifespan="off"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)
+
+
+def document(sentinel: str) -> bytes:
+    """A markdown note with the sentinel in a sentence of its body."""
+    return (
+        "# Board meeting notes\n\n"
+        "Present: the chair, the treasurer and two members.\n\n"
+        f"## Decisions\n\nThe secret word agreed today is {sentinel} and nobody may keep it.\n\n"
+        "The budget for next year was approved without changes.\n"
+    ).encode()
+
+
+def wait_stored(rt, key: str) -> None:
+    """The API acknowledges a small upload once it is in its spool, and writes the bucket right after."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            rt.bucket.head(key)
+            return
+        except Exception:
+            assert time.monotonic() < deadline, f"{key} never reached the bucket"
+            time.sleep(0.1)
+
+
+def run_as_sensor_requests(instance, doc_ids: list[str]) -> dict[str, str]:
+    """One tick of the real s3_document_sensor, then each requested run of process_documents executed with
+    the sensor's tags on the real instance (in process, as a warm worker executes it). doc_id -> run_id."""
+    defs = build_defs(get_settings())
+    context = dg.build_sensor_context(instance=instance, resources={"docflow": DocflowResource()})
+    result = defs.resolve_sensor_def("s3_document_sensor")(context)
+    requests = {r.partition_key: r for r in result.run_requests or [] if r.partition_key in doc_ids}
+    assert set(requests) == set(doc_ids), f"the sensor requested {sorted(requests)}, not {doc_ids}"
+    existing = set(instance.get_dynamic_partitions(documents.name))
+    instance.add_dynamic_partitions(documents.name, [d for d in doc_ids if d not in existing])
+    job = defs.resolve_job_def("process_documents")
+    runs = {}
+    for doc_id in doc_ids:
+        outcome = job.execute_in_process(
+            partition_key=doc_id, instance=instance, tags=requests[doc_id].tags, run_config=LOUD
+        )
+        assert outcome.success
+        runs[doc_id] = outcome.run_id
+    return runs
+
+
+# --- where to look ------------------------------------------------------------------------------------------
+
+
+def forms(sentinel: str) -> list[str]:
+    """The sentinel as text, and as Postgres prints bytea (hex) in a row's text."""
+    return [sentinel, sentinel.encode().hex()]
+
+
+def in_tables(url: str, sentinel: str, schemas: list[str] | None = None) -> list[str]:
+    """Every table (of `schemas`, or of every non-system schema) whose rows, printed as text, hold the
+    sentinel: `SELECT t::text FROM <table> t` covers every column, JSON and arrays included."""
+    found = []
+    with psycopg.connect(url, autocommit=True) as conn:
+        tables = conn.execute(
+            """SELECT table_schema, table_name FROM information_schema.tables
+               WHERE table_type = 'BASE TABLE'
+                 AND table_schema NOT IN ('pg_catalog', 'information_schema')
+                 AND (%(schemas)s::text[] IS NULL OR table_schema = ANY(%(schemas)s))""",
+            {"schemas": schemas},
+        ).fetchall()
+        assert tables, f"no tables to search in {url}"
+        for schema, table in tables:
+            for needle in forms(sentinel):
+                hit = conn.execute(
+                    f'SELECT 1 FROM "{schema}"."{table}" t WHERE strpos(t::text, %s) > 0 LIMIT 1', (needle,)
+                ).fetchone()
+                if hit:
+                    found.append(f"{schema}.{table}")
+    return found
+
+
+def in_bucket(rt, sentinel: str) -> list[str]:
+    """Every object of the bucket (all prefixes), read whole."""
+    needle = sentinel.encode()
+    return [o.key for o in rt.bucket.list("") if needle in rt.bucket.get_bytes(o.key)]
+
+
+def in_files(root: Path, sentinel: str) -> list[str]:
+    needle = sentinel.encode()
+    return [str(p) for p in root.rglob("*") if p.is_file() and needle in p.read_bytes()]
+
+
+def compute_log_files(instance, run_id: str) -> list[Path]:
+    """The files the instance's compute log manager captured the run's stdout/stderr in."""
+    manager = instance.compute_log_manager
+    meta = manager.get_log_metadata(manager.build_log_key_for_run(run_id, "x"))
+    run_dir = Path(meta.stdout_location).parent.parent  # <base>/<run_id>/compute_logs/<file>
+    return [p for p in run_dir.rglob("*") if p.is_file()] if run_dir.exists() else []
+
+
+def docflow_url() -> str:
+    return os.environ["DOCFLOW_DATABASE_URL"]
+
+
+def dagster_url() -> str:
+    return os.environ["DOCFLOW_DAGSTER_DATABASE_URL"].replace("postgresql+psycopg2://", "postgresql://")
+
+
+# --- the test -----------------------------------------------------------------------------------------------
+
+
+def test_passthrough_sentinel_is_found_nowhere_after_delivery(rt, instance, api, monkeypatch) -> None:
+    monkeypatch.setenv("DOCFLOW_API_FETCH_ALLOW_NETWORKS", '["127.0.0.1/32"]')  # the sensor's settings
+    receiver = Receiver()
+    tenant = f"t{uuid.uuid4().hex[:8]}"
+    client = httpx.Client(
+        base_url=api, headers={"Authorization": f"Bearer {db.create_api_key(rt.store, tenant, 'test')}"}
+    )
+    hook = client.put("/v1/webhook", json={"url": f"{receiver.url}/hook"})
+    assert hook.status_code == 200, hook.text
+    secret = hook.json()["secret"]
+
+    secret_word, control_word = (f"Zq{uuid.uuid4().hex}" for _ in range(2))
+    uploads = {}
+    for name, word, passthrough in (("notes.md", secret_word, "true"), ("control.md", control_word, "false")):
+        r = client.post(
+            "/v1/documents", files={"file": (name, document(word))}, params={"passthrough": passthrough}
+        )
+        assert r.status_code == 202, r.text
+        uploads[word] = r.json()["doc_id"]
+    doc_id, control_id = uploads[secret_word], uploads[control_word]
+    doc, control = rt.store.get_document(doc_id), rt.store.get_document(control_id)
+    assert doc.passthrough and not control.passthrough
+    for d in (doc, control):
+        wait_stored(rt, d.key)
+
+    runs = run_as_sensor_requests(instance, [doc_id, control_id])
+    assert rt.store.get_document(doc_id).status == "done"
+    home = Path(os.environ["DAGSTER_HOME"])
+    logs = compute_log_files(instance, runs[doc_id])
+    assert logs and str(logs[0]).startswith(str(home)), "the run's stdout/stderr were not captured"
+
+    # while the document waits for delivery: nothing of its content in Dagster's records, nor in the cache
+    assert in_tables(dagster_url(), secret_word) == []
+    assert in_files(home, secret_word) == []
+    for asset in ("raw_file", "classification", "parsed_markdown", "extracted_fields", "embeddings"):
+        [record] = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[doc_id]), limit=5
+        ).records
+        metadata = record.asset_materialization.metadata
+        assert metadata["passthrough"].value is True and set(metadata) <= PASSTHROUGH_KEYS | {"passthrough"}
+    cache = DocflowResource().runtime().recent  # the runtime the assets ran with in this process
+    assert cache.get(doc_id, doc.sha256) is None
+    assert cache.get(control_id, control.sha256) is not None  # the control's bytes were cached
+
+    # delivery by the real sensor
+    defs = build_defs(get_settings())
+    sensor = defs.resolve_sensor_def("passthrough_sensor")
+    sensor(dg.build_sensor_context(instance=instance, resources={"docflow": DocflowResource()}))
+    [(headers, payload)] = [p for p in receiver.posts if json.loads(p[1])["doc_id"] == doc_id]
+    assert verify(secret, payload, headers["X-Docflow-Signature"])
+    body = json.loads(payload)
+    assert body["status"] == "done" and secret_word in body["parsed"]["markdown"]
+    assert body["extraction"] is not None and "fields" in body["extraction"]
+    assert any(secret_word in c["text"] for c in body["chunks"])
+    dimension = backends.get_embedder(rt.settings).dimension
+    for chunk in body["chunks"]:
+        vector = chunk["embedding"]
+        assert len(vector) == dimension and all(isinstance(x, float) for x in vector)
+        assert any(x != 0 for x in vector)
+    assert not any(json.loads(p[1])["doc_id"] == control_id for p in receiver.posts)
+
+    # after delivery: found nowhere
+    assert in_bucket(rt, secret_word) == []
+    assert in_tables(docflow_url(), secret_word, ["docflow"]) == []
+    assert in_tables(dagster_url(), secret_word) == []
+    assert in_files(home, secret_word) == []
+    assert compute_log_files(instance, runs[doc_id]) == []
+    assert instance.get_run_records(dg.RunsFilter(tags={"dagster/partition": doc_id})) == []
+    assert instance.get_run_by_id(runs[doc_id]) is None
+    assert not instance.has_dynamic_partition(documents.name, doc_id)
+    assert cache.get(doc_id, doc.sha256) is None
+
+    # the control: the same searches find its sentinel
+    assert in_bucket(rt, control_word) == [control.key]
+    assert {"docflow.parsed_documents", "docflow.chunks"} <= set(
+        in_tables(docflow_url(), control_word, ["docflow"])
+    )
+    assert "public.event_logs" in in_tables(dagster_url(), control_word)
+    assert instance.get_run_by_id(runs[control_id]) is not None
