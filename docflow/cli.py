@@ -140,6 +140,8 @@ def status(doc_id: str | None, failed: bool, tenant: str | None, as_json: bool) 
         _echo_json([r.model_dump() for r in rows])
     else:
         _print_table(rows)
+        if not doc_id:
+            _print_webhook_counts(rt, tenant)
 
 
 @cli.command()
@@ -508,6 +510,70 @@ def _upload_samples(settings) -> None:
         f"uploaded {len(uploads)} sample documents to s3://{rt.settings.bucket}/{settings.prefix}; "
         "the sensor picks them up within seconds"
     )
+
+
+@cli.group()
+def webhooks() -> None:
+    """Completion webhooks: endpoints each document's done/failed event is POSTed to."""
+
+
+@webhooks.command(name="add")
+@click.argument("url")
+@click.option("--tenant", default=None, help="The tenant whose documents are reported [default tenant].")
+def webhooks_add(url: str, tenant: str | None) -> None:
+    """Register URL; prints the endpoint's id and signing secret (shown only now)."""
+    from docflow.bucket import safe_tenant
+    from docflow.netguard import parse_networks
+    from docflow.store.webhooks import create_endpoint
+    from docflow.webhooks import check_url
+
+    rt = runtime()
+    try:
+        check_url(url, parse_networks(rt.settings.api_fetch_allow_networks))
+    except DocflowError as exc:
+        raise click.ClickException(str(exc)) from exc
+    endpoint = create_endpoint(rt.store, safe_tenant(tenant or rt.settings.default_tenant), url)
+    click.echo(f"id: {endpoint.id}\nsecret: {endpoint.secret}")
+
+
+@webhooks.command(name="list")
+@click.option("--tenant", default=None)
+@click.option("--json", "as_json", is_flag=True)
+def webhooks_list(tenant: str | None, as_json: bool) -> None:
+    """Endpoints with their deliveries: delivered, pending, dead, and the last error."""
+    from docflow.store.webhooks import list_endpoints
+
+    rows = list_endpoints(runtime().store, tenant)
+    if as_json:
+        _echo_json(rows)
+        return
+    for r in rows:
+        state = " (disabled)" if r["disabled"] else ""
+        click.echo(
+            f"{r['id']}  {r['tenant']}  {r['url']}{state}\n"
+            f"    {r['delivered']} delivered, {r['pending']} pending, {r['dead']} dead"
+            + (f"; last error: {r['last_error']}" if r["last_error"] else "")
+        )
+
+
+@webhooks.command(name="rm")
+@click.argument("endpoint_id")
+@click.option("--tenant", default=None, help="The endpoint's tenant [any].")
+def webhooks_rm(endpoint_id: str, tenant: str | None) -> None:
+    """Remove an endpoint (its pending deliveries are dropped)."""
+    from docflow.store.webhooks import delete_endpoint
+
+    if not delete_endpoint(runtime().store, endpoint_id, tenant):
+        raise click.ClickException(f"no webhook endpoint {endpoint_id!r}")
+    click.echo(f"removed {endpoint_id}")
+
+
+def _print_webhook_counts(rt, tenant: str | None) -> None:
+    from docflow.store.webhooks import delivery_counts
+
+    for r in delivery_counts(rt.store, tenant):
+        counts = f"{r['delivered']} delivered, {r['pending']} pending, {r['dead']} dead"
+        click.echo(f"webhooks {r['tenant']}: {counts}")
 
 
 def _finish(summary, as_json: bool, done_label: str, failed_label: str) -> None:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from fastapi import FastAPI
 
 from docflow.api import errors
-from docflow.api.routers import admin, documents, events, search
+from docflow.api.routers import admin, documents, events, search, webhooks
 from docflow.api.state import ApiState
 from docflow.settings import Settings, get_settings
 
@@ -41,6 +41,6 @@ def create_app(settings: Settings | None = None, instance: "DagsterInstance | No
     )
     app.state.docflow = ApiState(settings or get_settings(), instance)
     errors.install(app)
-    for router in (documents.router, events.router, search.router, admin.router):
+    for router in (documents.router, events.router, search.router, admin.router, webhooks.router):
         app.include_router(router)
     return app

@@ -13,6 +13,7 @@ from docflow.errors import BackendUnavailable, BadDocument, DocflowError, NotFou
 from docflow.netguard import BlockedAddress, FetchError, TooLarge
 from docflow.store.tenants import IdempotencyConflict, QuotaExceeded
 
+from docflow.webhooks import BadWebhookUrl
 _STATUS: list[tuple[type[Exception], int, str]] = [  # most specific first
     (QuotaExceeded, 429, "quota_exceeded"),
     (IdempotencyConflict, 409, "idempotency_conflict"),
@@ -22,6 +23,7 @@ _STATUS: list[tuple[type[Exception], int, str]] = [  # most specific first
     (BadUpload, 400, "bad_request"),
     (FetchError, 422, "fetch_failed"),
     (BadDocument, 422, "bad_document"),
+    (BadWebhookUrl, 400, "bad_request"),
     (NotFound, 404, "not_found"),
     (BackendUnavailable, 503, "unavailable"),
 ]

@@ -97,6 +97,32 @@ class WebhookOut(BaseModel):
     secret: str | None = Field(description="HMAC-SHA256 key of X-Docflow-Signature (shown once).")
 
 
+class EndpointIn(BaseModel):
+    url: str = Field(max_length=2048, description="http(s) URL each document's done/failed event goes to.")
+
+
+class EndpointOut(BaseModel):
+    id: str
+    url: str
+    created_at: datetime
+    disabled: bool = False
+    secret: str | None = Field(
+        None, description="HMAC-SHA256 key of X-Docflow-Signature: returned when created, never again."
+    )
+
+
+class EndpointStats(BaseModel):
+    id: str
+    url: str
+    created_at: datetime
+    disabled: bool
+    delivered: int
+    pending: int
+    dead: int = Field(description="Deliveries given up after DOCFLOW_WEBHOOK_MAX_ATTEMPTS failed attempts.")
+    last_delivered_at: datetime | None
+    last_error: str | None
+
+
 class Usage(BaseModel):
     tenant: str
     day: str
