@@ -481,37 +481,6 @@ def api_key(tenant: str, name: str) -> None:
     click.echo(create_api_key(runtime().store, safe_tenant(tenant), name))
 
 
-def _start_api(settings, env: dict[str, str], port: int) -> subprocess.Popen | None:
-    if not port:
-        return None
-    from docflow.api.server import development_key
-
-    key = development_key(settings)
-    cmd = [sys.executable, "-m", "docflow.cli", "api", "--port", str(port)]
-    api = subprocess.Popen(cmd, env=env, cwd=REPO_ROOT, start_new_session=True)
-    click.echo(f"starting the API: http://127.0.0.1:{port}  (schema: /docs)")
-    click.echo(f"DOCFLOW_API_KEY={key}")
-    return api
-
-
-def _upload_samples(settings) -> None:
-    from docflow import ingest
-
-    rt = runtime(settings)
-    time.sleep(2)  # let the daemon start its sensor loop first, so the UI shows the runs arrive
-    folder = REPO_ROOT / "data" / "samples"
-    uploads = [
-        ingest.plan_upload(f, root, settings.prefix, settings.default_tenant)
-        for f, root in ingest.iter_files([folder])
-    ]
-    for up in uploads:
-        rt.bucket.upload_file(up.path, up.key, sha256=up.sha256)
-    click.echo(
-        f"uploaded {len(uploads)} sample documents to s3://{rt.settings.bucket}/{settings.prefix}; "
-        "the sensor picks them up within seconds"
-    )
-
-
 @cli.group()
 def webhooks() -> None:
     """Completion webhooks: endpoints each document's done/failed event is POSTed to."""
@@ -574,6 +543,37 @@ def _print_webhook_counts(rt, tenant: str | None) -> None:
     for r in delivery_counts(rt.store, tenant):
         counts = f"{r['delivered']} delivered, {r['pending']} pending, {r['dead']} dead"
         click.echo(f"webhooks {r['tenant']}: {counts}")
+
+
+def _start_api(settings, env: dict[str, str], port: int) -> subprocess.Popen | None:
+    if not port:
+        return None
+    from docflow.api.server import development_key
+
+    key = development_key(settings)
+    cmd = [sys.executable, "-m", "docflow.cli", "api", "--port", str(port)]
+    api = subprocess.Popen(cmd, env=env, cwd=REPO_ROOT, start_new_session=True)
+    click.echo(f"starting the API: http://127.0.0.1:{port}  (schema: /docs)")
+    click.echo(f"DOCFLOW_API_KEY={key}")
+    return api
+
+
+def _upload_samples(settings) -> None:
+    from docflow import ingest
+
+    rt = runtime(settings)
+    time.sleep(2)  # let the daemon start its sensor loop first, so the UI shows the runs arrive
+    folder = REPO_ROOT / "data" / "samples"
+    uploads = [
+        ingest.plan_upload(f, root, settings.prefix, settings.default_tenant)
+        for f, root in ingest.iter_files([folder])
+    ]
+    for up in uploads:
+        rt.bucket.upload_file(up.path, up.key, sha256=up.sha256)
+    click.echo(
+        f"uploaded {len(uploads)} sample documents to s3://{rt.settings.bucket}/{settings.prefix}; "
+        "the sensor picks them up within seconds"
+    )
 
 
 def _finish(summary, as_json: bool, done_label: str, failed_label: str) -> None:

@@ -12,8 +12,8 @@ from docflow.api.uploads import BadUpload
 from docflow.errors import BackendUnavailable, BadDocument, DocflowError, NotFound, UnsupportedFormat
 from docflow.netguard import BlockedAddress, FetchError, TooLarge
 from docflow.store.tenants import IdempotencyConflict, QuotaExceeded
-
 from docflow.webhooks import BadWebhookUrl
+
 _STATUS: list[tuple[type[Exception], int, str]] = [  # most specific first
     (QuotaExceeded, 429, "quota_exceeded"),
     (IdempotencyConflict, 409, "idempotency_conflict"),
@@ -21,9 +21,9 @@ _STATUS: list[tuple[type[Exception], int, str]] = [  # most specific first
     (UnsupportedFormat, 415, "unsupported_type"),
     (BlockedAddress, 400, "blocked_address"),
     (BadUpload, 400, "bad_request"),
+    (BadWebhookUrl, 400, "bad_request"),
     (FetchError, 422, "fetch_failed"),
     (BadDocument, 422, "bad_document"),
-    (BadWebhookUrl, 400, "bad_request"),
     (NotFound, 404, "not_found"),
     (BackendUnavailable, 503, "unavailable"),
 ]

@@ -169,6 +169,17 @@ def _deliver_passthrough(context: dg.SensorEvaluationContext, docflow: DocflowRe
     return dg.SkipReason(f"delivered {done.delivered}, dropped {done.dropped}, waiting {done.waiting}")
 
 
+def _deliver_webhooks(context: dg.SensorEvaluationContext, docflow: DocflowResource) -> dg.SkipReason:
+    """webhook_sensor: post the due completion webhooks (the outbox the documents' trigger fills)."""
+    from docflow.webhooks import deliver_due
+
+    rt = docflow.runtime()
+    report = deliver_due(rt.store, rt.settings)
+    if report.delivered or report.retrying or report.dead:
+        context.log.info(f"webhooks: {report}")
+    return dg.SkipReason(f"webhooks: {report}")
+
+
 def build_sensors(settings: Settings) -> list[dg.SensorDefinition]:
     """The sensors; the bucket's sensors tick every `settings.sensor_interval_s`, reconciliation every
     `settings.reconcile_interval_s`."""
@@ -194,25 +205,7 @@ def build_sensors(settings: Settings) -> list[dg.SensorDefinition]:
         "webhook (signed, retried), then deletes their object, rows, chunks, partition and runs.",
         minimum_interval_seconds=settings.sensor_interval_s,
         default_status=dg.DefaultSensorStatus.RUNNING,
-def _deliver_webhooks(context: dg.SensorEvaluationContext, docflow: DocflowResource) -> dg.SkipReason:
-    """webhook_sensor: post the due completion webhooks (the outbox the documents' trigger fills)."""
-    from docflow.webhooks import deliver_due
-
-    rt = docflow.runtime()
-    report = deliver_due(rt.store, rt.settings)
-    if report.delivered or report.retrying or report.dead:
-        context.log.info(f"webhooks: {report}")
-    return dg.SkipReason(f"webhooks: {report}")
-
-
     )(_deliver_passthrough)
-    return [
-        s3_document_sensor,
-        batch_failures_sensor,
-        stale_documents_sensor,
-        reconcile_sensor,
-        passthrough_sensor,
-    ]
     webhook_sensor = dg.sensor(
         name="webhook_sensor",
         description="Completion webhooks: posts each document's done/failed event to its tenant's endpoints "
@@ -220,4 +213,11 @@ def _deliver_webhooks(context: dg.SensorEvaluationContext, docflow: DocflowResou
         minimum_interval_seconds=settings.sensor_interval_s,
         default_status=dg.DefaultSensorStatus.RUNNING,
     )(_deliver_webhooks)
+    return [
+        s3_document_sensor,
+        batch_failures_sensor,
+        stale_documents_sensor,
+        reconcile_sensor,
+        passthrough_sensor,
         webhook_sensor,
+    ]
