@@ -10,7 +10,7 @@ import hashlib
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,7 +20,8 @@ from docflow.bucket import Bucket, ObjectInfo, filename_of, make_doc_id, safe_te
 from docflow.errors import BackendUnavailable, NotFound
 from docflow.models import Document
 from docflow.store import Store, pending
-from docflow.store.db import Registered
+from docflow.store.db import Admitted
+from docflow.store.quotas import Limits
 
 SLACK = timedelta(minutes=15)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -60,6 +61,7 @@ class ScanResult:
     skipped: list[str]  # keys that could not be handled this tick (will be retried), with reasons
     cursor: ScanCursor
     remaining: int  # candidates left for the next tick (bounded work per tick)
+    over_quota: list[str] = field(default_factory=list)  # registered as failed (quota exceeded): no run
 
 
 def scan(
@@ -71,8 +73,10 @@ def scan(
     max_objects: int = 500,
     max_hash_bytes: int = 2 * 1024**3,
     list_budget_s: float | None = None,
+    limits: Limits | None = None,
 ) -> ScanResult:
-    """One sensor tick: register the documents behind new objects under `prefix`.
+    """One sensor tick: register the documents behind new objects under `prefix`, each new one counted
+    against its tenant's daily quota (`limits`: the defaults; None counts nothing).
 
     The listing stops after about `list_budget_s` (at a page boundary; None = no limit) and the next tick
     goes on from there, so a tick stays short however many objects the bucket holds; a small bucket is
@@ -115,6 +119,7 @@ def scan(
         found.append((obj, tenant_of(obj.key, prefix, default_tenant), sha256))
 
     new: list[NewDocument] = []
+    over_quota: list[str] = []
     aliases = 0
     for obj, tenant, sha256 in found:
         filename = filename_of(obj.key)
@@ -128,8 +133,11 @@ def scan(
             size=obj.size,
             filename=filename,
         )
-        doc_id, is_new = store.register(doc)  # bytes known under another name keep their id
-        if is_new:
+        # bytes known under another name keep their id (and were counted when they were new)
+        doc_id, is_new, refused = store.register_counted(doc, limits)
+        if refused:
+            over_quota.append(doc_id)
+        elif is_new:
             new.append(NewDocument(doc_id, obj.key, obj.etag, tenant))
         elif (queued := registered_for_sensor(store, doc_id, obj.etag)) is not None:
             new.append(NewDocument(doc_id, obj.key, obj.etag, tenant, *queued))
@@ -138,7 +146,8 @@ def scan(
         store.move_key(obj.key, doc_id)  # new bytes under an old key supersede the old document
     handled_keys = {o.key for o in handled}
     unhandled = [o for o in candidates if o.key not in handled_keys]
-    return ScanResult(new, aliases, skipped, _advance(cursor, handled, unhandled, after), len(unhandled))
+    advanced = _advance(cursor, handled, unhandled, after)
+    return ScanResult(new, aliases, skipped, advanced, len(unhandled), over_quota)
 
 
 def _list_some(
@@ -247,9 +256,11 @@ def plan_upload(path: Path, root: Path, prefix: str, tenant: str) -> Upload:
     )
 
 
-def upload(bucket: Bucket, store: Store, up: Upload) -> Registered:
+def upload(bucket: Bucket, store: Store, up: Upload, limits: Limits | None = None) -> Admitted:
     """Register the document (pending) then write the object. Returns the id the bytes are registered under
-    (`up.doc_id` unless the tenant has them under another name already) and whether they are new.
+    (`up.doc_id` unless the tenant has them under another name already), whether they are new, and the
+    quota's refusal when a new document is over its tenant's daily quota (`limits`; None counts nothing):
+    it is registered as failed and its object written all the same, for `docflow retry --failed` later.
 
     Registering first means a sensor tick that lists the object finds it known and requests no second run.
     """
@@ -262,7 +273,7 @@ def upload(bucket: Bucket, store: Store, up: Upload) -> Registered:
         size=up.size,
         filename=up.path.name,
     )
-    registered = store.register(doc)
+    registered = store.register_counted(doc, limits)
     bucket.upload_file(up.path, up.key, sha256=up.sha256)
     return registered
 

@@ -12,6 +12,7 @@ from docflow.models import Document
 from docflow.pipeline import Runtime, config_fingerprint
 from docflow.runtime import runtime
 from docflow.settings import Settings
+from docflow.store.quotas import Limits, is_quota_error
 
 # Dagster's console logger prints every event at DEBUG; the CLI prints its own progress instead.
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -49,13 +50,40 @@ def run_paths(
     force: bool = False,
     progress: Callable[[str], None] = lambda _: None,
 ) -> list[DocSummary]:
-    """Upload, register and process files; documents already done with the current config are skipped."""
+    """Upload, register and process files; documents already done with the current config are skipped.
+    New documents count against the tenant's daily quota: those over it are registered as failed ('quota
+    exceeded'), not run, and reported failed (a document refused earlier is counted again now)."""
     rt = runtime(settings)
+    limits = Limits.of(rt.settings)
     doc_ids: dict[str, None] = {}  # in order, once each: two files with the same bytes are one document
     for path, root in ingest.iter_files(paths):
         up = ingest.plan_upload(path, root, rt.settings.prefix, tenant)
-        doc_ids.setdefault(ingest.upload(rt.bucket, rt.store, up).doc_id)
-    return process(rt, list(doc_ids), force, progress)
+        doc_ids.setdefault(ingest.upload(rt.bucket, rt.store, up, limits).doc_id)
+    ready, refused = admit(rt, list(doc_ids), limits, progress)
+    summary = process(rt, ready, force, progress)
+    return _in_order(list(doc_ids), summary + summarize(rt, [rt.store.get_document(d) for d in refused]))
+
+
+def admit(
+    rt: Runtime, doc_ids: list[str], limits: Limits, progress: Callable[[str], None]
+) -> tuple[list[str], list[str]]:
+    """(documents to run, documents the daily quota refuses now). A document the quota refused before is
+    counted against today's quota now and runs if it fits; if not, it stays failed and is not run."""
+    ready, refused = [], []
+    for doc_id in doc_ids:
+        doc = rt.store.get_document(doc_id)
+        quota_failed = doc.status == "failed" and is_quota_error(doc.error)
+        if quota_failed and (error := rt.store.readmit(doc_id, limits)):
+            progress(f"{doc.filename}: not run, {error} (docflow retry --failed once the quota allows)")
+            refused.append(doc_id)
+        else:
+            ready.append(doc_id)
+    return ready, refused
+
+
+def _in_order(doc_ids: list[str], summary: list[DocSummary]) -> list[DocSummary]:
+    by_id = {s.doc_id: s for s in summary}
+    return [by_id[d] for d in doc_ids if d in by_id]
 
 
 STRANDED_AFTER = timedelta(minutes=30)
@@ -94,15 +122,22 @@ def _in_flight(instance) -> set[str]:
 def retry_failed(
     settings: Settings, tenant: str | None = None, progress: Callable[[str], None] = lambda _: None
 ) -> list[DocSummary]:
-    """Process the dead letters (failed or stranded documents) again, e.g. after a fix or an outage."""
+    """Process the dead letters (failed or stranded documents) again, e.g. after a fix or an outage. A
+    document the daily quota refused is counted against today's quota first, and stays failed (not run)
+    while it is still over."""
     rt = runtime(settings)
-    return process(rt, [d.doc_id for d in dead_letters(rt, tenant)], force=True, progress=progress)
+    doc_ids = [d.doc_id for d in dead_letters(rt, tenant)]
+    ready, refused = admit(rt, doc_ids, Limits.of(rt.settings), progress)
+    summary = process(rt, ready, force=True, progress=progress)
+    return _in_order(doc_ids, summary + summarize(rt, [rt.store.get_document(d) for d in refused]))
 
 
 def process(
     rt: Runtime, doc_ids: list[str], force: bool, progress: Callable[[str], None]
 ) -> list[DocSummary]:
     """Materialize all five assets for each document through the Dagster instance, one run each."""
+    if not doc_ids:
+        return []
     from docflow.defs import build_defs
     from docflow.defs.partitions import documents
     from docflow.orchestration.instance import dagster_instance

@@ -159,8 +159,23 @@ class Settings(BaseSettings):
         (),
         description='CIDRs fromUrl and webhooks may reach although private/loopback, e.g. ["10.0.0.0/8"].',
     )
-    api_docs_per_day: int = Field(10_000, description="Default quota: new documents per tenant per UTC day.")
-    api_bytes_per_day: int = Field(10 * 1024**3, description="Default quota: new bytes per tenant per day.")
+    api_docs_per_day: int = Field(
+        10_000,
+        description="Default quota: new documents per tenant per UTC day, whatever their entrance (API, "
+        "bucket, docflow run); a tenant's own limit (docflow.tenants) overrides it.",
+    )
+    api_bytes_per_day: int = Field(
+        10 * 1024**3, description="Default quota: new bytes per tenant per UTC day, at every entrance."
+    )
+    api_requests_per_minute: int = Field(
+        6000,
+        ge=0,
+        description="Requests per minute per API key, per API process (a token bucket); over it the API "
+        "answers 429 with Retry-After. 0 = no limit.",
+    )
+    api_request_burst: int = Field(
+        1000, ge=1, description="Requests an API key may send at once before api_requests_per_minute applies."
+    )
     api_spool_dir: Path | None = Field(
         None,
         description="Uploads up to 1 MiB are acknowledged once fsync'd here and written to the bucket right "

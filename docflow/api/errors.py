@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.requests import ClientDisconnect
 
 from docflow.api.models import ErrorOut
+from docflow.api.ratelimit import RateLimited
 from docflow.api.uploads import BadUpload
 from docflow.errors import BackendUnavailable, BadDocument, DocflowError, NotFound, UnsupportedFormat
 from docflow.netguard import BlockedAddress, FetchError, TooLarge
@@ -16,6 +17,7 @@ from docflow.webhooks import BadWebhookUrl
 
 _STATUS: list[tuple[type[Exception], int, str]] = [  # most specific first
     (QuotaExceeded, 429, "quota_exceeded"),
+    (RateLimited, 429, "rate_limited"),
     (IdempotencyConflict, 409, "idempotency_conflict"),
     (TooLarge, 413, "too_large"),
     (UnsupportedFormat, 415, "unsupported_type"),
@@ -32,7 +34,7 @@ _STATUS: list[tuple[type[Exception], int, str]] = [  # most specific first
 def status_of(exc: DocflowError) -> tuple[int, dict[str, Any], dict[str, str]]:
     """The status code, JSON body and headers a docflow error is answered with."""
     status, code = next(((s, c) for t, s, c in _STATUS if isinstance(exc, t)), (500, "internal"))
-    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, QuotaExceeded) else {}
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, QuotaExceeded | RateLimited) else {}
     if status == 503:
         headers["Retry-After"] = "5"
     return status, {"error": code, "detail": str(exc)}, headers
@@ -58,6 +60,7 @@ def install(app: FastAPI) -> None:
 READ_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorOut, "description": "Missing or unknown API key."},
     404: {"model": ErrorOut, "description": "No such document for this tenant."},
+    429: {"model": ErrorOut, "description": "The API key's request rate limit; see Retry-After."},
 }
 WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
     **READ_ERRORS,
@@ -66,5 +69,5 @@ WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
     413: {"model": ErrorOut, "description": "Larger than DOCFLOW_MAX_BYTES."},
     415: {"model": ErrorOut, "description": "Not a document type docflow reads (sniffed from the bytes)."},
     422: {"model": ErrorOut, "description": "Empty document, invalid parameters, or the URL failed."},
-    429: {"model": ErrorOut, "description": "Daily quota exceeded; see Retry-After."},
+    429: {"model": ErrorOut, "description": "Daily quota or the key's rate limit exceeded; see Retry-After."},
 }

@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPBearer
 
 from docflow.api import errors, events, uploads
+from docflow.api.ratelimit import RateLimiter
 from docflow.api.s3put import S3Writer
 from docflow.api.spool import Spool
 from docflow.errors import DocflowError
@@ -47,6 +48,7 @@ class ApiState:
         self.spool = None if str(spool_dir) == "off" else Spool(spool_dir.resolve(), self.s3)
         self.keys = tenants.KeyCache(self.db)
         self.limits = tenants.Limits(self.settings.api_docs_per_day, self.settings.api_bytes_per_day)
+        self.rate = RateLimiter(self.settings.api_requests_per_minute, self.settings.api_request_burst)
         self.registrar = tenants.Registrar(self.db, self.limits)
         self.allow = parse_networks(self.settings.api_fetch_allow_networks)
         self._instance = instance
@@ -146,6 +148,7 @@ class KeyAuth(HTTPBearer):
         tenant = await state.keys.tenant(key)
         if tenant is None:
             raise HTTPException(401, "unknown or revoked API key", headers={"WWW-Authenticate": "Bearer"})
+        state.rate.take(tenants.hash_key(key))  # raises RateLimited: 429 with Retry-After
         return Caller(tenant, state, (time.perf_counter() - started) * 1000)
 
 

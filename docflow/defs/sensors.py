@@ -11,6 +11,7 @@ from docflow.ingest import NewDocument, ScanCursor, reconcile, scan
 from docflow.orchestration.tags import range_tags
 from docflow.pipeline import config_fingerprint
 from docflow.settings import Settings
+from docflow.store.quotas import Limits
 
 
 def _scan_bucket(context: dg.SensorEvaluationContext, docflow: DocflowResource) -> dg.SensorResult:
@@ -26,6 +27,7 @@ def _scan_bucket(context: dg.SensorEvaluationContext, docflow: DocflowResource) 
         max_objects=s.sensor_max_per_tick,
         max_hash_bytes=s.sensor_max_hash_bytes,
         list_budget_s=s.sensor_list_budget_s,
+        limits=Limits.of(s),  # new documents count against their tenant's daily quota, whoever wrote them
     )
     for problem in result.skipped:
         context.log.warning(f"will retry next tick: {problem}")
@@ -43,11 +45,16 @@ def _scan_bucket(context: dg.SensorEvaluationContext, docflow: DocflowResource) 
         [d for d in new if d.doc_id in known], 1
     )
     # an idle tick logs at debug: kept in the tick's log in the UI, left out of the terminal (`make dev`)
-    seen = len(result.new) + result.aliases + len(result.skipped)
+    seen = len(result.new) + result.aliases + len(result.skipped) + len(result.over_quota)
     (context.log.info if seen or result.remaining else context.log.debug)(
         f"{seen} new objects: {len(result.new)} documents registered, {result.aliases} already known, "
         f"{len(requests)} runs requested; {result.remaining} left for later ticks"
     )
+    if result.over_quota:  # registered as failed, no run: `docflow retry --failed` once the quota allows
+        context.log.warning(
+            f"{len(result.over_quota)} documents over their tenant's daily quota registered as failed "
+            f"(quota exceeded), no run requested: {result.over_quota[:20]}"
+        )
     return dg.SensorResult(
         run_requests=requests,
         dynamic_partitions_requests=[documents.build_add_request([d.doc_id for d in new])] if new else [],

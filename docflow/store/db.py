@@ -25,6 +25,8 @@ from docflow.models import (
     ParsedDocument,
     RawFile,
 )
+from docflow.store import quotas
+from docflow.store.quotas import Limits
 
 _MIGRATION_LOCK = 0x646F63666C6F77  # "docflow"
 _pools: dict[str, ConnectionPool] = {}
@@ -59,6 +61,14 @@ def _pool(url: str) -> ConnectionPool:
 class Registered(NamedTuple):
     doc_id: str  # the id the bytes are stored under: use it, not the one asked for
     new: bool
+
+
+class Admitted(NamedTuple):
+    """A registration counted against the tenant's daily quota."""
+
+    doc_id: str
+    new: bool
+    refused: str | None = None  # 'quota exceeded: ...': the new document was registered as failed
 
 
 # Identity is the tenant and the content (unique index documents_tenant_sha256), not the id, which names the
@@ -155,6 +165,46 @@ class Store:
         with self.tx() as conn:
             return register_document(conn, doc.model_dump())
 
+    def register_counted(self, doc: Document, limits: Limits | None) -> Admitted:
+        """`register`, and a new document is counted against its tenant's daily quota in the same transaction
+        (the sensor's and `docflow run`'s entrance; the API counts its own uploads). Over the quota the
+        document is registered all the same, as failed with the refusal as its error (a dead letter that
+        `docflow retry --failed` counts again), and nothing is counted. `limits` None counts nothing (tests,
+        benches)."""
+        with self.tx() as conn:
+            doc_id, new = register_document(conn, doc.model_dump())
+            refused = None
+            if new and limits is not None:
+                refused = quotas.charge(conn, doc.tenant, doc.size, limits)
+                if refused:
+                    conn.execute(
+                        """UPDATE docflow.documents SET status = 'failed', error = %s, updated_at = now()
+                           WHERE doc_id = %s""",
+                        (refused, doc_id),
+                    )
+        return Admitted(doc_id, new, refused)
+
+    def readmit(self, doc_id: str, limits: Limits) -> str | None:
+        """Count a document the quota refused against today's quota now, and make it pending again when it
+        fits (for `docflow retry --failed`). Returns the refusal when it still does not fit (it stays failed,
+        with the current limit in its error); None when it was counted, or was not a quota refusal."""
+        with self.tx() as conn:
+            row = conn.execute(  # the row lock: two retries at once count the document once
+                "SELECT tenant, size, status, error FROM docflow.documents WHERE doc_id = %s FOR UPDATE",
+                (doc_id,),
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"document {doc_id!r} is not registered")
+            if row["status"] != "failed" or not quotas.is_quota_error(row["error"]):
+                return None
+            refused = quotas.charge(conn, row["tenant"], row["size"] or 0, limits)
+            conn.execute(
+                """UPDATE docflow.documents SET status = %s, error = %s, updated_at = now()
+                   WHERE doc_id = %s""",
+                ("failed" if refused else "pending", refused, doc_id),
+            )
+        return refused
+
     def known(self, doc_ids: Sequence[str]) -> dict[str, DocStatus]:
         """Status of those of `doc_ids` that are registered."""
         with self.tx() as conn:
@@ -230,7 +280,10 @@ class Store:
             rows = conn.execute(
                 """SELECT old.doc_id FROM docflow.documents old
                    JOIN docflow.documents new ON new.doc_id = old.superseded_by
-                   WHERE cardinality(old.keys) = 0 AND new.status IN ('done', 'failed')"""
+                   WHERE cardinality(old.keys) = 0 AND new.status IN ('done', 'failed')
+                     -- a successor the quota refused has not been processed yet: keep the old one till then
+                     AND NOT (new.status = 'failed' AND starts_with(coalesce(new.error, ''), %s))""",
+                (quotas.QUOTA_ERROR,),
             ).fetchall()
         return [r["doc_id"] for r in rows]
 

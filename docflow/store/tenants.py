@@ -27,7 +27,9 @@ from psycopg_pool import AsyncConnectionPool
 from docflow.errors import BackendUnavailable, DocflowError
 from docflow.models import Document
 from docflow.settings import Settings
+from docflow.store import quotas
 from docflow.store.db import Registered, Store
+from docflow.store.quotas import Limits, seconds_to_midnight
 
 API_ROLE = "docflow_api"
 KEY_PREFIX = "dfk_"
@@ -239,29 +241,12 @@ class KeyCache:
 # --- registration with quotas ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Limits:
-    docs_per_day: int
-    bytes_per_day: int
-
-
-def seconds_to_midnight(now: datetime | None = None) -> int:
-    now = now or datetime.now(UTC)
-    midnight = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
-    return max(1, int((midnight - now).total_seconds()) + 1)
-
-
 # One statement: insert the document unless the tenant has these bytes, and only then count it. The usage row
 # is locked by the upsert (ON CONFLICT DO UPDATE) until the commit, so concurrent uploads are counted exactly;
 # a count over the limit becomes NULL, whose NOT NULL violation rolls the whole transaction back (nothing is
 # left behind). Deciding inside Postgres keeps the lock for microseconds: no round trip to Python while held.
-# The tenant's daily limits (its own, or the defaults): the first CTE of both registration statements.
-_LIMITS = """WITH lim AS (
-    SELECT coalesce(nullif((SELECT docs_per_day FROM docflow.tenants WHERE tenant = %(tenant)s), 0),
-                    %(docs_default)s) AS docs,
-           coalesce(nullif((SELECT bytes_per_day FROM docflow.tenants WHERE tenant = %(tenant)s), 0),
-                    %(bytes_default)s) AS bytes
-)"""
+# The limits and the counting: docflow.store.quotas' SQL, shared with the sensor's and the CLI's.
+_LIMITS = quotas.LIMITS
 
 _REGISTER = """
 {limits}, doc AS (
@@ -271,21 +256,13 @@ _REGISTER = """
             %(content_type)s, %(filename)s, 'pending', %(priority)s, %(passthrough)s, true)
     ON CONFLICT DO NOTHING
     RETURNING doc_id
-), charged AS (
-    INSERT INTO docflow.quota_usage AS q (tenant, day, documents, bytes)
-    SELECT %(tenant)s, %(day)s, CASE WHEN lim.docs < 1 THEN NULL ELSE 1 END,
-           CASE WHEN %(size)s > lim.bytes THEN NULL ELSE %(size)s::bigint END
-    FROM doc, lim
-    ON CONFLICT (tenant, day) DO UPDATE SET
-        documents = CASE WHEN q.documents + 1 > (SELECT docs FROM lim) THEN NULL ELSE q.documents + 1 END,
-        bytes = CASE WHEN q.bytes + excluded.bytes > (SELECT bytes FROM lim) THEN NULL
-                     ELSE q.bytes + excluded.bytes END
-    RETURNING documents
-)
+), counted AS (
+    SELECT 1 AS documents, %(size)s::bigint AS bytes FROM doc
+), {charge}
 SELECT coalesce((SELECT doc_id FROM doc), (SELECT doc_id FROM docflow.documents
                                            WHERE tenant = %(tenant)s AND sha256 = %(sha256)s)) AS doc_id,
        (SELECT count(*) FROM doc) AS inserted, (SELECT count(*) FROM charged) AS charged
-""".replace("{limits}", _LIMITS)
+""".replace("{limits}", _LIMITS).replace("{charge}", quotas.CHARGE)
 
 # The id of bytes a concurrent registration committed after the statement's snapshot was taken.
 _STORED_IDS = (
@@ -318,11 +295,7 @@ async def register_upload(
         if exc.diag.table_name != "quota_usage":
             raise
         limits = await _limits(db, doc.tenant, defaults)
-        if exc.diag.column_name == "bytes":
-            message = f"quota exceeded: {limits.bytes_per_day} bytes per day"
-        else:
-            message = f"quota exceeded: {limits.docs_per_day} new documents per day"
-        raise QuotaExceeded(message, seconds_to_midnight()) from None
+        raise QuotaExceeded(quotas.message(exc.diag.column_name, limits), seconds_to_midnight()) from None
     if row["doc_id"] is None:  # registered by a concurrent upload that committed after our snapshot
         [row] = await db.run(doc.tenant, _STORED_IDS, {"tenant": doc.tenant, "shas": [doc.sha256]}, False)
     return Registered(row["doc_id"], bool(row["inserted"]))
@@ -344,23 +317,12 @@ _REGISTER_MANY = """
     RETURNING doc_id, sha256, size
 ), counted AS (
     SELECT count(*) AS documents, sum(size)::bigint AS bytes FROM doc HAVING count(*) > 0
-), charged AS (
-    INSERT INTO docflow.quota_usage AS q (tenant, day, documents, bytes)
-    SELECT %(tenant)s, %(day)s, CASE WHEN counted.documents > lim.docs THEN NULL ELSE counted.documents END,
-           CASE WHEN counted.bytes > lim.bytes THEN NULL ELSE counted.bytes END
-    FROM counted, lim
-    ON CONFLICT (tenant, day) DO UPDATE SET
-        documents = CASE WHEN q.documents + excluded.documents > (SELECT docs FROM lim) THEN NULL
-                         ELSE q.documents + excluded.documents END,
-        bytes = CASE WHEN q.bytes + excluded.bytes > (SELECT bytes FROM lim) THEN NULL
-                     ELSE q.bytes + excluded.bytes END
-    RETURNING documents
-)
+), {charge}
 SELECT new.sha256, coalesce(doc.doc_id, known.doc_id) AS doc_id, doc.doc_id IS NOT NULL AS inserted,
        (SELECT count(*) FROM charged) AS charged
 FROM new LEFT JOIN doc USING (sha256)
 LEFT JOIN docflow.documents known ON known.tenant = %(tenant)s AND known.sha256 = new.sha256
-""".replace("{limits}", _LIMITS)
+""".replace("{limits}", _LIMITS).replace("{charge}", quotas.CHARGE)
 
 
 @dataclass
