@@ -199,9 +199,13 @@ def test_passthrough_sentinel_is_found_nowhere_after_delivery(rt, instance, api,
     assert hook.status_code == 200, hook.text
     secret = hook.json()["secret"]
 
-    secret_word, control_word = (f"Zq{uuid.uuid4().hex}" for _ in range(2))
+    secret_word, control_word, name_word, control_name = (f"Zq{uuid.uuid4().hex}" for _ in range(4))
+    filename = f"{name_word}.md"  # a file name can say as much as the text: it is kept out as well
     uploads = {}
-    for name, word, passthrough in (("notes.md", secret_word, "true"), ("control.md", control_word, "false")):
+    for name, word, passthrough in (
+        (filename, secret_word, "true"),
+        (f"{control_name}.md", control_word, "false"),
+    ):
         r = client.post(
             "/v1/documents", files={"file": (name, document(word))}, params={"passthrough": passthrough}
         )
@@ -221,6 +225,7 @@ def test_passthrough_sentinel_is_found_nowhere_after_delivery(rt, instance, api,
 
     # while the document waits for delivery: nothing of its content in Dagster's records, nor in the cache
     assert in_tables(dagster_url(), secret_word) == []
+    assert in_tables(dagster_url(), name_word.lower()) == []  # the partition key does not name the file
     assert in_files(home, secret_word) == []
     for asset in ("raw_file", "classification", "parsed_markdown", "extracted_fields", "embeddings"):
         [record] = instance.fetch_materializations(
@@ -240,6 +245,7 @@ def test_passthrough_sentinel_is_found_nowhere_after_delivery(rt, instance, api,
     assert verify(secret, payload, headers["X-Docflow-Signature"])
     body = json.loads(payload)
     assert body["status"] == "done" and secret_word in body["parsed"]["markdown"]
+    assert body["filename"] == filename
     assert body["extraction"] is not None and "fields" in body["extraction"]
     assert any(secret_word in c["text"] for c in body["chunks"])
     dimension = backends.get_embedder(rt.settings).dimension
@@ -250,10 +256,11 @@ def test_passthrough_sentinel_is_found_nowhere_after_delivery(rt, instance, api,
     assert not any(json.loads(p[1])["doc_id"] == control_id for p in receiver.posts)
 
     # after delivery: found nowhere
-    assert in_bucket(rt, secret_word) == []
-    assert in_tables(docflow_url(), secret_word, ["docflow"]) == []
-    assert in_tables(dagster_url(), secret_word) == []
-    assert in_files(home, secret_word) == []
+    for word in (secret_word, name_word, name_word.lower()):
+        assert in_bucket(rt, word) == []
+        assert in_tables(docflow_url(), word, ["docflow"]) == []
+        assert in_tables(dagster_url(), word) == []
+        assert in_files(home, word) == []
     assert compute_log_files(instance, runs[doc_id]) == []
     assert instance.get_run_records(dg.RunsFilter(tags={"dagster/partition": doc_id})) == []
     assert instance.get_run_by_id(runs[doc_id]) is None
@@ -266,4 +273,5 @@ def test_passthrough_sentinel_is_found_nowhere_after_delivery(rt, instance, api,
         in_tables(docflow_url(), control_word, ["docflow"])
     )
     assert "public.event_logs" in in_tables(dagster_url(), control_word)
+    assert "public.runs" in in_tables(dagster_url(), control_name.lower())  # its id names the file
     assert instance.get_run_by_id(runs[control_id]) is not None

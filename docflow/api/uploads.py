@@ -279,9 +279,13 @@ async def accept(
     content_type = staged.content_type()
     if content_type == BINARY or content_type not in supported_types():
         raise UnsupportedFormat(f"unsupported document type {content_type} ({staged.filename})")
-    doc_id = make_doc_id(tenant, staged.sha256, staged.filename)
+    # A passthrough document's id and key do not carry its file name: the id is its Dagster partition key
+    # and the key is in the sensor's cursor, both kept in Dagster's records (run keys, sensor ticks) after
+    # the document is deleted. The name stays in its row (for sniffing and the webhook) until then.
+    name = "" if passthrough else staged.filename
+    doc_id = make_doc_id(tenant, staged.sha256, name)
     # a new key per registration: bytes deleted and uploaded again are a new object for the sensor's cursor
-    key = f"{prefix}{tenant}/api/{staged.sha256[:16]}-{secrets.token_hex(4)}/{staged.filename}"
+    key = f"{prefix}{tenant}/api/{staged.sha256[:16]}-{secrets.token_hex(4)}/{name or 'passthrough'}"
     doc = Document(
         doc_id=doc_id,
         tenant=tenant,

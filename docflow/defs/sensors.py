@@ -173,7 +173,10 @@ def _deliver_passthrough(context: dg.SensorEvaluationContext, docflow: DocflowRe
     from docflow.passthrough import flush
 
     done = flush(docflow.runtime(), context.instance)
-    return dg.SkipReason(f"delivered {done.delivered}, dropped {done.dropped}, waiting {done.waiting}")
+    # counts only: Dagster keeps a tick's reason after the documents are gone
+    return dg.SkipReason(
+        f"delivered {len(done.delivered)}, dropped {len(done.dropped)}, waiting {len(done.waiting)}"
+    )
 
 
 def _deliver_webhooks(context: dg.SensorEvaluationContext, docflow: DocflowResource) -> dg.SkipReason:
