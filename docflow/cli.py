@@ -259,6 +259,37 @@ def ask(question: str, k: int, tenant: str | None, doc_type: str | None, as_json
         click.echo(f"  - {h.filename} p.{h.page_start or '?'} ({h.doc_id}#{h.chunk_index})")
 
 
+@cli.command()
+@click.option("--tenant", default=None, help="Only this tenant [default: every tenant].")
+@click.option(
+    "--from", "day_from", type=click.DateTime(["%Y-%m-%d"]), help="First UTC day [default: 29 days ago]."
+)
+@click.option("--to", "day_to", type=click.DateTime(["%Y-%m-%d"]), help="Last UTC day [default: today].")
+@click.option("--json", "as_json", is_flag=True, help="Per tenant and day, with each backend's figures.")
+def usage(tenant: str | None, day_from, day_to, as_json: bool) -> None:
+    """What the pipeline did per tenant and UTC day: documents, pages, bytes, OCR pages, remote calls,
+    tokens, pages billed and an estimated cost (prices from data/prices.yaml)."""
+    from docflow.store.usage import daily, default_range
+
+    start, end = default_range(day_from and day_from.date(), day_to and day_to.date())
+    days = daily(runtime().store, tenant, start, end)
+    if as_json:
+        _echo_json(days)
+        return
+    columns = ("day", "tenant", "documents", "pages", "bytes", "ocr_pages", "remote_calls")
+    columns += ("input_tokens", "output_tokens", "pages_billed", "cost_usd")
+    rows = [[str(d[c]) for c in columns] for d in days]
+    widths = [max([len(c), *(len(r[i]) for r in rows)]) for i, c in enumerate(columns)]
+    for row in [list(columns), *rows]:
+        click.echo(
+            "  ".join(
+                v.ljust(w) if i < 2 else v.rjust(w) for i, (v, w) in enumerate(zip(row, widths, strict=True))
+            )
+        )
+    if not rows:
+        click.echo(f"(no usage from {start} to {end})")
+
+
 @cli.command(name="eval")
 @click.argument("manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(

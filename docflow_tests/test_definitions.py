@@ -14,9 +14,12 @@ def test_definitions_load_with_five_partitioned_assets_a_job_and_the_sensor() ->
     defs = build_defs(get_settings())
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
-    assert keys == {*ASSET_NAMES, "document_report"}  # the five per-document assets and the report
+    # the five per-document assets, the reconciliation report and the daily usage
+    assert keys == {*ASSET_NAMES, "document_report", "usage_daily"}
     assert defs.resolve_job_def("process_documents") is not None
     assert defs.resolve_sensor_def("s3_document_sensor").default_status == dg.DefaultSensorStatus.RUNNING
+    usage = defs.resolve_schedule_def("usage_daily_schedule")
+    assert usage.default_status == dg.DefaultScheduleStatus.RUNNING and usage.job_name == "usage_daily_job"
     lineage = {
         k.to_user_string(): {p.to_user_string() for p in graph.get(k).parent_keys}
         for k in graph.get_all_asset_keys()

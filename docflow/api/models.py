@@ -130,8 +130,38 @@ class Usage(BaseModel):
     bytes: int
     docs_per_day: int
     bytes_per_day: int
+    days: list["UsageDay"] = Field(
+        default_factory=list,
+        description="What the pipeline did per UTC day from `from` to `to` (days without usage left out).",
+    )
+
+
+class UsageFigures(BaseModel):
+    documents: int = Field(description="Documents whose raw_file step ran (a re-processed one counts again).")
+    pages: int = Field(description="Pages parsed.")
+    bytes: int = Field(description="Bytes of those documents.")
+    ocr_pages: int = Field(description="Page images read by OCR (classification and parsing).")
+    remote_calls: int = Field(description="Requests sent to remote backends, failed attempts included.")
+    input_tokens: int
+    output_tokens: int
+    pages_billed: int = Field(description="Pages a remote backend bills (LlamaParse, LlamaCloud).")
+    credits: float = Field(description="Credits LlamaCloud reported for its jobs.")
+    cost_usd: float = Field(description="Estimated from the price table (data/prices.yaml); not a bill.")
+
+
+class UsageBackend(UsageFigures):
+    backend: str
+    model: str
+
+
+class UsageDay(UsageFigures):
+    day: str
+    backends: list[UsageBackend] = Field(description="The figures of each backend and model.")
 
 
 class ErrorOut(BaseModel):
     error: str
     detail: str
+
+
+Usage.model_rebuild()  # `days` names a model defined after it

@@ -14,12 +14,13 @@ def build_defs(settings: Settings) -> dg.Definitions:
     from docflow.defs.report import document_report
     from docflow.defs.resources import DocflowResource
     from docflow.defs.sensors import build_sensors
+    from docflow.defs.usage import usage_daily, usage_daily_job, usage_daily_schedule
 
     return dg.Definitions(
-        assets=[*build_assets(settings), document_report],
+        assets=[*build_assets(settings), document_report, usage_daily],
         asset_checks=CHECKS,
-        jobs=[process_documents, process_batch, *JOBS],
-        schedules=SCHEDULES,
+        jobs=[process_documents, process_batch, *JOBS, usage_daily_job],
+        schedules=[*SCHEDULES, usage_daily_schedule],
         sensors=build_sensors(settings),
         resources={"docflow": DocflowResource()},
         executor=executor(settings.executor),

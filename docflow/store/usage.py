@@ -2,7 +2,7 @@
 and the per-day figures `docflow usage`, `GET /v1/usage` and the `usage_daily` asset report."""
 
 from collections.abc import Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from psycopg.types.json import Jsonb
@@ -33,6 +33,14 @@ ON CONFLICT (tenant, day, step, backend, model) DO UPDATE SET
 """
 
 FIGURES = (*COUNTS, "cost_usd")
+DEFAULT_DAYS = 30  # what `docflow usage` and GET /v1/usage show without --from/from
+MAX_DAYS = 366  # the longest range GET /v1/usage answers in one request
+
+
+def default_range(start: date | None, end: date | None) -> tuple[date, date]:
+    """The days to report: up to today, from DEFAULT_DAYS - 1 days before the last one unless given."""
+    end = end or datetime.now(UTC).date()
+    return start or end - timedelta(days=DEFAULT_DAYS - 1), end
 
 
 def record(

@@ -1,8 +1,10 @@
 """The tenant's settings and usage, the health check and the web page."""
 
+from datetime import date
 from importlib import resources
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse
 
 from docflow.api.errors import READ_ERRORS, WRITE_ERRORS
@@ -11,6 +13,7 @@ from docflow.api.state import Authenticated
 from docflow.api.uploads import BadUpload
 from docflow.netguard import resolve
 from docflow.store import tenants
+from docflow.store import usage as metered
 
 router = APIRouter()
 
@@ -29,9 +32,19 @@ def put_webhook(body: WebhookIn, who: Authenticated) -> WebhookOut:
 
 
 @router.get("/v1/usage", response_model=Usage, responses=READ_ERRORS, tags=["tenant"])
-def usage(who: Authenticated) -> Usage:
-    """Today's usage against the tenant's quotas."""
-    return Usage(tenant=who.tenant, **tenants.usage(who.store, who.state.limits))
+def usage(
+    who: Authenticated,
+    from_: Annotated[
+        date | None, Query(alias="from", description="First UTC day [29 days before `to`].")
+    ] = None,
+    to: Annotated[date | None, Query(description="Last UTC day [today].")] = None,
+) -> Usage:
+    """Today's usage against the tenant's quotas, and what the pipeline did per UTC day (`days`)."""
+    start, end = metered.default_range(from_, to)
+    if not 0 <= (end - start).days < metered.MAX_DAYS:
+        raise BadUpload(f"`from` must be on or before `to`, at most {metered.MAX_DAYS} days apart")
+    days = metered.daily(who.store, who.tenant, start, end)
+    return Usage(tenant=who.tenant, **tenants.usage(who.store, who.state.limits), days=days)
 
 
 @router.get("/healthz", include_in_schema=False)

@@ -52,7 +52,6 @@ def ocr_lines_scored(image) -> list[tuple[str, float, float, float, float, float
     order of its levelled rows; its boxes are the rectangles around the lines on the page as given."""
     import numpy as np
 
-    metering.report("local", "rapidocr", ocr_pages=1)  # by whichever step reads the page (see metering.py)
     image = image.convert("RGB")
     size = image.size
     image = upscale(image)
@@ -254,6 +253,7 @@ def parse_image(data: bytes, max_pages: int, deadline: Deadline) -> ParsedDocume
     pages = []
     for number in range(frames):
         deadline.check(f"OCR of page {number + 1}")
+        metering.report("local", "rapidocr", ocr_pages=1)  # pages the parser read by OCR (usage metering)
         try:
             image.seek(number)
             frame = image.convert("RGB")

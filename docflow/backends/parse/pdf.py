@@ -6,6 +6,7 @@ import re
 import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
 
+from docflow import metering
 from docflow.backends.parse import pdf_tables
 from docflow.backends.parse.guard import Deadline
 from docflow.backends.parse.layout import (
@@ -44,6 +45,7 @@ def parse_pdf(
     ocred = 0
     for index, image in to_ocr.items():
         deadline.check(f"OCR of page {index + 1}")
+        metering.report("local", "rapidocr", ocr_pages=1)  # pages the parser read by OCR (usage metering)
 
         height = pages[index].height
         scale = pages[index].width / image.width  # type: ignore[attr-defined]
