@@ -568,6 +568,18 @@ def webhooks_rm(endpoint_id: str, tenant: str | None) -> None:
     click.echo(f"removed {endpoint_id}")
 
 
+@webhooks.command(name="retry")
+@click.option("--dead", is_flag=True, required=True, help="Send the dead deliveries again (required).")
+@click.option("--tenant", default=None, help="Only this tenant's.")
+@click.option("--endpoint", "endpoint_id", type=click.UUID, default=None, help="Only this endpoint's.")
+def webhooks_retry(dead: bool, tenant: str | None, endpoint_id) -> None:
+    """Give dead deliveries a fresh set of attempts (after the receiver is fixed); the sensor sends them."""
+    from docflow.store.webhooks import redeliver_dead
+
+    endpoint = str(endpoint_id) if endpoint_id else None
+    click.echo(f"{redeliver_dead(runtime().store, tenant, endpoint)} deliveries queued again")
+
+
 def _print_webhook_counts(rt, tenant: str | None) -> None:
     from docflow.store.webhooks import delivery_counts
 

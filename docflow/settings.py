@@ -196,6 +196,9 @@ class Settings(BaseSettings):
     webhook_tick_budget_s: float = Field(
         20.0, description="Completion webhooks: time one sensor tick may spend posting; the rest waits."
     )
+    webhook_keep_days: int = Field(
+        30, description="Completion webhooks: delivered and dead deliveries older than this are deleted."
+    )
 
     @property
     def embedded_db(self) -> bool:

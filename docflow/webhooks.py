@@ -9,7 +9,8 @@ claimed again when its lease ends. Delivery is at least once; receivers dedupe o
 Each POST carries `X-Docflow-Event`, `X-Docflow-Event-Id` and `X-Docflow-Signature: t=<unix time>,v1=<hex
 HMAC-SHA256(secret, "<t>.<body>")>` (the passthrough webhook's scheme; receivers reject |now - t| > 300 s).
 A non-2xx answer, a timeout or a refused connection is retried with exponential backoff and jitter; after
-`webhook_max_attempts` the delivery is dead (shown by `docflow status` and `docflow webhooks list`).
+`webhook_max_attempts` the delivery is dead (shown by `docflow status` and `docflow webhooks list`; sent
+again by `docflow webhooks retry --dead`). Finished deliveries are deleted after `webhook_keep_days`.
 No Dagster here.
 """
 
@@ -71,6 +72,7 @@ class Report:
     retrying: list[str] = field(default_factory=list)
     dead: list[str] = field(default_factory=list)
     released: int = 0  # claimed but left for later (time budget, or their endpoint just failed)
+    pruned: int = 0  # finished deliveries older than webhook_keep_days, deleted
 
     def __str__(self) -> str:
         return (
@@ -114,6 +116,7 @@ def deliver_due(
                 report.released += part.released
         if len(claimed) < CLAIM_LIMIT or report.released:
             break  # nothing more is due, or the rest waits for a failed endpoint or the next call
+    report.pruned = outbox.prune(store, clock() - timedelta(days=settings.webhook_keep_days))
     return report
 
 

@@ -266,6 +266,15 @@ def test_a_receiver_that_always_fails_is_dead_lettered_and_shown(rt, receiver, s
     listed = _invoke("webhooks", "list", "--tenant", tenant).output
     assert "0 delivered, 0 pending, 1 dead; last error: HTTP 503" in listed
 
+    # the receiver is fixed: the dead letter is sent again, with a fresh set of attempts
+    receiver.script[path] = []
+    retried = _invoke("webhooks", "retry", "--dead", "--tenant", tenant)
+    assert "1 deliveries queued again" in retried.output
+    deliver_due(rt.store, settings, clock)
+    [row] = outbox.deliveries(rt.store, doc_id)
+    assert (row["state"], row["attempts"], row["last_status"]) == ("delivered", 1, 200)
+    assert len({h["X-Docflow-Event-Id"] for h, _ in receiver.to(path)}) == 1
+
 
 def test_a_slow_receiver_costs_one_timeout_per_tick_and_blocks_no_other(rt, receiver, settings) -> None:
     tenant = _tenant()
@@ -285,6 +294,22 @@ def test_a_slow_receiver_costs_one_timeout_per_tick_and_blocks_no_other(rt, rece
     pending = [r["attempts"] for d in docs for r in outbox.deliveries(rt.store, d) if r["state"] == "pending"]
     # the timed-out one counts an attempt; the two given back unsent do not
     assert sorted(pending) == [0, 0, 1]
+
+
+def test_finished_deliveries_are_pruned_after_the_keeping_period(rt, receiver, settings) -> None:
+    tenant = _tenant()
+    outbox.create_endpoint(rt.store, tenant, f"{receiver.url}/prune/{tenant}")
+    old, recent = _finish(rt, tenant), _finish(rt, tenant)
+    deliver_due(rt.store, settings)
+    with rt.store.tx() as conn:
+        conn.execute(
+            "UPDATE docflow.webhook_deliveries SET created_at = now() - interval '31 days' WHERE doc_id = %s",
+            (old,),
+        )
+    report = deliver_due(rt.store, settings.model_copy(update={"webhook_keep_days": 30}))
+    assert report.pruned >= 1
+    assert outbox.deliveries(rt.store, old) == []
+    assert [r["state"] for r in outbox.deliveries(rt.store, recent)] == ["delivered"]
 
 
 def test_backoff_doubles_up_to_its_cap_with_jitter_in_the_upper_half() -> None:
@@ -336,6 +361,16 @@ def test_api_endpoints_are_created_listed_and_deleted_by_their_tenant_only(rt, a
     as_b = tenants.TenantStore(tenants.api_database_url(rt.settings), b)
     assert outbox.list_endpoints(as_b) == []
     assert not outbox.delete_endpoint(as_b, endpoint["id"], None)
+
+    # at most 20 endpoints a tenant: each one multiplies every document's deliveries
+    for i in range(19):
+        assert api.post("/v1/webhooks", json={"url": f"{receiver.url}/n{i}"}, headers=kb).status_code == 201
+    r = api.post("/v1/webhooks", json={"url": f"{receiver.url}/n20"}, headers=kb)
+    assert r.status_code == 201
+    r = api.post("/v1/webhooks", json={"url": f"{receiver.url}/n21"}, headers=kb)
+    assert r.status_code == 409 and r.json()["error"] == "too_many_endpoints"
+    assert len(api.get("/v1/webhooks", headers=kb).json()) == 20
+    assert len(api.get("/v1/webhooks", headers=ka).json()) == 1
 
     # the owner's deliveries show in its list
     doc_id = _finish(rt, a)

@@ -13,6 +13,7 @@ from docflow.api.uploads import BadUpload
 from docflow.errors import BackendUnavailable, BadDocument, DocflowError, NotFound, UnsupportedFormat
 from docflow.netguard import BlockedAddress, FetchError, TooLarge
 from docflow.store.tenants import IdempotencyConflict, QuotaExceeded
+from docflow.store.webhooks import TooManyEndpoints
 from docflow.webhooks import BadWebhookUrl
 
 _STATUS: list[tuple[type[Exception], int, str]] = [  # most specific first
@@ -24,6 +25,7 @@ _STATUS: list[tuple[type[Exception], int, str]] = [  # most specific first
     (BlockedAddress, 400, "blocked_address"),
     (BadUpload, 400, "bad_request"),
     (BadWebhookUrl, 400, "bad_request"),
+    (TooManyEndpoints, 409, "too_many_endpoints"),
     (FetchError, 422, "fetch_failed"),
     (BadDocument, 422, "bad_document"),
     (NotFound, 404, "not_found"),

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from docflow.errors import DocflowError
 from docflow.store.db import Store
 
 
@@ -39,15 +40,24 @@ class Claimed:
     secret: str
 
 
-def create_endpoint(store: Store, tenant: str, url: str) -> Endpoint:
-    """A new endpoint with a new random signing secret (returned here only)."""
+class TooManyEndpoints(DocflowError):
+    """The tenant has as many endpoints as it may have."""
+
+
+def create_endpoint(store: Store, tenant: str, url: str, max_endpoints: int = 20) -> Endpoint:
+    """A new endpoint with a new random signing secret (returned here only). Each endpoint multiplies every
+    document's deliveries, so a tenant has at most `max_endpoints`."""
     secret = "whsec_" + secrets.token_urlsafe(32)
     with store.tx() as conn:
         row = conn.execute(
-            """INSERT INTO docflow.webhook_endpoints (tenant, url, secret) VALUES (%s, %s, %s)
+            """INSERT INTO docflow.webhook_endpoints (tenant, url, secret)
+               SELECT %(tenant)s, %(url)s, %(secret)s
+               WHERE (SELECT count(*) FROM docflow.webhook_endpoints WHERE tenant = %(tenant)s) < %(max)s
                RETURNING id, tenant, url, created_at, disabled, secret""",
-            (tenant, url, secret),
+            {"tenant": tenant, "url": url, "secret": secret, "max": max_endpoints},
         ).fetchone()
+    if row is None:
+        raise TooManyEndpoints(f"a tenant has at most {max_endpoints} webhook endpoints")
     return _endpoint(row)
 
 
@@ -183,6 +193,31 @@ def release(store: Store, delivery_ids: list[int], next_attempt_at: datetime) ->
                WHERE id = ANY(%s) AND state = 'pending'""",
             (next_attempt_at, delivery_ids),
         )
+
+
+def redeliver_dead(store: Store, tenant: str | None = None, endpoint_id: str | None = None) -> int:
+    """Dead deliveries (of a tenant, an endpoint, or all) back to pending with a fresh count of attempts,
+    due now: after the receiver is fixed. Returns how many."""
+    with store.tx() as conn:
+        cur = conn.execute(
+            """UPDATE docflow.webhook_deliveries SET state = 'pending', attempts = 0, next_attempt_at = now()
+               WHERE state = 'dead' AND (%(tenant)s::text IS NULL OR tenant = %(tenant)s)
+                 AND (%(endpoint)s::uuid IS NULL OR endpoint_id = %(endpoint)s::uuid)""",
+            {"tenant": tenant, "endpoint": endpoint_id},
+        )
+        return cur.rowcount
+
+
+def prune(store: Store, before: datetime, limit: int = 1000) -> int:
+    """Delete up to `limit` delivered or dead deliveries created before `before`; returns how many."""
+    with store.tx() as conn:
+        cur = conn.execute(
+            """DELETE FROM docflow.webhook_deliveries WHERE id IN (
+                   SELECT id FROM docflow.webhook_deliveries
+                   WHERE state <> 'pending' AND created_at < %s ORDER BY created_at LIMIT %s)""",
+            (before, limit),
+        )
+        return cur.rowcount
 
 
 def _endpoint(row: dict[str, Any]) -> Endpoint:

@@ -39,6 +39,9 @@ CREATE INDEX IF NOT EXISTS webhook_deliveries_due ON docflow.webhook_deliveries 
 CREATE INDEX IF NOT EXISTS webhook_deliveries_endpoint ON docflow.webhook_deliveries (endpoint_id, state);
 CREATE INDEX IF NOT EXISTS webhook_deliveries_tenant ON docflow.webhook_deliveries (tenant, state);
 CREATE INDEX IF NOT EXISTS webhook_deliveries_doc ON docflow.webhook_deliveries (doc_id);
+-- what pruning deletes: finished deliveries, oldest first
+CREATE INDEX IF NOT EXISTS webhook_deliveries_finished ON docflow.webhook_deliveries (created_at)
+    WHERE state <> 'pending';
 
 -- The outbox writer. SECURITY DEFINER: the API role may update documents too, and must not need (nor get)
 -- the right to write deliveries. Passthrough documents are left out: their results go to the tenant's
