@@ -25,6 +25,7 @@ import httpx
 import psycopg
 import pytest
 import uvicorn
+from openai_stub import StubServer
 from ports import free_block
 
 from docflow import backends
@@ -33,6 +34,7 @@ from docflow.defs import build_defs
 from docflow.defs.metadata import PASSTHROUGH_KEYS
 from docflow.defs.partitions import documents
 from docflow.defs.resources import DocflowResource
+from docflow.models import Document
 from docflow.passthrough import verify
 from docflow.settings import get_settings
 from docflow.store import tenants as db
@@ -106,7 +108,7 @@ def wait_stored(rt, key: str) -> None:
             time.sleep(0.1)
 
 
-def run_as_sensor_requests(instance, doc_ids: list[str]) -> dict[str, str]:
+def run_as_sensor_requests(instance, doc_ids: list[str], succeed: bool = True) -> dict[str, str]:
     """One tick of the real s3_document_sensor, then each requested run of process_documents executed with
     the sensor's tags on the real instance (in process, as a warm worker executes it). doc_id -> run_id."""
     defs = build_defs(get_settings())
@@ -120,9 +122,13 @@ def run_as_sensor_requests(instance, doc_ids: list[str]) -> dict[str, str]:
     runs = {}
     for doc_id in doc_ids:
         outcome = job.execute_in_process(
-            partition_key=doc_id, instance=instance, tags=requests[doc_id].tags, run_config=LOUD
+            partition_key=doc_id,
+            instance=instance,
+            tags=requests[doc_id].tags,
+            run_config=LOUD,
+            raise_on_error=False,
         )
-        assert outcome.success
+        assert outcome.success is succeed
         runs[doc_id] = outcome.run_id
     return runs
 
@@ -185,37 +191,73 @@ def dagster_url() -> str:
     return os.environ["DOCFLOW_DAGSTER_DATABASE_URL"].replace("postgresql+psycopg2://", "postgresql://")
 
 
-# --- the test -----------------------------------------------------------------------------------------------
+# --- the tests ----------------------------------------------------------------------------------------------
 
 
-def test_passthrough_sentinel_is_found_nowhere_after_delivery(rt, instance, api, monkeypatch) -> None:
-    monkeypatch.setenv("DOCFLOW_API_FETCH_ALLOW_NETWORKS", '["127.0.0.1/32"]')  # the sensor's settings
-    receiver = Receiver()
-    tenant = f"t{uuid.uuid4().hex[:8]}"
-    client = httpx.Client(
-        base_url=api, headers={"Authorization": f"Bearer {db.create_api_key(rt.store, tenant, 'test')}"}
-    )
-    hook = client.put("/v1/webhook", json={"url": f"{receiver.url}/hook"})
-    assert hook.status_code == 200, hook.text
-    secret = hook.json()["secret"]
+class Tenant:
+    """A tenant of the API with its passthrough webhook pointed at a receiver of its own."""
 
-    secret_word, control_word, name_word, control_name = (f"Zq{uuid.uuid4().hex}" for _ in range(4))
-    filename = f"{name_word}.md"  # a file name can say as much as the text: it is kept out as well
-    uploads = {}
-    for name, word, passthrough in (
-        (filename, secret_word, "true"),
-        (f"{control_name}.md", control_word, "false"),
-    ):
-        r = client.post(
-            "/v1/documents", files={"file": (name, document(word))}, params={"passthrough": passthrough}
+    def __init__(self, rt, api: str) -> None:
+        self.rt = rt
+        self.receiver = Receiver()
+        key = db.create_api_key(rt.store, f"t{uuid.uuid4().hex[:8]}", "test")
+        self.client = httpx.Client(base_url=api, headers={"Authorization": f"Bearer {key}"}, timeout=60)
+        hook = self.client.put("/v1/webhook", json={"url": f"{self.receiver.url}/hook"})
+        assert hook.status_code == 200, hook.text
+        self.secret = hook.json()["secret"]
+
+    def upload(self, filename: str, body: bytes, passthrough: bool) -> Document:
+        r = self.client.post(
+            "/v1/documents",
+            files={"file": (filename, body)},
+            params={"passthrough": str(passthrough).lower()},
         )
         assert r.status_code == 202, r.text
-        uploads[word] = r.json()["doc_id"]
-    doc_id, control_id = uploads[secret_word], uploads[control_word]
-    doc, control = rt.store.get_document(doc_id), rt.store.get_document(control_id)
-    assert doc.passthrough and not control.passthrough
-    for d in (doc, control):
-        wait_stored(rt, d.key)
+        doc = self.rt.store.get_document(r.json()["doc_id"])
+        assert doc.passthrough is passthrough
+        wait_stored(self.rt, doc.key)
+        return doc
+
+    def delivered(self, doc_id: str) -> dict:
+        """The one signed POST the tenant received for the document."""
+        [(headers, payload)] = [p for p in self.receiver.posts if json.loads(p[1])["doc_id"] == doc_id]
+        assert verify(self.secret, payload, headers["X-Docflow-Signature"])
+        return json.loads(payload)
+
+
+def deliver(instance) -> None:
+    """One tick of the real passthrough_sensor."""
+    sensor = build_defs(get_settings()).resolve_sensor_def("passthrough_sensor")
+    sensor(dg.build_sensor_context(instance=instance, resources={"docflow": DocflowResource()}))
+
+
+def assert_found_nowhere(rt, instance, words: list[str], doc_id: str, run_id: str) -> None:
+    home = Path(os.environ["DAGSTER_HOME"])
+    for word in words:
+        assert in_bucket(rt, word) == [], word
+        assert in_tables(docflow_url(), word, ["docflow"]) == [], word
+        assert in_tables(dagster_url(), word) == [], word
+        assert in_files(home, word) == [], word
+    assert compute_log_files(instance, run_id) == []
+    assert instance.get_run_records(dg.RunsFilter(tags={"dagster/partition": doc_id})) == []
+    assert instance.get_run_by_id(run_id) is None
+    assert not instance.has_dynamic_partition(documents.name, doc_id)
+
+
+@pytest.fixture
+def allow_loopback_webhooks(monkeypatch) -> None:
+    monkeypatch.setenv("DOCFLOW_API_FETCH_ALLOW_NETWORKS", '["127.0.0.1/32"]')  # the sensor's settings
+
+
+def test_passthrough_sentinel_is_found_nowhere_after_delivery(
+    rt, instance, api, allow_loopback_webhooks
+) -> None:
+    tenant = Tenant(rt, api)
+    secret_word, control_word, name_word, control_name = (f"Zq{uuid.uuid4().hex}" for _ in range(4))
+    filename = f"{name_word}.md"  # a file name can say as much as the text: it is kept out as well
+    doc = tenant.upload(filename, document(secret_word), passthrough=True)
+    control = tenant.upload(f"{control_name}.md", document(control_word), passthrough=False)
+    doc_id, control_id = doc.doc_id, control.doc_id
 
     runs = run_as_sensor_requests(instance, [doc_id, control_id])
     assert rt.store.get_document(doc_id).status == "done"
@@ -237,13 +279,8 @@ def test_passthrough_sentinel_is_found_nowhere_after_delivery(rt, instance, api,
     assert cache.get(doc_id, doc.sha256) is None
     assert cache.get(control_id, control.sha256) is not None  # the control's bytes were cached
 
-    # delivery by the real sensor
-    defs = build_defs(get_settings())
-    sensor = defs.resolve_sensor_def("passthrough_sensor")
-    sensor(dg.build_sensor_context(instance=instance, resources={"docflow": DocflowResource()}))
-    [(headers, payload)] = [p for p in receiver.posts if json.loads(p[1])["doc_id"] == doc_id]
-    assert verify(secret, payload, headers["X-Docflow-Signature"])
-    body = json.loads(payload)
+    deliver(instance)
+    body = tenant.delivered(doc_id)
     assert body["status"] == "done" and secret_word in body["parsed"]["markdown"]
     assert body["filename"] == filename
     assert body["extraction"] is not None and "fields" in body["extraction"]
@@ -253,18 +290,9 @@ def test_passthrough_sentinel_is_found_nowhere_after_delivery(rt, instance, api,
         vector = chunk["embedding"]
         assert len(vector) == dimension and all(isinstance(x, float) for x in vector)
         assert any(x != 0 for x in vector)
-    assert not any(json.loads(p[1])["doc_id"] == control_id for p in receiver.posts)
+    assert not any(json.loads(p[1])["doc_id"] == control_id for p in tenant.receiver.posts)
 
-    # after delivery: found nowhere
-    for word in (secret_word, name_word, name_word.lower()):
-        assert in_bucket(rt, word) == []
-        assert in_tables(docflow_url(), word, ["docflow"]) == []
-        assert in_tables(dagster_url(), word) == []
-        assert in_files(home, word) == []
-    assert compute_log_files(instance, runs[doc_id]) == []
-    assert instance.get_run_records(dg.RunsFilter(tags={"dagster/partition": doc_id})) == []
-    assert instance.get_run_by_id(runs[doc_id]) is None
-    assert not instance.has_dynamic_partition(documents.name, doc_id)
+    assert_found_nowhere(rt, instance, [secret_word, name_word, name_word.lower()], doc_id, runs[doc_id])
     assert cache.get(doc_id, doc.sha256) is None
 
     # the control: the same searches find its sentinel
@@ -275,3 +303,40 @@ def test_passthrough_sentinel_is_found_nowhere_after_delivery(rt, instance, api,
     assert "public.event_logs" in in_tables(dagster_url(), control_word)
     assert "public.runs" in in_tables(dagster_url(), control_name.lower())  # its id names the file
     assert instance.get_run_by_id(runs[control_id]) is not None
+
+
+def quoting(messages: list[dict[str, str]]) -> str:
+    """An LLM that answers no JSON and quotes the document: the step's error message quotes it too."""
+    line = next(x for x in messages[-1]["content"].splitlines() if "secret word" in x)
+    return f"I cannot answer that in JSON. The document says: {line}"
+
+
+def test_a_failure_quoting_a_passthrough_document_reaches_only_its_webhook(
+    rt, instance, api, allow_loopback_webhooks, monkeypatch
+) -> None:
+    from docflow.defs.assets import RETRY
+
+    with StubServer() as (stub, base_url):
+        stub.chat_reply = quoting
+        monkeypatch.setenv("DOCFLOW_EXTRACT_BACKEND", "openai")
+        monkeypatch.setenv("DOCFLOW_OPENAI_API_KEY", "sk-test")
+        monkeypatch.setenv("DOCFLOW_OPENAI_BASE_URL", base_url)
+        monkeypatch.setenv("DOCFLOW_REMOTE_MAX_RETRIES", "0")
+        # one retry, soon: the failure of the first attempt and of the last both reach Dagster
+        monkeypatch.setitem(RETRY, "extracted_fields", dg.RetryPolicy(max_retries=1, delay=0.1))
+        tenant = Tenant(rt, api)
+        secret_word, control_word = (f"Zq{uuid.uuid4().hex}" for _ in range(2))
+        doc = tenant.upload("minutes.md", document(secret_word), passthrough=True)
+        control = tenant.upload("control.md", document(control_word), passthrough=False)
+        runs = run_as_sensor_requests(instance, [doc.doc_id, control.doc_id], succeed=False)
+        assert len(stub.calls("/chat/completions")) == 4  # two attempts each
+
+    failed = rt.store.get_document(doc.doc_id)
+    assert failed.status == "failed" and secret_word in (failed.error or "")  # the document's row has it
+    assert in_tables(dagster_url(), secret_word) == []  # Dagster's failure records do not
+    assert "public.event_logs" in in_tables(dagster_url(), control_word)  # the control's do
+
+    deliver(instance)
+    body = tenant.delivered(doc.doc_id)
+    assert body["status"] == "failed" and secret_word in body["error"]
+    assert_found_nowhere(rt, instance, [secret_word], doc.doc_id, runs[doc.doc_id])
