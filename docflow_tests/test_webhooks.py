@@ -296,6 +296,53 @@ def test_a_slow_receiver_costs_one_timeout_per_tick_and_blocks_no_other(rt, rece
     assert sorted(pending) == [0, 0, 1]
 
 
+def test_the_event_is_written_with_the_status_and_survives_a_sender_that_dies(rt, receiver, settings) -> None:
+    tenant = _tenant()
+    path = f"/crash/{tenant}"
+    outbox.create_endpoint(rt.store, tenant, receiver.url + path)
+    doc_id = _finish(rt, tenant, "failed")
+
+    # a status change that rolls back leaves no event behind (the outbox is written in its transaction)
+    with pytest.raises(RuntimeError), rt.store.tx() as conn:
+        conn.execute("UPDATE docflow.documents SET status = 'done' WHERE doc_id = %s", (doc_id,))
+        raise RuntimeError("the process stops before committing")
+    assert [r["event"] for r in outbox.deliveries(rt.store, doc_id)] == ["document.failed"]
+
+    # a sender claims the delivery, then dies before posting: after its lease, another one sends it
+    clock = Clock()
+    [claimed] = [
+        c
+        for c in outbox.claim_due(rt.store, clock(), 1000, 1000, timedelta(seconds=90))
+        if c.doc_id == doc_id
+    ]
+    deliver_due(rt.store, settings, clock)
+    assert receiver.to(path) == []  # leased: nobody else sends it meanwhile
+    clock.advance(91)
+    deliver_due(rt.store, settings, clock)
+    [(headers, payload)] = receiver.to(path)
+    assert headers["X-Docflow-Event-Id"] == claimed.event_id and payload["status"] == "failed"
+    [row] = outbox.deliveries(rt.store, doc_id)
+    assert (row["state"], row["attempts"]) == ("delivered", 2)  # the dead sender's attempt counts
+
+
+def test_two_senders_at_once_post_each_event_once(rt, receiver, settings) -> None:
+    tenant = _tenant()
+    paths = [f"/pair{i}/{tenant}" for i in range(3)]
+    for path in paths:
+        receiver.delay[path] = 0.05
+        outbox.create_endpoint(rt.store, tenant, receiver.url + path)
+    for _ in range(8):
+        _finish(rt, tenant)
+    senders = [threading.Thread(target=deliver_due, args=(rt.store, settings)) for _ in range(2)]
+    for t in senders:
+        t.start()
+    for t in senders:
+        t.join(60)
+    for path in paths:
+        ids = [h["X-Docflow-Event-Id"] for h, _ in receiver.to(path)]
+        assert len(ids) == len(set(ids)) == 8, path
+
+
 def test_finished_deliveries_are_pruned_after_the_keeping_period(rt, receiver, settings) -> None:
     tenant = _tenant()
     outbox.create_endpoint(rt.store, tenant, f"{receiver.url}/prune/{tenant}")
