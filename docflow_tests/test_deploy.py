@@ -196,7 +196,17 @@ def test_compose_init_sets_a_limit_for_every_pool_the_assets_use(compose) -> Non
     assert "dagster instance migrate" in script
     limits = dict(re.findall(r"dagster instance concurrency set (\S+) (\d+)", script))
     assert set(limits) == set(POOLS) == {a.node_def.pool for a in build_assets(get_settings())}
-    assert all(int(v) >= 1 for v in limits.values())
+    assert all(int(v) >= _max_runs(DOCKER / "dagster.yaml") for v in limits.values()), limits
+
+
+def _max_runs(dagster_yaml: Path) -> int:
+    return yaml.safe_load(dagster_yaml.read_text())["concurrency"]["runs"]["max_concurrent_runs"]
+
+
+def test_no_pool_lets_one_tenants_batch_runs_block_the_others() -> None:
+    """A batch run holds a pool slot for a whole batch step: a pool smaller than the runs that may execute
+    at once makes the other tenants' steps wait for a bulk load's batches (docflow bench fairness)."""
+    assert all(limit >= _max_runs(ROOT / "dagster.yaml") for limit in POOLS.values()), POOLS
 
 
 def test_api_service_starts_with_the_stack_as_the_row_level_security_role(compose) -> None:

@@ -99,8 +99,8 @@ def fairness_section(settings: Settings, options: BenchOptions, progress: Callab
         bulk_started = time.time()
         bulk_up = upload(rt, settings.prefix, bulk, make_documents(options.docs, seed=29))
         trickler.start()
-        priority = _overtake(rt, instance, bulk, timeout_s)
-        bulk_rows = wait_done(rt, bulk, options.docs + 1, timeout_s)
+        priority = _overtake(rt, instance, bulk, options.docs, timeout_s)
+        bulk_rows = wait_done(rt, bulk, options.docs + bool(priority), timeout_s)
         stop.set()
         trickler.join()
         loaded = latencies_of(wait_done(rt, small, len(loaded_up), timeout_s), loaded_up)
@@ -111,8 +111,9 @@ def fairness_section(settings: Settings, options: BenchOptions, progress: Callab
             stop_process(proc)
     bulk_latencies = latencies_of(bulk_rows, bulk_up)
     bulk_wall = max(r["updated_at"].timestamp() for r in bulk_rows.values()) - bulk_started
-    high_row = bulk_rows.get(priority["filename"])
-    high_latency = high_row["updated_at"].timestamp() - priority["uploaded"] if high_row else None
+    high_latency = None
+    if priority and (high_row := bulk_rows.get(priority["filename"])):
+        high_latency = high_row["updated_at"].timestamp() - priority["uploaded"]
     idle_s, loaded_s = _latency_summary(idle), _latency_summary(loaded)
     runs = instance.get_runs(RunsFilter(tags={"docflow/tenant": bulk}, statuses=[DagsterRunStatus.SUCCESS]))
     return {
@@ -127,22 +128,26 @@ def fairness_section(settings: Settings, options: BenchOptions, progress: Callab
         "small_p95_ratio": round(loaded_s["p95_s"] / idle_s["p95_s"], 2) if idle_s["p95_s"] else None,
         "small_p95_ratio_target": 2.0,
         "high_priority_latency_s": round(high_latency, 2) if high_latency is not None else None,
-        "high_priority_queued_behind": len(priority["queued_runs"]),
-        "high_priority_overtook": _overtaken(instance, priority),
+        "high_priority_queued_behind": len(priority["queued_runs"]) if priority else None,
+        "high_priority_overtook": _overtaken(instance, priority) if priority else None,
         "peak_rss_mb": peak,
     }
 
 
-def _overtake(rt: Runtime, instance, bulk: str, timeout_s: float) -> dict[str, Any]:
-    """Once some of the bulk tenant's runs wait in the queue, upload one of its documents with priority
-    `high`; which runs were queued then."""
+def _overtake(rt: Runtime, instance, bulk: str, docs: int, timeout_s: float) -> dict[str, Any] | None:
+    """Once the bulk tenant's runs fill its run slots and more of them wait in the queue, upload one of its
+    documents with priority `high`; which runs were queued then. None if the load ended first."""
     from dagster import DagsterRunStatus, RunsFilter
 
-    queued = RunsFilter(tags={"docflow/tenant": bulk}, statuses=[DagsterRunStatus.QUEUED])
+    def runs(status: DagsterRunStatus) -> list:
+        return instance.get_runs(RunsFilter(tags={"docflow/tenant": bulk}, statuses=[status]))
+
     deadline = time.monotonic() + timeout_s
-    while not (waiting := instance.get_runs(queued)):
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"no run of {bulk} was ever queued")
+    slots = run_limits()[1]
+    while not (len(runs(DagsterRunStatus.STARTED)) >= slots and (waiting := runs(DagsterRunStatus.QUEUED))):
+        docs_now = rt.store.list_documents(tenant=bulk, limit=docs)
+        if time.monotonic() > deadline or sum(d.status in ("done", "failed") for d in docs_now) >= docs:
+            return None
         time.sleep(0.5)
     doc = make_documents(1, seed=31)[0]
     name = f"urgent-{doc.name}"

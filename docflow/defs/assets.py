@@ -30,7 +30,9 @@ GROUP = "documents"
 OWNERS = ["team:data-platform"]
 
 # Pool limits applied to the instance by `docflow up` / `make dev` (see docflow.cli); production sets its own.
-POOLS = {"docflow_s3": 8, "docflow_parse": 2, "docflow_api": 4, "docflow_embed": 2}
+# None is below dagster.yaml's max_concurrent_runs: a batch run holds a pool slot for a whole batch step, so a
+# pool no larger than one tenant's run slots lets its bulk load block every other tenant's steps that long.
+POOLS = {"docflow_s3": 8, "docflow_parse": 4, "docflow_api": 4, "docflow_embed": 4}
 
 
 def _retry(max_retries: int, delay: float) -> dg.RetryPolicy:
