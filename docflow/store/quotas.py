@@ -65,6 +65,8 @@ CHARGE = """charged AS (
 _CHARGE_ONE = f"""{LIMITS}, counted AS (SELECT 1 AS documents, %(size)s::bigint AS bytes), {CHARGE}
 SELECT count(*) AS charged FROM charged"""
 
+_CHARGE_IN_SAVEPOINT = f"SAVEPOINT quota_charge; {_CHARGE_ONE}; RELEASE SAVEPOINT quota_charge"
+
 _LIMITS_NOW = f"{LIMITS} SELECT docs, bytes FROM lim"
 
 
@@ -94,12 +96,12 @@ def charge(conn: psycopg.Connection, tenant: str, size: int, defaults: Limits) -
     else the refusal ('quota exceeded: ...'), with nothing counted and the caller's transaction still usable
     (the statement ran in a savepoint)."""
     values = {**params(tenant, defaults), "size": size}
-    try:
-        with conn.transaction():
-            conn.execute(_CHARGE_ONE, values)
+    try:  # one round trip: the savepoint, the statement and its release as one query string
+        psycopg.ClientCursor(conn).execute(_CHARGE_IN_SAVEPOINT, values)
         return None
     except psycopg.errors.NotNullViolation as exc:
         if exc.diag.table_name != "quota_usage":
             raise
+        conn.execute("ROLLBACK TO SAVEPOINT quota_charge")
         row = conn.execute(_LIMITS_NOW, values).fetchone()
         return message(exc.diag.column_name, Limits(int(row["docs"]), int(row["bytes"])))
