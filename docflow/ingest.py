@@ -16,7 +16,16 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from docflow.bucket import Bucket, ObjectInfo, filename_of, make_doc_id, safe_tenant, tenant_of
+from docflow.bucket import (
+    Bucket,
+    Hashed,
+    ObjectInfo,
+    filename_of,
+    make_doc_id,
+    priority_of,
+    safe_tenant,
+    tenant_of,
+)
 from docflow.errors import BackendUnavailable, NotFound
 from docflow.models import Document
 from docflow.store import Store, pending
@@ -50,7 +59,7 @@ class NewDocument:
     key: str
     etag: str
     tenant: str
-    priority: int = 0  # the run's dagster/priority (set on upload through the API)
+    priority: int = 0  # the run's dagster/priority: the API's upload option, or the object's metadata or key
     run_key: str = ""  # "" = <doc_id>:<etag>
 
 
@@ -97,7 +106,7 @@ def scan(
         key=lambda o: (o.last_modified, o.key),
     )
     handled: list[ObjectInfo] = []
-    found: list[tuple[ObjectInfo, str, str]] = []  # (object, tenant, sha256)
+    found: list[tuple[ObjectInfo, str, str, int]] = []  # (object, tenant, sha256, priority)
     skipped: list[str] = []
     hashed_bytes = 0
     batch: list[ObjectInfo] = []  # what this tick may hash: at most max_objects, about max_hash_bytes
@@ -114,14 +123,14 @@ def scan(
         if isinstance(outcome, BackendUnavailable):
             skipped.append(f"{obj.key}: {outcome}")
             break  # S3 trouble: stop here, the watermark stays below this object and the next tick retries
-        sha256 = outcome
         handled.append(obj)
-        found.append((obj, tenant_of(obj.key, prefix, default_tenant), sha256))
+        tenant = tenant_of(obj.key, prefix, default_tenant)
+        found.append((obj, tenant, outcome.sha256, priority_of(obj.key, outcome.metadata)))
 
     new: list[NewDocument] = []
     over_quota: list[str] = []
     aliases = 0
-    for obj, tenant, sha256 in found:
+    for obj, tenant, sha256, priority in found:
         filename = filename_of(obj.key)
         doc = Document(
             doc_id=make_doc_id(tenant, sha256, filename),
@@ -138,7 +147,7 @@ def scan(
         if refused:
             over_quota.append(doc_id)
         elif is_new:
-            new.append(NewDocument(doc_id, obj.key, obj.etag, tenant))
+            new.append(NewDocument(doc_id, obj.key, obj.etag, tenant, priority))
         elif (queued := registered_for_sensor(store, doc_id, obj.etag)) is not None:
             new.append(NewDocument(doc_id, obj.key, obj.etag, tenant, *queued))
         else:
@@ -170,9 +179,9 @@ LIST_PAGE = 1000  # keys per ListObjectsV2 page
 HASH_WORKERS = 8  # concurrent HEAD/GET requests while hashing a tick's objects (boto3's pool holds 10)
 
 
-def _sha256_of(bucket: Bucket, key: str) -> str | NotFound | BackendUnavailable:
+def _sha256_of(bucket: Bucket, key: str) -> Hashed | NotFound | BackendUnavailable:
     try:
-        return bucket.sha256_of(key)[0]
+        return bucket.sha256_of(key)
     except (NotFound, BackendUnavailable) as exc:
         return exc
 

@@ -4,6 +4,7 @@ from itertools import groupby
 
 import dagster as dg
 
+from docflow.backends.classify.local import current_rules
 from docflow.defs.assets import process_batch, process_documents
 from docflow.defs.partitions import documents, documents_of_runs
 from docflow.defs.resources import DocflowResource
@@ -62,6 +63,11 @@ def _scan_bucket(context: dg.SensorEvaluationContext, docflow: DocflowResource) 
     )
 
 
+def priority_tag(priority: int) -> dict[str, str]:
+    """Dagster's run queue starts higher `dagster/priority` first (0 when the tag is absent)."""
+    return {"dagster/priority": str(max(-100, min(100, priority)))} if priority else {}
+
+
 def run_requests(new: list[NewDocument], batch_size: int, spread: int = 1) -> list[dg.RunRequest]:
     """One run per document when they trickle in (lowest latency); during a bulk load, a tenant's documents
     in balanced batches of at most `batch_size`, in a multiple of `spread` runs so that every run slot the
@@ -71,7 +77,7 @@ def run_requests(new: list[NewDocument], batch_size: int, spread: int = 1) -> li
     requests = []
     for (tenant, priority), group in groupby(new, key=lambda d: (d.tenant, d.priority)):
         docs = list(group)
-        tags = {"docflow/tenant": tenant} | ({"dagster/priority": str(priority)} if priority else {})
+        tags = {"docflow/tenant": tenant} | priority_tag(priority)
         runs = min(len(docs), -(-max(-(-len(docs) // batch_size), spread) // spread) * spread)
         size, larger = divmod(len(docs), runs)  # sizes differ by at most one
         starts = [i * size + min(i, larger) for i in range(runs + 1)]
@@ -109,11 +115,21 @@ def run_requests(new: list[NewDocument], batch_size: int, spread: int = 1) -> li
 )
 def batch_failures_sensor(context: dg.RunStatusSensorContext, docflow: DocflowResource):
     run = context.dagster_run
+    rt = docflow.runtime()
     keys = documents_of_runs(context.instance, [run])
-    failed = [k for k, status in docflow.runtime().store.known(keys).items() if status == "failed"]
-    tags = {k: v for k, v in run.tags.items() if k in ("docflow/tenant", "dagster/priority")}
-    tags["docflow/reason"] = "isolate"
-    return [dg.RunRequest(partition_key=k, run_key=f"{k}:isolated:{run.run_id}", tags=tags) for k in failed]
+    failed = [k for k, status in rt.store.known(keys).items() if status == "failed"]
+    rules = current_rules(rt.settings.rules_path)
+    tags = {k: v for k, v in run.tags.items() if k == "docflow/tenant"} | {"docflow/reason": "isolate"}
+    base = int(run.tags.get("dagster/priority", 0))
+    return [
+        dg.RunRequest(
+            partition_key=k,
+            run_key=f"{k}:isolated:{run.run_id}",
+            # the document's type may be known by now: its priority adds to the batch's
+            tags=tags | priority_tag(base + rules.priority(rt.store.get_document(k).doc_type)),
+        )
+        for k in failed
+    ]
 
 
 @dg.sensor(
@@ -139,13 +155,15 @@ def stale_documents_sensor(context: dg.SensorEvaluationContext, docflow: Docflow
     # documents without a partition (registered, never run) are not re-processed here: look past them
     partitions = set(context.instance.get_dynamic_partitions(documents.name))
     stale = [d for d in rt.store.stale_documents(fingerprint, room * 20) if d.doc_id in partitions][:room]
+    rules = current_rules(rt.settings.rules_path)
     return dg.SensorResult(
         run_requests=[
             dg.RunRequest(
                 partition_key=d.doc_id,
                 run_key=f"{d.doc_id}:config:{fingerprint}",
-                # below new uploads in the queue: re-processing never delays fresh documents
-                tags={"docflow/tenant": d.tenant, "docflow/reason": "stale", "dagster/priority": "-1"},
+                # below new uploads of the same priority: re-processing never delays fresh documents
+                tags={"docflow/tenant": d.tenant, "docflow/reason": "stale"}
+                | priority_tag(rules.priority(d.doc_type) - 1),
             )
             for d in stale
         ]
