@@ -18,6 +18,7 @@ import uvicorn
 from click.testing import CliRunner
 from drive import cursor_now, tick
 
+from docflow import reporting
 from docflow.api.ratelimit import RateLimited, RateLimiter
 from docflow.bucket import make_doc_id
 from docflow.cli import cli
@@ -85,6 +86,12 @@ def test_the_sensor_registers_documents_over_the_quota_as_failed_and_requests_no
     assert {d.doc_id for d in docs if d.status == "pending"} <= requested
     assert refused[0].doc_id not in requested  # no run, no partition
     assert _usage(rt, tenant)[0] == 2
+    # the reconciliation report lists it among the failures, not as drift (its partition comes with a retry)
+    partitions = set(instance.get_dynamic_partitions(documents.name))
+    report = reporting.build_report(rt.store, None, rt.settings.prefix, {}, partitions, sample=10**6)
+    assert refused[0].doc_id not in report.without_partition
+    assert {d.doc_id for d in docs if d.status == "pending"} <= set(report.without_partition)
+    assert any(r.reason.startswith("quota exceeded") for r in report.failure_reasons)
 
     # listed again (a new tick with the old cursor): counted once, still no run for the refused one
     again = tick(instance, base)

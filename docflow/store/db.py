@@ -457,11 +457,12 @@ class Store:
             ).fetchall()
 
     def document_keys(self) -> list[dict[str, Any]]:
-        """Every document's id, status, bucket and object keys (for drift between bucket, table and
+        """Every document's id, status, error, bucket and object keys (for drift between bucket, table and
         partitions)."""
         with self.tx() as conn:
             return conn.execute(
-                "SELECT doc_id, status, bucket, keys, created_at FROM docflow.documents ORDER BY doc_id"
+                "SELECT doc_id, status, error, bucket, keys, created_at FROM docflow.documents "
+                "ORDER BY doc_id"
             ).fetchall()
 
     def _one(self, sql: str, doc_id: str, what: str) -> dict[str, Any]:
