@@ -87,11 +87,16 @@ def failure_reason(error: str | None) -> str:
     return text if len(text) <= 100 else text[:99] + "…"
 
 
+# A passthrough document's file name and error stay out of the report: the report is an asset whose metadata
+# Dagster keeps after the document is gone, and an error message may quote the document.
+WITHHELD = "(withheld: passthrough document)"
+
+
 def group_failures(failed: Iterable[Document]) -> list[Reason]:
     counts: Counter[str] = Counter()
     examples: dict[str, str] = {}
     for d in failed:
-        reason = failure_reason(d.error)
+        reason = WITHHELD if d.passthrough else failure_reason(d.error)
         counts[reason] += 1
         examples.setdefault(reason, d.doc_id)
     return [Reason(reason=r, count=n, example=examples[r]) for r, n in counts.most_common()]
@@ -120,11 +125,11 @@ def _listed(d: Document, now: datetime) -> ListedDocument:
     updated = d.updated_at or d.created_at or now
     return ListedDocument(
         doc_id=d.doc_id,
-        filename=d.filename,
+        filename=WITHHELD if d.passthrough else d.filename,
         status=d.status,
         stage=d.stage,
         doc_type=d.doc_type,
-        error=d.error,
+        error=WITHHELD if d.passthrough and d.error else d.error,
         minutes_since_update=round((now - updated).total_seconds() / 60, 1),
     )
 

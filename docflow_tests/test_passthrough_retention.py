@@ -33,6 +33,7 @@ from docflow.api.app import create_app
 from docflow.defs import build_defs
 from docflow.defs.metadata import PASSTHROUGH_KEYS
 from docflow.defs.partitions import documents
+from docflow.defs.report import document_report
 from docflow.defs.resources import DocflowResource
 from docflow.models import Document
 from docflow.passthrough import verify
@@ -333,6 +334,9 @@ def test_a_failure_quoting_a_passthrough_document_reaches_only_its_webhook(
 
     failed = rt.store.get_document(doc.doc_id)
     assert failed.status == "failed" and secret_word in (failed.error or "")  # the document's row has it
+    # the reconciliation report lists failed documents with their errors: not this one's
+    report = dg.materialize([document_report], instance=instance, resources={"docflow": DocflowResource()})
+    assert report.success
     assert in_tables(dagster_url(), secret_word) == []  # Dagster's failure records do not
     assert "public.event_logs" in in_tables(dagster_url(), control_word)  # the control's do
 
