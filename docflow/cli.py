@@ -272,6 +272,8 @@ def usage(tenant: str | None, day_from, day_to, as_json: bool) -> None:
     from docflow.store.usage import daily, default_range
 
     start, end = default_range(day_from and day_from.date(), day_to and day_to.date())
+    if start > end:
+        raise click.BadParameter(f"--from {start} is after --to {end}")
     days = daily(runtime().store, tenant, start, end)
     if as_json:
         _echo_json(days)

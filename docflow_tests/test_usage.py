@@ -254,6 +254,8 @@ def test_cli_usage_json_and_table(rt, local_tenant) -> None:
     assert json.loads(done.output) == []
     done = runner.invoke(cli, ["usage", "--from", today(), "--to", today()])
     assert done.exit_code == 0 and local_tenant in done.output and "cost_usd" in done.output
+    done = runner.invoke(cli, ["usage", "--from", today(), "--to", yesterday])
+    assert done.exit_code == 2 and "after --to" in done.output
 
 
 class LiveServer:
@@ -317,3 +319,11 @@ def test_usage_daily_materializes_a_table_per_tenant_and_a_plot(instance, local_
     assert plot.startswith("![usage")
     png = base64.b64decode(plot.split("base64,", 1)[1].rstrip(")"))
     assert png.startswith(b"\x89PNG")
+
+
+def test_the_schedule_materializes_yesterday_once_the_utc_day_is_over() -> None:
+    from docflow.defs.usage import usage_daily_schedule
+
+    tick = datetime(2026, 3, 1, 0, 15, tzinfo=UTC)
+    request = usage_daily_schedule(dg.build_schedule_context(scheduled_execution_time=tick))
+    assert request.partition_key == "2026-02-28" and request.run_key == "usage-2026-02-28"
