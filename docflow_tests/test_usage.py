@@ -23,6 +23,8 @@ from test_parse_llamacloud import RAW, FakeLlamaCloud, parser_for
 from docflow import ingest, metering
 from docflow.api.app import create_app
 from docflow.cli import cli
+from docflow.defs.assets import build_assets
+from docflow.defs.partitions import documents
 from docflow.defs.resources import DocflowResource
 from docflow.defs.usage import usage_daily
 from docflow.pipeline import STEPS, Runtime, process
@@ -136,12 +138,20 @@ def test_a_failed_llamaparse_job_still_counts_its_requests(llamacloud) -> None:
 
 
 @pytest.fixture(scope="module")
-def local_tenant(rt) -> str:
-    """A tenant whose invoice was processed twice by the five steps (local backends)."""
+def local_tenant(rt, instance) -> str:
+    """A tenant whose invoice was processed twice by the five steps (local backends): by the assets in a
+    Dagster run, then again by the plain loop (as after a configuration change or --force)."""
     tenant = f"u{uuid.uuid4().hex[:8]}"
     doc_id = _upload(rt, INVOICE, tenant)
-    process(rt, doc_id)
-    process(rt, doc_id)  # processed again (a new configuration, --force): work done again, counted again
+    instance.add_dynamic_partitions(documents.name, [doc_id])
+    run = dg.materialize(
+        build_assets(get_settings()),
+        partition_key=doc_id,
+        instance=instance,
+        resources={"docflow": DocflowResource()},
+    )
+    assert run.success
+    process(rt, doc_id)  # work done again, counted again
     assert rt.store.get_document(doc_id).status == "done"
     return tenant
 
