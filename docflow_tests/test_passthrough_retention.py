@@ -344,3 +344,24 @@ def test_a_failure_quoting_a_passthrough_document_reaches_only_its_webhook(
     body = tenant.delivered(doc.doc_id)
     assert body["status"] == "failed" and secret_word in body["error"]
     assert_found_nowhere(rt, instance, [secret_word], doc.doc_id, runs[doc.doc_id])
+
+
+def test_passthrough_documents_of_a_bulk_load_run_alone(
+    rt, instance, api, allow_loopback_webhooks, monkeypatch
+) -> None:
+    """A batch run holds other documents' results and is kept: a passthrough document gets a run of its own
+    (deleted at delivery), never a place in a batch's partition range."""
+    from drive import covered, cursor_now, tick
+
+    base = cursor_now(rt)
+    monkeypatch.setenv("DOCFLOW_RUN_BATCH_SIZE", "10")
+    tenant = Tenant(rt, api)
+    private = {tenant.upload(f"p{i}.md", document(uuid.uuid4().hex), True).doc_id for i in range(3)}
+    ordinary = {tenant.upload(f"o{i}.md", document(uuid.uuid4().hex), False).doc_id for i in range(4)}
+    result = tick(instance, base)
+    mine = [r for r in result.run_requests or [] if set(covered(result, r)) & (private | ordinary)]
+    alone = [r.partition_key for r in mine if r.partition_key]
+    batches = [covered(result, r) for r in mine if r.partition_key_range]
+    assert private <= set(alone)
+    assert batches and all(set(batch) <= ordinary for batch in batches)
+    assert {d for batch in batches for d in batch} | set(alone) == private | ordinary

@@ -13,6 +13,7 @@ from docflow.orchestration.tags import range_tags
 from docflow.pipeline import config_fingerprint
 from docflow.settings import Settings
 from docflow.store.quotas import Limits
+from docflow.store.tenants import passthrough_ids
 
 
 def _scan_bucket(context: dg.SensorEvaluationContext, docflow: DocflowResource) -> dg.SensorResult:
@@ -39,11 +40,16 @@ def _scan_bucket(context: dg.SensorEvaluationContext, docflow: DocflowResource) 
         if len(result.new) > 1
         else set()
     )
-    # stable sort: each (tenant, priority) group's partitions are added contiguously, in this order
-    new = sorted(result.new, key=lambda d: (d.doc_id in known, d.tenant, -d.priority))
-    batched = [d for d in new if d.doc_id not in known]
+    # a passthrough document runs alone: its run, event log included, is deleted once its results are
+    # delivered, which a batch run holding other documents' results cannot be
+    private = passthrough_ids(rt.store, [d.doc_id for d in result.new]) if len(result.new) > 1 else set()
+    alone = known | private
+    # stable sort: each (tenant, priority) group's partitions are added contiguously, in this order, and
+    # those run alone after them, outside every range
+    new = sorted(result.new, key=lambda d: (d.doc_id in alone, d.tenant, -d.priority))
+    batched = [d for d in new if d.doc_id not in alone]
     requests = run_requests(batched, s.run_batch_size, s.run_spread) + run_requests(
-        [d for d in new if d.doc_id in known], 1
+        [d for d in new if d.doc_id in alone], 1
     )
     # an idle tick logs at debug: kept in the tick's log in the UI, left out of the terminal (`make dev`)
     seen = len(result.new) + result.aliases + len(result.skipped) + len(result.over_quota)
