@@ -373,7 +373,7 @@ def test_upload_answers_202_with_the_content_id_and_writes_the_bucket(rt, tenant
     assert (doc.status, doc.tenant, doc.filename) == ("pending", tenant.name, "march invoice.txt")
     stored([doc.doc_id])
     assert rt.bucket.get_bytes(doc.key) == body
-    assert rt.bucket.sha256_of(doc.key) == (sha, False)  # metadata written: the sensor need not re-hash
+    assert rt.bucket.sha256_of(doc.key)[:2] == (sha, False)  # metadata written: the sensor need not re-hash
 
     got = tenant.client.get(f"/v1/documents/{accepted['doc_id']}")
     assert got.status_code == 200 and got.json()["status"] == "pending"
@@ -559,7 +559,7 @@ def test_the_bench_floor_app_does_the_durable_write(rt, server, tenant, monkeypa
     for doc_id, body in zip(expected, bodies, strict=True):
         key = rt.store.get_document(doc_id).key
         assert rt.bucket.get_bytes(key) == body
-        assert rt.bucket.sha256_of(key) == (hashlib.sha256(body).hexdigest(), False)
+        assert rt.bucket.sha256_of(key)[:2] == (hashlib.sha256(body).hexdigest(), False)
 
 
 @pytest.mark.parametrize("chunk", [1, 7, 64, 4096, None])
@@ -649,7 +649,7 @@ def test_concurrent_uploads_are_acknowledged_from_the_spool_and_all_reach_the_bu
     for doc_id, body in zip(ids, bodies, strict=True):
         key = rt.store.get_document(doc_id).key
         assert rt.bucket.get_bytes(key) == body
-        assert rt.bucket.sha256_of(key) == (hashlib.sha256(body).hexdigest(), False)
+        assert rt.bucket.sha256_of(key)[:2] == (hashlib.sha256(body).hexdigest(), False)
     folder = rt.settings.home.resolve() / "api-spool"
     deadline = time.monotonic() + 10
     while list(folder.glob("*.spool")):  # a segment is deleted once all its records are in the bucket
@@ -685,7 +685,7 @@ def test_spool_segments_of_a_stopped_process_are_written_to_the_bucket(rt, tmp_p
 
         assert asyncio.run(recover()) == 2
     assert [rt.bucket.get_bytes(r.key) for r in records[:2]] == [b"x0", b"x1"]
-    assert rt.bucket.sha256_of(records[0].key) == (records[0].sha256, False)
+    assert rt.bucket.sha256_of(records[0].key)[:2] == (records[0].sha256, False)
     assert [o.key for o in rt.bucket.list(prefix)] == [r.key for r in records[:2]]  # not the torn record
     assert not dead.exists() and live.exists()
     for r in records[:2]:
