@@ -113,9 +113,20 @@ def deliver(
 
 def purge(rt: Runtime, instance: "DagsterInstance", doc_id: str, delete_runs: bool = False) -> None:
     """Delete the document's objects, rows (chunks and results cascade) and partition; with `delete_runs`,
-    also its finished runs with their event logs and captured stdout/stderr (zero retention)."""
+    also its finished runs with their event logs and captured stdout/stderr (zero retention).
+
+    The row goes last: it is what tells the next tick that something is left, so a purge interrupted half
+    way (a crash, S3 down) is done again rather than leaving runs or objects nobody looks for. The objects
+    go before the row, or the S3 sensor would register them again as a new, ordinary document."""
     import dagster as dg
 
+    if delete_runs:
+        runs = instance.get_run_records(dg.RunsFilter(tags={"dagster/partition": doc_id}))
+        for record in runs:
+            if record.dagster_run.is_finished:
+                delete_run(instance, record.dagster_run.run_id)
+    if instance.has_dynamic_partition(PARTITIONS, doc_id):
+        instance.delete_dynamic_partition(PARTITIONS, doc_id)
     try:
         doc = rt.store.get_document(doc_id)
         keys = {doc.key, *object_keys(rt.store, doc_id)}
@@ -125,13 +136,6 @@ def purge(rt: Runtime, instance: "DagsterInstance", doc_id: str, delete_runs: bo
         with contextlib.suppress(NotFound):
             rt.bucket.delete(key)
     rt.store.delete_documents([doc_id])
-    if instance.has_dynamic_partition(PARTITIONS, doc_id):
-        instance.delete_dynamic_partition(PARTITIONS, doc_id)
-    if delete_runs:
-        runs = instance.get_run_records(dg.RunsFilter(tags={"dagster/partition": doc_id}))
-        for record in runs:
-            if record.dagster_run.is_finished:
-                delete_run(instance, record.dagster_run.run_id)
 
 
 def delete_run(instance: "DagsterInstance", run_id: str) -> None:
