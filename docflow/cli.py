@@ -514,6 +514,42 @@ def api_key(tenant: str, name: str) -> None:
     click.echo(create_api_key(runtime().store, safe_tenant(tenant), name))
 
 
+@cli.command()
+@click.argument("tenant")
+@click.option(
+    "--docs",
+    "docs_per_day",
+    type=click.IntRange(min=0),
+    help="Set the tenant's new documents per UTC day (0 = DOCFLOW_API_DOCS_PER_DAY).",
+)
+@click.option(
+    "--bytes",
+    "bytes_per_day",
+    type=click.IntRange(min=0),
+    help="Set the tenant's new bytes per UTC day (0 = DOCFLOW_API_BYTES_PER_DAY).",
+)
+@click.option("--json", "as_json", is_flag=True)
+def quota(tenant: str, docs_per_day: int | None, bytes_per_day: int | None, as_json: bool) -> None:
+    """TENANT's daily quota and today's use, counted at every entrance (API, bucket, docflow run); --docs and
+    --bytes set the tenant's own limits. `docflow retry --failed` then runs what the quota refused."""
+    from docflow.bucket import safe_tenant
+    from docflow.store.quotas import Limits, set_own_limits
+    from docflow.store.tenants import TenantStore, usage
+
+    rt = runtime()
+    tenant = safe_tenant(tenant)
+    if docs_per_day is not None or bytes_per_day is not None:
+        set_own_limits(rt.store, tenant, docs_per_day, bytes_per_day)
+    today = usage(TenantStore(rt.store.url, tenant), Limits.of(rt.settings))
+    if as_json:
+        _echo_json({"tenant": tenant, **today})
+        return
+    click.echo(
+        f"{tenant}, {today['day']} (UTC): {today['documents']} of {today['docs_per_day']} new documents, "
+        f"{today['bytes']} of {today['bytes_per_day']} bytes"
+    )
+
+
 @cli.group()
 def webhooks() -> None:
     """Completion webhooks: endpoints each document's done/failed event is POSTed to."""

@@ -5,6 +5,7 @@ answers 429 with Retry-After past a key's request burst."""
 
 import asyncio
 import hashlib
+import json
 import socket
 import threading
 import time
@@ -202,12 +203,23 @@ def test_retry_counts_a_refused_document_again_and_runs_it_once_the_quota_allows
     assert _usage(rt, tenant)[0] == 1
 
     # the operator raises the quota: retry counts it against today's quota and processes it
-    db.set_limits(rt.store, tenant, docs_per_day=2, bytes_per_day=None)
+    raised = CliRunner().invoke(cli, ["quota", tenant, "--docs", "2"], catch_exceptions=False)
+    assert raised.exit_code == 0 and "1 of 2 new documents" in raised.output
     from docflow.runner import retry_failed
 
     summary = retry_failed(get_settings(), tenant)
     assert [(s.doc_id, s.status) for s in summary] == [(refused.doc_id, "done")]
     assert _usage(rt, tenant)[0] == 2
+    # setting one limit keeps the other
+    shown = CliRunner().invoke(cli, ["quota", tenant, "--bytes", "5000", "--json"], catch_exceptions=False)
+    assert json.loads(shown.output) | {"day": None} == {
+        "tenant": tenant,
+        "day": None,
+        "documents": 2,
+        "bytes": _usage(rt, tenant)[1],
+        "docs_per_day": 2,
+        "bytes_per_day": 5000,
+    }
 
 
 def test_docflow_run_counts_new_documents_and_does_not_run_those_over_the_quota(rt, tenant, tmp_path) -> None:

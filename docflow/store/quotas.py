@@ -9,10 +9,14 @@ the latest count. A count over the limit becomes NULL, whose NOT NULL violation 
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import psycopg
 
 from docflow.settings import Settings
+
+if TYPE_CHECKING:
+    from docflow.store.db import Store
 
 QUOTA_ERROR = "quota exceeded"  # how a document refused by the quota starts its error
 
@@ -105,3 +109,20 @@ def charge(conn: psycopg.Connection, tenant: str, size: int, defaults: Limits) -
         conn.execute("ROLLBACK TO SAVEPOINT quota_charge")
         row = conn.execute(_LIMITS_NOW, values).fetchone()
         return message(exc.diag.column_name, Limits(int(row["docs"]), int(row["bytes"])))
+
+
+def set_own_limits(owner: "Store", tenant: str, docs_per_day: int | None, bytes_per_day: int | None) -> None:
+    """Set the tenant's own daily limits on the owner's store (`docflow quota`): only those given (not None);
+    0 = back to the default from settings."""
+    with owner.tx() as conn:
+        conn.execute(
+            """INSERT INTO docflow.tenants AS t (tenant, docs_per_day, bytes_per_day)
+               VALUES (%(tenant)s, nullif(%(docs)s, 0), nullif(%(bytes)s, 0))
+               ON CONFLICT (tenant) DO UPDATE SET
+                   docs_per_day = CASE WHEN %(docs)s::integer IS NULL THEN t.docs_per_day
+                                       ELSE excluded.docs_per_day END,
+                   bytes_per_day = CASE WHEN %(bytes)s::bigint IS NULL THEN t.bytes_per_day
+                                        ELSE excluded.bytes_per_day END,
+                   updated_at = now()""",
+            {"tenant": tenant, "docs": docs_per_day, "bytes": bytes_per_day},
+        )
