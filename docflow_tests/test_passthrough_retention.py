@@ -25,6 +25,7 @@ import httpx
 import psycopg
 import pytest
 import uvicorn
+from drive import covered, cursor_now, tick
 from openai_stub import StubServer
 from ports import free_block
 
@@ -109,12 +110,12 @@ def wait_stored(rt, key: str) -> None:
             time.sleep(0.1)
 
 
-def run_as_sensor_requests(instance, doc_ids: list[str], succeed: bool = True) -> dict[str, str]:
-    """One tick of the real s3_document_sensor, then each requested run of process_documents executed with
-    the sensor's tags on the real instance (in process, as a warm worker executes it). doc_id -> run_id."""
+def run_as_sensor_requests(instance, cursor: str, doc_ids: list[str], succeed: bool = True) -> dict[str, str]:
+    """One tick of the real s3_document_sensor from `cursor` (taken before the uploads: the session's other
+    objects are left alone), then each requested run of process_documents executed with the sensor's tags
+    on the real instance (in process, as a warm worker executes it). doc_id -> run_id."""
     defs = build_defs(get_settings())
-    context = dg.build_sensor_context(instance=instance, resources={"docflow": DocflowResource()})
-    result = defs.resolve_sensor_def("s3_document_sensor")(context)
+    result = tick(instance, cursor)
     requests = {r.partition_key: r for r in result.run_requests or [] if r.partition_key in doc_ids}
     assert set(requests) == set(doc_ids), f"the sensor requested {sorted(requests)}, not {doc_ids}"
     existing = set(instance.get_dynamic_partitions(documents.name))
@@ -253,6 +254,7 @@ def allow_loopback_webhooks(monkeypatch) -> None:
 def test_passthrough_sentinel_is_found_nowhere_after_delivery(
     rt, instance, api, allow_loopback_webhooks
 ) -> None:
+    base = cursor_now(rt)
     tenant = Tenant(rt, api)
     secret_word, control_word, name_word, control_name = (f"Zq{uuid.uuid4().hex}" for _ in range(4))
     filename = f"{name_word}.md"  # a file name can say as much as the text: it is kept out as well
@@ -260,7 +262,7 @@ def test_passthrough_sentinel_is_found_nowhere_after_delivery(
     control = tenant.upload(f"{control_name}.md", document(control_word), passthrough=False)
     doc_id, control_id = doc.doc_id, control.doc_id
 
-    runs = run_as_sensor_requests(instance, [doc_id, control_id])
+    runs = run_as_sensor_requests(instance, base, [doc_id, control_id])
     assert rt.store.get_document(doc_id).status == "done"
     home = Path(os.environ["DAGSTER_HOME"])
     logs = compute_log_files(instance, runs[doc_id])
@@ -325,11 +327,12 @@ def test_a_failure_quoting_a_passthrough_document_reaches_only_its_webhook(
         monkeypatch.setenv("DOCFLOW_REMOTE_MAX_RETRIES", "0")
         # one retry, soon: the failure of the first attempt and of the last both reach Dagster
         monkeypatch.setitem(RETRY, "extracted_fields", dg.RetryPolicy(max_retries=1, delay=0.1))
+        base = cursor_now(rt)
         tenant = Tenant(rt, api)
         secret_word, control_word = (f"Zq{uuid.uuid4().hex}" for _ in range(2))
         doc = tenant.upload("minutes.md", document(secret_word), passthrough=True)
         control = tenant.upload("control.md", document(control_word), passthrough=False)
-        runs = run_as_sensor_requests(instance, [doc.doc_id, control.doc_id], succeed=False)
+        runs = run_as_sensor_requests(instance, base, [doc.doc_id, control.doc_id], False)
         assert len(stub.calls("/chat/completions")) == 4  # two attempts each
 
     failed = rt.store.get_document(doc.doc_id)
@@ -351,8 +354,6 @@ def test_passthrough_documents_of_a_bulk_load_run_alone(
 ) -> None:
     """A batch run holds other documents' results and is kept: a passthrough document gets a run of its own
     (deleted at delivery), never a place in a batch's partition range."""
-    from drive import covered, cursor_now, tick
-
     base = cursor_now(rt)
     monkeypatch.setenv("DOCFLOW_RUN_BATCH_SIZE", "10")
     tenant = Tenant(rt, api)
