@@ -21,6 +21,7 @@ from docflow.ingest import SLACK, ScanCursor, scan
 from docflow.orchestration.instance import dagster_instance
 from docflow.runtime import bucket_for, runtime
 from docflow.settings import Settings
+from docflow.store.quotas import Limits
 
 PARTITIONS = "bench_sensor_documents"
 PUT_WORKERS = 16
@@ -74,7 +75,10 @@ def sensor_section(settings: Settings, options: BenchOptions, progress: Callable
         found, ticks, started = 0, 0, time.perf_counter()
         while found < fresh and ticks < 100:  # ticks until a listing pass has met every fresh object
             tick_started = time.perf_counter()
-            result = scan(bucket, rt.store, cursor, prefix, list_budget_s=s.sensor_list_budget_s)
+            # as the sensor does: each new document counted against its tenant's quota
+            result = scan(
+                bucket, rt.store, cursor, prefix, list_budget_s=s.sensor_list_budget_s, limits=Limits.of(s)
+            )
             keys = [d.doc_id for d in result.new]
             existing = set(instance.get_dynamic_partitions(PARTITIONS)) & set(keys)
             instance.add_dynamic_partitions(PARTITIONS, [k for k in keys if k not in existing])
