@@ -27,7 +27,13 @@ from docflow.errors import DocflowError, NotFound
 from docflow.netguard import parse_networks, post_json
 from docflow.pipeline import Runtime
 from docflow.store.db import jsonable
-from docflow.store.tenants import chunk_rows, finished_passthrough, get_webhook, object_keys
+from docflow.store.tenants import (
+    chunk_rows,
+    finished_passthrough,
+    forget_idempotency,
+    get_webhook,
+    object_keys,
+)
 
 if TYPE_CHECKING:
     from dagster import DagsterInstance
@@ -112,8 +118,9 @@ def deliver(
 
 
 def purge(rt: Runtime, instance: "DagsterInstance", doc_id: str, delete_runs: bool = False) -> None:
-    """Delete the document's objects, rows (chunks and results cascade) and partition; with `delete_runs`,
-    also its finished runs with their event logs and captured stdout/stderr (zero retention).
+    """Delete the document's objects, rows (chunks and results cascade, and the stored answers of its
+    uploads' idempotency keys) and partition; with `delete_runs`, also its finished runs with their event
+    logs and captured stdout/stderr (zero retention).
 
     The row goes last: it is what tells the next tick that something is left, so a purge interrupted half
     way (a crash, S3 down) is done again rather than leaving runs or objects nobody looks for. The objects
@@ -135,6 +142,7 @@ def purge(rt: Runtime, instance: "DagsterInstance", doc_id: str, delete_runs: bo
     for key in keys:
         with contextlib.suppress(NotFound):
             rt.bucket.delete(key)
+    forget_idempotency(rt.store, doc_id)
     rt.store.delete_documents([doc_id])
 
 

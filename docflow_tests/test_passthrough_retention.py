@@ -209,10 +209,11 @@ class Tenant:
         self.secret = hook.json()["secret"]
 
     def upload(self, filename: str, body: bytes, passthrough: bool) -> Document:
-        r = self.client.post(
+        r = self.client.post(  # with an idempotency key, whose stored answer names the file
             "/v1/documents",
             files={"file": (filename, body)},
             params={"passthrough": str(passthrough).lower()},
+            headers={"Idempotency-Key": uuid.uuid4().hex},
         )
         assert r.status_code == 202, r.text
         doc = self.rt.store.get_document(r.json()["doc_id"])

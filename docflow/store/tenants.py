@@ -620,6 +620,12 @@ def passthrough_ids(store: Store, doc_ids: list[str]) -> set[str]:
     return {r["doc_id"] for r in rows}
 
 
+def forget_idempotency(store: Store, doc_id: str) -> None:
+    """Drop the stored answers of the uploads that made the document (they name its file)."""
+    with store.tx() as conn:
+        conn.execute("DELETE FROM docflow.idempotency WHERE response->>'doc_id' = %s", (doc_id,))
+
+
 def object_keys(store: Store, doc_id: str) -> list[str]:
     """Every object key the document has been seen under."""
     with store.tx() as conn:
