@@ -5,7 +5,6 @@ security, idempotency, quotas, priorities and passthrough."""
 import hashlib
 import http.server
 import json
-import socket
 import threading
 import time
 import uuid
@@ -16,7 +15,7 @@ import dagster as dg
 import httpx
 import psycopg
 import pytest
-import uvicorn
+from live import LiveServer
 
 from docflow.api.app import create_app
 from docflow.bucket import make_doc_id
@@ -34,32 +33,6 @@ MAX_BYTES = 256 * 1024  # the test app's document size limit
 
 
 # --- servers -----------------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class LiveServer:
-    """uvicorn serving an app on a free loopback port in a thread."""
-
-    def __init__(self, app) -> None:
-        self.port = free_port()
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            assert time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.02)
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
 
 
 class Remote:

@@ -11,10 +11,8 @@ Real services: the embedded Postgres and S3 of the session, the real Dagster ins
 by its compute log manager, as in production), the API over loopback HTTP, the sensors' own code, and a
 webhook receiver on 127.0.0.1 started here."""
 
-import http.server
 import json
 import os
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -24,10 +22,9 @@ import dagster as dg
 import httpx
 import psycopg
 import pytest
-import uvicorn
 from drive import covered, cursor_now, tick
+from live import LiveServer, Receiver
 from openai_stub import StubServer
-from ports import free_block
 
 from docflow import backends
 from docflow.api.app import create_app
@@ -45,47 +42,12 @@ from docflow.store import tenants as db
 LOUD = {"loggers": {"console": {"config": {"log_level": "DEBUG"}}}}
 
 
-class Receiver:
-    """The tenant's webhook: a local HTTP server that keeps what it is sent."""
-
-    def __init__(self) -> None:
-        self.posts: list[tuple[dict[str, str], bytes]] = []
-        receiver = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *args) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                receiver.posts.append((dict(self.headers), body))
-                self.send_response(200)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-
 @pytest.fixture(scope="module")
 def api(docflow_env, instance) -> Iterator[str]:
     settings = get_settings().model_copy(update={"api_fetch_allow_networks": ("127.0.0.1/32",)})
-    port = free_block(1)
-    config = uvicorn.Config(
-        create_app(settings, instance), host="127.0.0.1", port=port, log_level="warning", lifespan="off"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    live = LiveServer(create_app(settings, instance))
+    yield live.url
+    live.stop()
 
 
 def document(sentinel: str) -> bytes:

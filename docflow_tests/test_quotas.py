@@ -6,7 +6,6 @@ answers 429 with Retry-After past a key's request burst."""
 import asyncio
 import hashlib
 import json
-import socket
 import threading
 import time
 import uuid
@@ -15,9 +14,9 @@ from concurrent.futures import ThreadPoolExecutor
 import dagster as dg
 import httpx
 import pytest
-import uvicorn
 from click.testing import CliRunner
 from drive import cursor_now, tick
+from live import LiveServer
 
 from docflow import reporting
 from docflow.api.ratelimit import RateLimited, RateLimiter
@@ -261,22 +260,9 @@ def limited_server(docflow_env, instance):
     from docflow.api.app import create_app
 
     settings = get_settings().model_copy(update={"api_requests_per_minute": 12, "api_request_burst": 3})
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    config = uvicorn.Config(
-        create_app(settings, instance), host="127.0.0.1", port=port, log_level="warning", lifespan="off"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    live = LiveServer(create_app(settings, instance))
+    yield live.url
+    live.stop()
 
 
 def test_a_key_past_its_burst_gets_429_with_retry_after_and_other_keys_do_not(rt, limited_server) -> None:

@@ -5,7 +5,6 @@ GET /v1/usage and the `usage_daily` asset report them per day; the price table p
 import base64
 import json
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -14,10 +13,9 @@ from http.server import ThreadingHTTPServer
 import dagster as dg
 import httpx
 import pytest
-import uvicorn
 from click.testing import CliRunner
+from live import LiveServer
 from openai_stub import OpenAIStub, StubServer
-from ports import free_block
 from test_parse_llamacloud import RAW, FakeLlamaCloud, parser_for
 
 from docflow import ingest, metering
@@ -268,20 +266,6 @@ def test_cli_usage_json_and_table(rt, local_tenant) -> None:
     assert done.exit_code == 2 and "after --to" in done.output
 
 
-class LiveServer:
-    def __init__(self, app) -> None:
-        self.port = free_block(1)
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            assert time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.02)
-        self.url = f"http://127.0.0.1:{self.port}"
-
-
 def test_api_usage_per_day_for_the_callers_tenant_only(rt, instance, local_tenant) -> None:
     live = LiveServer(create_app(get_settings(), instance))
     try:
@@ -302,8 +286,7 @@ def test_api_usage_per_day_for_the_callers_tenant_only(rt, instance, local_tenan
             theirs = client.get("/v1/usage", headers={"Authorization": f"Bearer {other}"}).json()
             assert theirs["days"] == []
     finally:
-        live.server.should_exit = True
-        live.thread.join(10)
+        live.stop()
 
 
 def test_row_level_security_hides_other_tenants_usage(rt, local_tenant) -> None:

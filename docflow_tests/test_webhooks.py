@@ -2,7 +2,6 @@
 delivery by `webhook_sensor` / `deliver_due` to a local HTTP receiver: signatures, event ids, retries with
 backoff, dead letters, the per-tick time budget, and tenants kept apart."""
 
-import http.server
 import json
 import threading
 import time
@@ -15,6 +14,7 @@ import dagster as dg
 import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
+from live import Receiver
 
 from docflow.api.app import create_app
 from docflow.cli import cli
@@ -26,45 +26,6 @@ from docflow.store import webhooks as outbox
 from docflow.webhooks import backoff, deliver_due, verify
 
 LOOPBACK = '["127.0.0.1/32"]'
-
-
-class Receiver:
-    """A tenant's web server on loopback: answers each path with the statuses scripted for it (then 200),
-    records every request."""
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[str, dict[str, str], bytes]] = []
-        self.script: dict[str, list[int]] = {}  # path -> statuses to answer, in order
-        self.delay: dict[str, float] = {}  # path -> seconds to wait before answering
-        receiver = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *args) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                receiver.requests.append((self.path, dict(self.headers), body))
-                time.sleep(receiver.delay.get(self.path, 0))
-                queue = receiver.script.get(self.path, [])
-                status = queue.pop(0) if queue else 200
-                try:
-                    self.send_response(status)
-                    self.send_header("Content-Length", "2")
-                    self.end_headers()
-                    self.wfile.write(b"ok" if status < 300 else b"no")
-                except OSError:
-                    pass  # the sender timed out and left
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def to(self, path: str) -> list[tuple[dict[str, str], dict]]:
-        return [(h, json.loads(b)) for p, h, b in self.requests if p == path]
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
 
 
 @pytest.fixture(scope="module")
