@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from fastapi import FastAPI
 
 from docflow.api import errors
-from docflow.api.routers import admin, documents, events, search, webhooks
+from docflow.api.routers import admin, documents, events, pages, search, webhooks
 from docflow.api.state import ApiState
 from docflow.settings import Settings, get_settings
 
@@ -43,4 +43,5 @@ def create_app(settings: Settings | None = None, instance: "DagsterInstance | No
     errors.install(app)
     for router in (documents.router, events.router, search.router, admin.router, webhooks.router):
         app.include_router(router)
+    app.include_router(pages.router)
     return app
