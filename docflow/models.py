@@ -67,6 +67,26 @@ class Span(BaseModel):
     ocr: bool = False  # read by OCR (its text may hold recognition errors)
 
 
+class Box(BaseModel):
+    """A rectangle on a page, in the coordinates of `Span` (fractions of the page, origin top-left)."""
+
+    page: int  # 1-based
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+
+
+class FieldSource(Box):
+    """Where an extracted value was read: its page and box (the union of the spans it was read from), the
+    text of those spans and the value's confidence. Keyed in `Extraction.provenance` by the value's path
+    ("invoice_number", "line_items.0.amount", "key_values.<label>")."""
+
+    text: str
+    confidence: float = 0.0
+    ocr: bool = False  # read by OCR
+
+
 class ParsedDocument(BaseModel):
     """Output of a parse backend."""
 
@@ -99,6 +119,7 @@ class Extraction(BaseModel):
     field_confidence: dict[str, float] = Field(default_factory=dict)
     validation_errors: list[str] = Field(default_factory=list)  # stored, never raised
     backend: str
+    provenance: dict[str, FieldSource] = Field(default_factory=dict)  # value path -> where it was read
 
 
 class Chunk(BaseModel):
@@ -111,6 +132,7 @@ class Chunk(BaseModel):
     page_end: int | None = None
     n_tokens: int = 0
     metadata: dict[str, Any] = Field(default_factory=dict)
+    boxes: list[Box] = Field(default_factory=list)  # where the chunk's text stands on its pages
 
 
 class SearchHit(BaseModel):
@@ -124,6 +146,7 @@ class SearchHit(BaseModel):
     heading_path: list[str] = Field(default_factory=list)
     page_start: int | None = None
     page_end: int | None = None
+    boxes: list[Box] = Field(default_factory=list)
 
 
 class Answer(BaseModel):

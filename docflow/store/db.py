@@ -358,13 +358,13 @@ class Store:
         with self.tx() as conn:
             conn.execute(
                 """INSERT INTO docflow.extractions (doc_id, doc_type, schema_name, schema_version, fields,
-                       field_confidence, validation_errors, backend)
-                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+                       field_confidence, validation_errors, backend, provenance)
+                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
                    ON CONFLICT (doc_id) DO UPDATE SET doc_type = excluded.doc_type,
                        schema_name = excluded.schema_name, schema_version = excluded.schema_version,
                        fields = excluded.fields, field_confidence = excluded.field_confidence,
                        validation_errors = excluded.validation_errors, backend = excluded.backend,
-                       updated_at = now()""",
+                       provenance = excluded.provenance, updated_at = now()""",
                 (
                     doc_id,
                     e.doc_type,
@@ -374,6 +374,7 @@ class Store:
                     Jsonb(e.field_confidence),
                     Jsonb(e.validation_errors),
                     e.backend,
+                    Jsonb({path: source.model_dump() for path, source in e.provenance.items()}),
                 ),
             )
             _stage(conn, doc_id, "extracted_fields")
@@ -401,6 +402,7 @@ class Store:
                 Jsonb(jsonable(c.metadata)),
                 model,
                 _vector_literal(v),
+                Jsonb([b.model_dump() for b in c.boxes]),
             )
             for c, v in zip(chunks, vectors, strict=True)
         ]
@@ -409,8 +411,8 @@ class Store:
             with conn.cursor() as cur:
                 cur.executemany(
                     """INSERT INTO docflow.chunks (doc_id, chunk_index, text, heading_path, page_start,
-                           page_end, n_tokens, metadata, embedding_model, embedding)
-                       VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s::vector)""",
+                           page_end, n_tokens, metadata, embedding_model, embedding, boxes)
+                       VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s::vector, %s)""",
                     rows,
                 )
             conn.execute(

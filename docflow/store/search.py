@@ -161,7 +161,7 @@ _ANY_WORD = "to_tsquery('simple', replace(plainto_tsquery('english', %(query)s):
 
 _DETAILS_SQL = """
 SELECT c.doc_id, d.key, d.filename, coalesce(cl.doc_type, c.metadata->>'doc_type') AS doc_type,
-       c.chunk_index, c.text, c.heading_path, c.page_start, c.page_end
+       c.chunk_index, c.text, c.heading_path, c.page_start, c.page_end, c.boxes
 FROM unnest(%(doc_ids)s::text[], %(indexes)s::int[]) AS t(doc_id, chunk_index)
 JOIN docflow.chunks c USING (doc_id, chunk_index)
 JOIN docflow.documents d USING (doc_id)
