@@ -25,7 +25,7 @@ from docflow.models import (
     ParsedDocument,
     RawFile,
 )
-from docflow.store import quotas
+from docflow.store import quotas, reviews
 from docflow.store.quotas import Limits
 
 _MIGRATION_LOCK = 0x646F63666C6F77  # "docflow"
@@ -378,6 +378,8 @@ class Store:
                 ),
             )
             _stage(conn, doc_id, "extracted_fields")
+            # reviewed values win over the extractor's, in the same transaction (never a moment without them)
+            reviews.apply_reviews(conn, doc_id)
 
     def save_chunks(
         self,
