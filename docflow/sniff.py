@@ -1,6 +1,8 @@
 """Content sniffing: what a blob of bytes is, decided by its content first and its file name last.
 
-`sniff_content_type` returns a standard MIME type (no parameters). `count_pages` counts PDF pages.
+`sniff_content_type` returns a standard MIME type (no parameters). A file whose bytes say no more than
+"binary", "zip", "OLE container" or "gzip" takes the type its extension names in data/formats.yaml, unless
+that type is one the bytes would have shown (a garbage "x.pdf" stays binary). `count_pages` counts PDF pages.
 `open_pdf`, `decode_text` and `read_text` are shared with the local parser.
 """
 
@@ -18,6 +20,7 @@ from pathlib import PurePosixPath
 import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
 
+from docflow import formats
 from docflow.errors import BadDocument
 
 PDF = "application/pdf"
@@ -36,6 +39,8 @@ JSON = "application/json"
 XML = "application/xml"
 SVG = "image/svg+xml"
 RTF = "application/rtf"
+GZIP = "application/gzip"
+XLSB = "application/vnd.ms-excel.sheet.binary.macroEnabled.12"
 MARKDOWN = "text/markdown"
 CSV = "text/csv"
 TSV = "text/tab-separated-values"
@@ -58,8 +63,16 @@ _MAGIC: list[tuple[bytes, int, str]] = [  # (signature, offset, type); PDF and z
     (b"MM\x00*", 0, "image/tiff"),
     (b"WEBP", 8, "image/webp"),
     (b"{\\rtf", 0, RTF),
-    (b"\x1f\x8b", 0, "application/gzip"),
+    (b"\x1f\x8b", 0, GZIP),
+    (b"\xffWPC", 0, "application/vnd.wordperfect"),
 ]
+# ISO base media files (at offset 4 "ftyp", then the major brand): HEIF images; other brands (MP4 audio and
+# video) are left to the extension
+_FTYP_BRANDS = {
+    **dict.fromkeys((b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx"), "image/heic"),
+    **dict.fromkeys((b"mif1", b"msf1", b"heif"), "image/heif"),
+}
+_BMP_HEADER_SIZES = (12, 40, 52, 56, 64, 108, 124)  # the DIB header sizes of the BMP versions
 
 _OOXML_DIRS = {"word/": DOCX, "xl/": XLSX, "ppt/": PPTX}
 _OLE_MARKERS: list[tuple[str, str]] = [  # stream names (UTF-16LE in the directory) -> type
@@ -116,11 +129,34 @@ def sniff_content_type(data: bytes, filename: str = "") -> str:
         return _sniff_ole(data, filename)
     for signature, offset, mime in _MAGIC:
         if head[offset : offset + len(signature)] == signature:
-            return mime
+            return by_name(mime, filename)
+    if head[4:8] == b"ftyp" and head[8:12] in _FTYP_BRANDS:
+        return _FTYP_BRANDS[head[8:12]]
+    if _is_bmp(head):
+        return "image/bmp"
     text = _decode_head(head)
     if text is None:
-        return BINARY
+        return by_name(BINARY, filename)
     return _sniff_text(data, head, text, filename)
+
+
+def _is_bmp(head: bytes) -> bool:
+    """ "BM", zero reserved bytes and a known DIB header size: two letters alone are too weak a signature."""
+    return (
+        head[:2] == b"BM"
+        and len(head) >= 18
+        and head[6:10] == b"\x00\x00\x00\x00"
+        and int.from_bytes(head[14:18], "little") in _BMP_HEADER_SIZES
+    )
+
+
+def by_name(content_type: str, filename: str) -> str:
+    """A container's or unknown binary's type named by the file's extension (data/formats.yaml), when the
+    bytes could not have shown that type themselves; any other type as it is."""
+    if content_type not in _UNDECIDED or not filename:
+        return content_type
+    named = formats.type_by_extension(filename)
+    return named if named and named not in _BY_CONTENT else content_type
 
 
 _ZIP_EXT = {
@@ -130,6 +166,15 @@ _ZIP_EXT = {
     ".odt": "application/vnd.oasis.opendocument.text",
     ".epub": "application/epub+zip",
 }
+_UNDECIDED = frozenset({BINARY, ZIP, OLE, GZIP})  # what the bytes alone say of a file of unknown format
+# Types the bytes show when the file is one: a name never gives them to bytes that did not
+_BY_CONTENT = frozenset(
+    {PDF, DOCX, XLSX, PPTX, MSG, DOC, XLS, PPT, EMAIL, HTML, JSON, XML, SVG, XLSB, "image/bmp"}
+    | set(TEXT_TYPES)
+    | {mime for _, _, mime in _MAGIC}
+    | set(_FTYP_BRANDS.values())
+    | set(_ZIP_EXT.values())
+)
 
 
 def _sniff_zip(data: bytes, filename: str = "") -> str:
@@ -142,19 +187,20 @@ def _sniff_zip(data: bytes, filename: str = "") -> str:
                 if re.fullmatch(r"[\w.+-]+/[\w.+-]+", declared):
                     return declared
     except (zipfile.BadZipFile, OSError, ValueError):
-        return _ZIP_EXT.get(PurePosixPath(filename).suffix.lower(), ZIP)
+        return by_name(_ZIP_EXT.get(PurePosixPath(filename).suffix.lower(), ZIP), filename)
     if "[Content_Types].xml" in names:
         for prefix, mime in _OOXML_DIRS.items():
             if any(name.startswith(prefix) for name in names):
-                return mime
-    return ZIP
+                # a binary workbook (.xlsb) is an OOXML package no XML reader reads
+                return XLSB if mime == XLSX and "xl/workbook.bin" in names else mime
+    return by_name(ZIP, filename)  # iWork (.pages, .key, .numbers), Visio (.vsdx)... by name
 
 
 def _sniff_ole(data: bytes, filename: str) -> str:
     for marker, mime in _OLE_MARKERS:
         if marker.encode("utf-16-le") in data:
             return mime
-    return _OLE_EXT.get(PurePosixPath(filename).suffix.lower(), OLE)
+    return by_name(_OLE_EXT.get(PurePosixPath(filename).suffix.lower(), OLE), filename)
 
 
 def _decode_head(head: bytes) -> str | None:
