@@ -16,6 +16,7 @@ from typing import Any
 
 from docflow import backends, metering
 from docflow.backends.embed.chunking import chunk_markdown
+from docflow.backends.extract import provenance
 from docflow.bucket import Bucket, ObjectInfo, unsafe_key
 from docflow.errors import BadDocument, DocumentTooLarge
 from docflow.models import Classification, Extraction, ParsedDocument, RawFile
@@ -184,6 +185,7 @@ def extracted_fields(rt: Runtime, doc_id: str) -> Extraction:
     parsed = rt.store.load_parsed(doc_id)
     classified = rt.store.load_classification(doc_id)
     result = backends.get_extractor(rt.settings).extract(parsed, classified)
+    result = provenance.locate(result, parsed)  # every backend's values traced to the page the same way
     rt.store.save_extraction(doc_id, result)
     return result
 
@@ -199,6 +201,7 @@ def embeddings(rt: Runtime, doc_id: str) -> EmbedResult:
         "fields": extraction.fields,
     }
     chunks = chunk_markdown(parsed, rt.settings.chunk_tokens, rt.settings.chunk_overlap, metadata)
+    chunks = provenance.with_boxes(chunks, parsed.spans)
     embedder = backends.get_embedder(rt.settings)
     vectors = embedder.embed([c.text for c in chunks])
     rt.store.ensure_vector_index(embedder.dimension)
