@@ -89,6 +89,8 @@ def config_fingerprint(settings: Settings) -> str:
         schema_fingerprint(),
         _classifier_model_hash(settings),
     ]
+    if settings.parse_backend == "llamacloud":  # the tier decides the markdown
+        parts.append(settings.llama_parse_tier)
     if settings.embed_backend == "openai":  # the remote model and vector size decide the vectors too
         parts += [settings.openai_embed_model, str(settings.openai_embed_dimensions or "")]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
@@ -111,7 +113,8 @@ def load_bytes(rt: Runtime, key: str) -> tuple[ObjectInfo, bytes]:
 
 
 def raw_file(rt: Runtime, doc_id: str) -> RawFile:
-    """Pin the object: verify the bytes hash to the document id, sniff the type, count pages."""
+    """Pin the object: verify the bytes hash to the document id, sniff the type, count pages; refuse a type
+    the configured parse backend does not read."""
     doc = rt.store.get_document(doc_id)
     if reason := unsafe_key(doc.key):
         raise BadDocument(f"unsafe object key {doc.key[:120]!r}: {reason}")
@@ -136,7 +139,8 @@ def raw_file(rt: Runtime, doc_id: str) -> RawFile:
     )
     if raw.pages and raw.pages > rt.settings.max_pages:
         raise DocumentTooLarge(f"{raw.pages} pages exceeds the limit of {rt.settings.max_pages} pages")
-    rt.store.save_raw(raw, info.etag)
+    rt.store.save_raw(raw, info.etag)  # the sniffed type is kept, also for a document refused next
+    backends.check_readable(rt.settings, content_type, doc.filename)
     if not doc.passthrough:  # a passthrough document's bytes are read again from the bucket, never kept
         rt.recent.put(doc_id, sha256, data)
     return raw

@@ -1,12 +1,15 @@
 """The one settings class. Every knob is an environment variable `DOCFLOW_<NAME>` (or a `.env` file)."""
 
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 BackendKind = Literal["local", "llamacloud", "openai"]
+# LlamaParse's tiers, cheapest first (the llama-cloud SDK's `parsing.create(tier=...)`)
+LlamaParseTier = Literal["fast", "cost_effective", "agentic", "agentic_plus"]
+LLAMA_PARSE_TIERS: tuple[str, ...] = get_args(LlamaParseTier)
 
 
 class Settings(BaseSettings):
@@ -78,7 +81,22 @@ class Settings(BaseSettings):
         2, ge=0, description="Retries inside the official clients (429/5xx/timeouts) before the asset's own."
     )
     remote_poll_interval_s: float = Field(1.0, gt=0, description="LlamaCloud: first job-status poll (s).")
-    llama_parse_tier: str = Field("cost_effective", description="LlamaParse tier: fast, cost_effective...")
+    llama_parse_tier: LlamaParseTier = Field(
+        "cost_effective",
+        description="LlamaParse tier (parse backend llamacloud): fast (text only, no markdown), "
+        "cost_effective, agentic or agentic_plus; priced per page by tier in data/prices.yaml.",
+    )
+
+    @field_validator("llama_parse_tier", mode="before")
+    @classmethod
+    def _known_tier(cls, value: object) -> object:
+        tier = str(value).strip().lower().replace("-", "_").replace(" ", "_")
+        if tier not in LLAMA_PARSE_TIERS:
+            raise ValueError(
+                f"DOCFLOW_LLAMA_PARSE_TIER must be one of {', '.join(LLAMA_PARSE_TIERS)} "
+                f"(LlamaParse's tiers), not {value!r}"
+            )
+        return tier
 
     # --- execution ---------------------------------------------------------------------------------
     executor: Literal["in_process", "multiprocess", "k8s"] = Field(

@@ -2,6 +2,7 @@
 and the request's idempotency, each obtained with `Depends`."""
 
 import asyncio
+import functools
 import gc
 import threading
 import time
@@ -15,6 +16,7 @@ from fastapi.exceptions import HTTPException
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPBearer
 
+from docflow import backends
 from docflow.api import errors, events, uploads
 from docflow.api.ratelimit import RateLimiter
 from docflow.api.s3put import S3Writer
@@ -76,6 +78,7 @@ class ApiState:
             staged,
             priority,
             passthrough,
+            functools.partial(backends.check_readable, self.settings),
             timings,
         )
 
@@ -86,7 +89,7 @@ class ApiState:
     async def startup(self) -> None:
         await self.db.pool()
         # what the first upload would otherwise pay for, perhaps in the middle of a burst
-        uploads.supported_types()
+        backends.readable_types(self.settings)
         self.s3.connect()
         if self.spool is not None:
             self.spool.start()  # also writes what a stopped process left in the spool to the bucket

@@ -4,7 +4,6 @@ arrive), sniff the type from the first bytes, then register the document with it
 bucket, where the S3 sensor picks it up."""
 
 import asyncio
-import functools
 import hashlib
 import re
 import secrets
@@ -12,7 +11,7 @@ import shutil
 import tempfile
 import time
 import unicodedata
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -23,10 +22,10 @@ from python_multipart.multipart import MultipartParser, MultipartState, parse_op
 from docflow.api.s3put import S3Writer
 from docflow.api.spool import Spool
 from docflow.bucket import make_doc_id
-from docflow.errors import BadDocument, DocflowError, UnsupportedFormat
+from docflow.errors import BadDocument, DocflowError
 from docflow.models import Document
 from docflow.netguard import TooLarge
-from docflow.sniff import BINARY, OLE, ZIP, sniff_content_type
+from docflow.sniff import OLE, ZIP, by_name, sniff_content_type
 from docflow.store.tenants import Registrar, unregister_upload
 
 HEAD_BYTES = 64 * 1024  # what the type is sniffed from
@@ -96,12 +95,13 @@ class Staged:
             shutil.rmtree(self._folder, ignore_errors=True)
 
     def content_type(self) -> str:
-        sniffed = sniff_content_type(bytes(self.head), self.filename)
+        # a container's type from its name only after the whole file was looked at (a .docm is a DOCX)
+        sniffed = sniff_content_type(bytes(self.head), self.filename, by_extension=False)
         if sniffed in _CONTAINERS:
             body = self.body
             whole = body if isinstance(body, bytes) else body.read_bytes()
-            sniffed = sniff_content_type(whole, self.filename)
-        return sniffed
+            sniffed = sniff_content_type(whole, self.filename, by_extension=False)
+        return by_name(sniffed, self.filename)
 
 
 def stage(filename: str, max_bytes: int) -> Staged:
@@ -235,13 +235,6 @@ class Accepted:
     duplicate: bool  # the tenant already had these bytes: nothing new is processed
 
 
-@functools.cache  # looked up once: an import statement run on every upload costs more than the check
-def supported_types() -> frozenset[str]:
-    from docflow.backends.parse.local import SUPPORTED_TYPES
-
-    return frozenset(SUPPORTED_TYPES)
-
-
 @dataclass
 class Timings:
     """Where an upload's time went (ms), for the Server-Timing header and `docflow bench --only api`."""
@@ -267,6 +260,7 @@ async def accept(
     staged: Staged,
     priority: int,
     passthrough: bool,
+    check_readable: Callable[[str, str], None],
     timings: Timings | None = None,
 ) -> Accepted:
     """Check the staged bytes, register the document (quota counted) and store the bytes durably before the
@@ -277,8 +271,7 @@ async def accept(
     if staged.size == 0:
         raise BadDocument("the file is empty (0 bytes)")
     content_type = staged.content_type()
-    if content_type == BINARY or content_type not in supported_types():
-        raise UnsupportedFormat(f"unsupported document type {content_type} ({staged.filename})")
+    check_readable(content_type, staged.filename)  # what the configured parse backend reads
     # A passthrough document's id and key do not carry its file name: the id is its Dagster partition key
     # and the key is in the sensor's cursor, both kept in Dagster's records (run keys, sensor ticks) after
     # the document is deleted. The name stays in its row (for sniffing and the webhook) until then.

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Protocol, runtime_checkable
 
-from docflow.errors import ConfigError
+from docflow.errors import ConfigError, UnsupportedFormat
 from docflow.models import Classification, Extraction, ParsedDocument, RawFile
 from docflow.settings import Settings
 
@@ -81,6 +81,32 @@ def _cached(registry_name: str, kind: str, settings: Settings):
 
 def get_parser(settings: Settings) -> Parser:
     return _cached("parse", settings.parse_backend, settings)
+
+
+@lru_cache(maxsize=4)
+def _parser_class(kind: str):
+    if kind not in PARSERS:
+        raise ConfigError(f"unknown parse backend {kind!r}; known: {', '.join(sorted(PARSERS))}")
+    module_name, _, attr = PARSERS[kind].partition(":")
+    return getattr(__import__(module_name, fromlist=[attr]), attr)
+
+
+def readable_types(settings: Settings) -> frozenset[str]:
+    """The content types the configured parse backend reads: what the API and `raw_file` accept."""
+    return _parser_class(settings.parse_backend).readable_types()
+
+
+def check_readable(settings: Settings, content_type: str, filename: str = "") -> None:
+    """Refuse (`UnsupportedFormat`, naming the type and the backend) a document the configured parse
+    backend cannot read. The one check of the API's uploads and the pipeline's `raw_file` step."""
+    kind = settings.parse_backend
+    if content_type in readable_types(settings):
+        return
+    what = f" ({filename})" if filename else ""
+    message = f"unsupported document type {content_type}{what}: DOCFLOW_PARSE_BACKEND={kind} does not read it"
+    if kind != "llamacloud" and content_type in _parser_class("llamacloud").readable_types():
+        message += " (LlamaParse does: DOCFLOW_PARSE_BACKEND=llamacloud)"
+    raise UnsupportedFormat(f"{message}; {_parser_class(kind).formats_read()}")
 
 
 def get_classifier(settings: Settings) -> Classifier:

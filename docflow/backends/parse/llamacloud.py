@@ -1,6 +1,10 @@
 """LlamaParse through the maintained `llama-cloud` SDK: upload the file, create a parse job with a tier,
 poll it with exponential backoff until done or the timeout, then fetch markdown and text per page.
 
+It reads the formats LlamaParse lists (data/formats.yaml, `docflow.formats`), many the local parser does
+not (legacy Office, iWork, WordPerfect, Lotus, HEIC, SVG, audio...). The `fast` tier returns text only,
+no markdown: its pages' text is the markdown then.
+
 Errors are split for the asset's RetryPolicy: network errors, timeouts, 408/409/429 and 5xx raise
 `BackendUnavailable` (retryable); a 400/413/415/422 answer or a FAILED job raise `BadDocument`; a rejected
 API key raises `ConfigError`.
@@ -9,11 +13,11 @@ API key raises `ConfigError`.
 import time
 from typing import Any, Self
 
-from docflow import metering
+from docflow import formats, metering
 from docflow.backends.parse.markdown import from_markdown
 from docflow.errors import BackendUnavailable, BadDocument, ConfigError, DocumentTooLarge, MissingExtra
 from docflow.models import ParsedDocument, RawFile
-from docflow.settings import Settings
+from docflow.settings import LLAMA_PARSE_TIERS, Settings
 
 _DONE = {"COMPLETED", "FAILED", "CANCELLED"}
 
@@ -35,6 +39,8 @@ class LlamaParseParser:
             from llama_cloud import LlamaCloud
         except ImportError as exc:  # pragma: no cover - llama-cloud is a core dependency
             raise MissingExtra("llama-cloud", "llamacloud", "the LlamaParse backend") from exc
+        if tier not in LLAMA_PARSE_TIERS:
+            raise ConfigError(f"unknown LlamaParse tier {tier!r}; known: {', '.join(LLAMA_PARSE_TIERS)}")
         self.tier = tier
         self.timeout_s = timeout_s
         self.max_bytes = max_bytes
@@ -50,9 +56,19 @@ class LlamaParseParser:
         return cls(
             api_key=settings.llama_cloud_api_key.get_secret_value(),
             base_url=settings.llama_cloud_base_url,
-            tier=getattr(settings, "llama_parse_tier", "cost_effective"),
+            tier=settings.llama_parse_tier,
             timeout_s=settings.parse_timeout_s,
             max_bytes=settings.max_bytes,
+        )
+
+    @staticmethod
+    def readable_types() -> frozenset[str]:
+        return formats.llamaparse_types()
+
+    @staticmethod
+    def formats_read() -> str:
+        return f"LlamaParse reads ({formats.llamaparse_source()}): " + ", ".join(
+            f".{ext}" for ext in formats.llamaparse_extensions()
         )
 
     def parse(self, data: bytes, raw: RawFile) -> ParsedDocument:
@@ -90,19 +106,30 @@ class LlamaParseParser:
                 calls += 1
                 result = self.client.parsing.get(job_id, expand=["markdown", "text"])
         finally:  # the requests were sent (and a finished job billed) whatever happens next
-            pages = len(result.markdown.pages) if result is not None and result.markdown else 0
+            pages = len(_pages(result)) if result is not None else 0
             credits = metering.credits_of(result) if result is not None else 0.0
             metering.report("llamacloud", model, remote_calls=calls, pages_billed=pages, credits=credits)
         return _to_document(result)
 
 
+def _pages(result: Any) -> list:
+    """The result's pages in order: markdown pages, or text pages when the tier gave no markdown (fast)."""
+    pages = result.markdown.pages if result.markdown and result.markdown.pages else None
+    if pages is None:
+        pages = result.text.pages if result.text and result.text.pages else []
+    return sorted(pages, key=lambda page: page.page_number)
+
+
 def _to_document(result: Any) -> ParsedDocument:
-    pages = sorted(result.markdown.pages if result.markdown else [], key=lambda page: page.page_number)
+    pages = _pages(result)
     parts, warnings = [], []
     for page in pages:
         parts.append(f"<!-- page {page.page_number} -->")
-        if getattr(page, "success", True) and hasattr(page, "markdown"):
-            parts.append(page.markdown.strip())
+        body = getattr(page, "markdown", None)
+        if body is None:
+            body = getattr(page, "text", None)
+        if getattr(page, "success", True) and body is not None:
+            parts.append(body.strip())
         else:
             warnings.append(f"page {page.page_number}: LlamaParse failed ({getattr(page, 'error', '?')})")
     document = from_markdown(

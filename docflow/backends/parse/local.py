@@ -74,6 +74,7 @@ _PARSERS: dict[str, Callable[[bytes, "LocalParser", Deadline], ParsedDocument]] 
     **{t: (lambda data, p, deadline: ocr.parse_image(data, p.max_pages, deadline)) for t in IMAGES},
 }
 SUPPORTED_TYPES = tuple(_PARSERS)
+_READABLE = frozenset(SUPPORTED_TYPES)
 
 
 class LocalParser:
@@ -98,6 +99,14 @@ class LocalParser:
         return cls(
             max_pages=settings.max_pages, max_bytes=settings.max_bytes, timeout_s=settings.parse_timeout_s
         )
+
+    @staticmethod
+    def readable_types() -> frozenset[str]:
+        return _READABLE
+
+    @staticmethod
+    def formats_read() -> str:
+        return "the local parser reads " + ", ".join(SUPPORTED_TYPES)
 
     def parse(self, data: bytes, raw: RawFile) -> ParsedDocument:
         content_type = _base_type(raw.content_type)
