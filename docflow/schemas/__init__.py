@@ -1,4 +1,9 @@
-"""Per-document-type schemas and their registry (doc_type -> pydantic model).
+"""Per-document-type schemas and their registry (doc_type -> pydantic model), made from data.
+
+A type's fields are a JSON Schema file named by its entry in the rules file (data/doc_types.yaml,
+`schema: schemas/invoice.json`); `docflow.schemas.types` generates the pydantic model from it. The
+registry of the packaged data folder is `SCHEMAS` (and `Invoice`, `Receipt`, ... its models); a data folder
+of one's own (`Settings.rules_path`) is read with `load_types(rules_path)` or `get_schema(t, rules_path)`.
 
 `validate_fields` is the one way every extract backend turns raw values into stored, JSON-able fields:
 invalid values are dropped and reported as messages, never raised; values that validate but that no
@@ -6,48 +11,50 @@ document would hold (`plausibility`) are kept and reported.
 """
 
 import datetime as dt
-import hashlib
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from docflow.schemas import plausibility
-from docflow.schemas.models import (
-    Contract,
+from docflow.schemas.types import (
+    Amount,
+    Currency,
+    DateOrText,
     DocSchema,
-    Education,
-    Experience,
-    FinancialStatement,
-    Invoice,
-    KeyValues,
-    LineItem,
-    Receipt,
-    Resume,
-    RevenueItem,
+    DocType,
+    FieldSpec,
+    Percent,
+    TypeRegistry,
+    load_types,
+    wire_schema,
 )
 
-SCHEMAS: dict[str, type[DocSchema]] = {
-    "invoice": Invoice,
-    "receipt": Receipt,
-    "contract": Contract,
-    "resume": Resume,
-    "financial_statement": FinancialStatement,
-    "form": KeyValues,
-}
+_DEFAULT = load_types()
+# the packaged types' models, as before they were data: doc_type -> model
+SCHEMAS: dict[str, type[DocSchema]] = _DEFAULT.schemas
+Invoice = SCHEMAS["invoice"]
+Receipt = SCHEMAS["receipt"]
+Contract = SCHEMAS["contract"]
+Resume = SCHEMAS["resume"]
+FinancialStatement = SCHEMAS["financial_statement"]
+KeyValues = _DEFAULT.key_values.model
 
 
-def get_schema(doc_type: str) -> type[DocSchema]:
-    """The schema of `doc_type`; any type without its own schema gets the generic `KeyValues`."""
-    return SCHEMAS.get(doc_type, KeyValues)
+def get_schema(doc_type: str, rules_path: Path | str | None = None) -> type[DocSchema]:
+    """The model of `doc_type` in the rules file `rules_path` (default data/doc_types.yaml); any type
+    without a schema of its own gets the generic `KeyValues`."""
+    return load_types(rules_path).get(doc_type).model
 
 
-def schema_fingerprint() -> str:
-    """A short hash of every schema's name and version: changes when any schema changes."""
-    parts = sorted(
-        f"{doc_type}={model.__name__}:{model.schema_version}" for doc_type, model in SCHEMAS.items()
-    )
-    parts.append(f"*={KeyValues.__name__}:{KeyValues.schema_version}")
-    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+def get_type(doc_type: str, rules_path: Path | str | None = None) -> DocType:
+    """Everything known of `doc_type`: model, schema file, fields and labels, view."""
+    return load_types(rules_path).get(doc_type)
+
+
+def schema_fingerprint(rules_path: Path | str | None = None) -> str:
+    """A short hash of every schema's name, version and file: changes when any schema changes."""
+    return load_types(rules_path).fingerprint()
 
 
 def validate_fields(
@@ -58,7 +65,8 @@ def validate_fields(
     A top-level field whose value does not validate is dropped (with a message naming it and the value);
     the other fields are kept. A value that validates but is implausible (`plausibility.check`, dates
     judged against `today`) is kept, with a message marked `implausible` that the typed views and the
-    asset check read. Never raises on bad values.
+    asset check read. A field the schema file marks required that is missing is reported. Never raises on
+    bad values.
     """
     values = {k: v for k, v in raw.items() if v is not None}
     errors: list[str] = []
@@ -77,7 +85,10 @@ def validate_fields(
             values = {k: v for k, v in values.items() if k not in bad}
             continue
         errors.extend(plausibility.messages(model, today))
-        return model.model_dump(mode="json", exclude_none=True), errors
+        fields = model.model_dump(mode="json", exclude_none=True)
+        required = getattr(schema, "required_fields", ())
+        errors.extend(f"{name}: required by the schema, not found" for name in required if name not in fields)
+        return fields, errors
     return {}, errors
 
 
@@ -88,19 +99,25 @@ def _short(value: Any, limit: int = 80) -> str:
 
 __all__ = [
     "SCHEMAS",
+    "Amount",
     "Contract",
+    "Currency",
+    "DateOrText",
     "DocSchema",
-    "Education",
-    "Experience",
+    "DocType",
+    "FieldSpec",
     "FinancialStatement",
     "Invoice",
     "KeyValues",
-    "LineItem",
+    "Percent",
     "Receipt",
     "Resume",
-    "RevenueItem",
+    "TypeRegistry",
     "get_schema",
+    "get_type",
+    "load_types",
     "plausibility",
     "schema_fingerprint",
     "validate_fields",
+    "wire_schema",
 ]

@@ -21,8 +21,6 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from docflow.schemas.models import Invoice, Receipt
-
 MARK = "implausible"
 # An amount with more integer digits than this is an identifier (registration, account, phone or order
 # number), not money: ten digits already reach billions.
@@ -43,17 +41,31 @@ class MoneyFields:
     """Where a schema keeps a document's money: its total, tax, tax rate and line items."""
 
     total: str
-    items: str
+    items: str | None = None
     tax: str | None = None
     rate: str | None = None
 
 
-MONEY: dict[type[BaseModel], MoneyFields] = {
-    Invoice: MoneyFields(total="total_amount", items="line_items", tax="tax_amount", rate="tax_rate"),
-    Receipt: MoneyFields(total="total", items="items"),
-}
-# (earlier, later): a document cannot be due before it was issued
-DATE_ORDER: dict[type[BaseModel], tuple[tuple[str, str], ...]] = {Invoice: (("invoice_date", "due_date"),)}
+def money_fields(schema: type[BaseModel]) -> MoneyFields | None:
+    """The money of a schema generated from a file (docflow.schemas.types), found by the fields' kinds and
+    names: the amount whose name says total, the amount and the percent whose names say tax, the list of
+    objects that have an amount. None for a schema without a total."""
+    kinds: dict[str, str] = getattr(schema, "field_kinds", {})
+    amounts = [n for n, k in kinds.items() if k == "amount"]
+    total = next((n for n in amounts if "total" in n), None)
+    if total is None:
+        return None
+    items: dict[str, tuple[str, ...]] = getattr(schema, "item_fields", {})
+    return MoneyFields(
+        total=total,
+        items=next((n for n, names in items.items() if "amount" in names), None),
+        tax=next((n for n in amounts if "tax" in n), None),
+        rate=next((n for n, k in kinds.items() if k == "percent" and "tax" in n), None),
+    )
+
+
+# (earlier, later) field names: a document cannot be due before it was issued
+DATE_ORDER: tuple[tuple[str, str], ...] = (("invoice_date", "due_date"),)
 _ITEM_AMOUNTS = ("quantity", "unit_price", "amount")
 
 
@@ -65,11 +77,12 @@ def check(model: BaseModel, today: dt.date | None = None) -> dict[str, str]:
         reason = date_problem(value, today)
         if reason:
             found[path] = reason
-    for earlier, later in DATE_ORDER.get(type(model), ()):
+    names = type(model).model_fields
+    for earlier, later in (pair for pair in DATE_ORDER if pair[0] in names and pair[1] in names):
         first, second = getattr(model, earlier), getattr(model, later)
         if _is_date(first) and _is_date(second) and second < first and later not in found:
             found[later] = f"before {earlier} {first.isoformat()}"
-    money = MONEY.get(type(model))
+    money = money_fields(type(model))
     if money is not None:
         found.update(_money(model, money))
     return found
@@ -134,9 +147,9 @@ def _money(model: BaseModel, money: MoneyFields) -> dict[str, str]:
     if total is not None and (reason := amount_problem(total)):
         flagged[money.total], total = reason, None
     items: list[Decimal] = []
-    for i, item in enumerate(getattr(model, money.items) or []):
+    for i, item in enumerate((getattr(model, money.items) if money.items else None) or []):
         for name in _ITEM_AMOUNTS:
-            value = getattr(item, name)
+            value = getattr(item, name, None)
             if value is not None and (reason := amount_problem(value)):
                 flagged[f"{money.items}.{i}.{name}"] = reason
         amount = _item_amount(item, flagged, f"{money.items}.{i}")
@@ -161,7 +174,7 @@ def _money(model: BaseModel, money: MoneyFields) -> dict[str, str]:
 
 def _item_amount(item: BaseModel, flagged: dict[str, str], prefix: str) -> Decimal | None:
     """A line item's amount, or its quantity times its unit price; None if either is implausible."""
-    amount, quantity, price = (getattr(item, n) for n in ("amount", "quantity", "unit_price"))
+    amount, quantity, price = (getattr(item, n, None) for n in ("amount", "quantity", "unit_price"))
     if amount is not None:
         return None if f"{prefix}.amount" in flagged else amount
     if quantity is not None and price is not None:

@@ -69,6 +69,10 @@ class TypeSpec(_Strict):
     content_types: list[str] = Field(default_factory=list)  # prefixes, e.g. "message/"
     siblings: list[str] = Field(default_factory=list)  # types the file name may decide against (see 5.)
     priority: int = Field(0, ge=-100, le=100)  # of the runs requested once the type is known
+    # the type's fields (docflow.schemas.types reads these): a JSON Schema file, its version, its SQL view
+    schema_file: str | None = Field(None, alias="schema")
+    schema_version: str | None = None
+    view: str | None = None
 
 
 class ScoringParams(_Strict):
