@@ -35,7 +35,7 @@ def resolve_settings(settings: Settings) -> Settings:
             update["aws_access_key_id"] = EMBEDDED_S3_KEY
             update["aws_secret_access_key"] = SecretStr(EMBEDDED_S3_KEY)
         resolved = settings.model_copy(update=update)
-    Store(resolved.database_url or "").migrate()
+    Store(resolved.database_url or "").migrate(resolved.rules_path)
     bucket_for(resolved).ensure_bucket()
     return resolved
 

@@ -7,6 +7,7 @@ import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from importlib import resources
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import psycopg
@@ -25,7 +26,8 @@ from docflow.models import (
     ParsedDocument,
     RawFile,
 )
-from docflow.store import quotas, reviews
+from docflow.schemas import load_types
+from docflow.store import quotas, reviews, typed_views
 from docflow.store.quotas import Limits
 
 _MIGRATION_LOCK = 0x646F63666C6F77  # "docflow"
@@ -120,8 +122,10 @@ class Store:
             raise BackendUnavailable(f"Postgres unavailable: {exc}") from exc
 
     # --- schema ------------------------------------------------------------------------------------
-    def migrate(self) -> list[str]:
-        """Apply the SQL files in store/migrations that have not run yet; returns their names."""
+    def migrate(self, rules_path: Path | str | None = None) -> list[str]:
+        """Apply the SQL files in store/migrations that have not run yet, then create or replace the typed
+        view of every document type of the rules file `rules_path` (default data/doc_types.yaml) whose
+        definition changed (store.typed_views); returns the SQL files' names."""
         files = sorted(
             (f for f in resources.files("docflow.store").joinpath("migrations").iterdir()),
             key=lambda f: f.name,
@@ -140,6 +144,7 @@ class Store:
                     conn.execute(f.read_text())
                     conn.execute("INSERT INTO docflow.schema_migrations (name) VALUES (%s)", (f.name,))
                     applied.append(f.name)
+            typed_views.ensure_views(conn, load_types(rules_path))
             conn.commit()
         return applied
 
