@@ -7,7 +7,9 @@ listed; the window (SLACK) catches those, and the seen set keeps them from being
 """
 
 import hashlib
+import itertools
 import time
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -83,76 +85,81 @@ def scan(
     max_hash_bytes: int = 2 * 1024**3,
     list_budget_s: float | None = None,
     limits: Limits | None = None,
+    work_budget_s: float | None = None,
 ) -> ScanResult:
     """One sensor tick: register the documents behind new objects under `prefix`, each new one counted
     against its tenant's daily quota (`limits`: the defaults; None counts nothing).
 
     The listing stops after about `list_budget_s` (at a page boundary; None = no limit) and the next tick
     goes on from there, so a tick stays short however many objects the bucket holds; a small bucket is
-    listed whole each tick."""
+    listed whole each tick. New objects are taken in turn from each tenant (oldest first within a tenant)
+    and hashed and registered for about `work_budget_s` (None = no limit): a tenant's bulk load is
+    registered over several short ticks, and another tenant's upload waits for about one of them."""
     floor = cursor.since - SLACK
     try:
         listed, after = _list_some(bucket, prefix, cursor.after, list_budget_s)
     except BackendUnavailable as exc:  # S3 down: nothing this tick, the cursor stays, the next tick retries
         return ScanResult([], 0, [f"listing {prefix!r}: {exc}"], cursor, 0)
-    candidates = sorted(
-        (
+    candidates = _fair_order(
+        [
             o
             for o in listed
             if o.last_modified >= floor
             and cursor.seen.get(o.key, ("",))[0] != o.etag
             and not o.key.endswith("/")
-        ),
-        key=lambda o: (o.last_modified, o.key),
+        ],
+        prefix,
+        default_tenant,
     )
+    started = time.monotonic()
     handled: list[ObjectInfo] = []
-    found: list[tuple[ObjectInfo, str, str, int]] = []  # (object, tenant, sha256, priority)
     skipped: list[str] = []
-    hashed_bytes = 0
-    batch: list[ObjectInfo] = []  # what this tick may hash: at most max_objects, about max_hash_bytes
-    for obj in candidates[:max_objects]:
-        if hashed_bytes > max_hash_bytes:
-            break
-        batch.append(obj)
-        hashed_bytes += obj.size  # an upper bound: objects with a sha256 in their metadata are not read
-    with ThreadPoolExecutor(HASH_WORKERS) as pool:  # S3 round trips in parallel, results in order
-        outcomes = list(pool.map(lambda o: _sha256_of(bucket, o.key), batch))
-    for obj, outcome in zip(batch, outcomes, strict=True):
-        if isinstance(outcome, NotFound):
-            continue  # deleted since the listing: nothing to do
-        if isinstance(outcome, BackendUnavailable):
-            skipped.append(f"{obj.key}: {outcome}")
-            break  # S3 trouble: stop here, the watermark stays below this object and the next tick retries
-        handled.append(obj)
-        tenant = tenant_of(obj.key, prefix, default_tenant)
-        found.append((obj, tenant, outcome.sha256, priority_of(obj.key, outcome.metadata)))
-
     new: list[NewDocument] = []
     over_quota: list[str] = []
     aliases = 0
-    for obj, tenant, sha256, priority in found:
-        filename = filename_of(obj.key)
-        doc = Document(
-            doc_id=make_doc_id(tenant, sha256, filename),
-            tenant=tenant,
-            bucket=bucket.name,
-            key=obj.key,
-            etag=obj.etag,
-            sha256=sha256,
-            size=obj.size,
-            filename=filename,
-        )
-        # bytes known under another name keep their id (and were counted when they were new)
-        doc_id, is_new, refused = store.register_counted(doc, limits)
-        if refused:
-            over_quota.append(doc_id)
-        elif is_new:
-            new.append(NewDocument(doc_id, obj.key, obj.etag, tenant, priority))
-        elif (queued := registered_for_sensor(store, doc_id, obj.etag)) is not None:
-            new.append(NewDocument(doc_id, obj.key, obj.etag, tenant, *queued))
-        else:
-            aliases += 1
-        store.move_key(obj.key, doc_id)  # new bytes under an old key supersede the old document
+    hashed_bytes = 0
+    todo = deque(candidates[:max_objects])
+    while todo and not skipped and hashed_bytes <= max_hash_bytes:
+        if work_budget_s is not None and handled and time.monotonic() - started > work_budget_s:
+            break  # the rest next tick: a bulk load never holds the other tenants' uploads for long
+        batch: list[ObjectInfo] = []  # hashed together: at most a chunk, about max_hash_bytes in all
+        while todo and len(batch) < HASH_CHUNK and hashed_bytes <= max_hash_bytes:
+            batch.append(todo.popleft())
+            # an upper bound: an object with a sha256 in its metadata is not read
+            hashed_bytes += batch[-1].size
+        with ThreadPoolExecutor(HASH_WORKERS) as pool:  # S3 round trips in parallel, results in order
+            outcomes = list(pool.map(lambda o: _sha256_of(bucket, o.key), batch))
+        for obj, outcome in zip(batch, outcomes, strict=True):
+            if isinstance(outcome, NotFound):
+                continue  # deleted since the listing: nothing to do
+            if isinstance(outcome, BackendUnavailable):
+                skipped.append(f"{obj.key}: {outcome}")
+                break  # S3 trouble: stop; the watermark stays below this object and the next tick retries
+            handled.append(obj)
+            tenant = tenant_of(obj.key, prefix, default_tenant)
+            filename = filename_of(obj.key)
+            doc = Document(
+                doc_id=make_doc_id(tenant, outcome.sha256, filename),
+                tenant=tenant,
+                bucket=bucket.name,
+                key=obj.key,
+                etag=obj.etag,
+                sha256=outcome.sha256,
+                size=obj.size,
+                filename=filename,
+            )
+            # bytes known under another name keep their id (and were counted when they were new)
+            doc_id, is_new, refused = store.register_counted(doc, limits)
+            if refused:
+                over_quota.append(doc_id)
+            elif is_new:
+                priority = priority_of(obj.key, outcome.metadata)
+                new.append(NewDocument(doc_id, obj.key, obj.etag, tenant, priority))
+            elif (queued := registered_for_sensor(store, doc_id, obj.etag)) is not None:
+                new.append(NewDocument(doc_id, obj.key, obj.etag, tenant, *queued))
+            else:
+                aliases += 1
+            store.move_key(obj.key, doc_id)  # new bytes under an old key supersede the old document
     handled_keys = {o.key for o in handled}
     unhandled = [o for o in candidates if o.key not in handled_keys]
     advanced = _advance(cursor, handled, unhandled, after)
@@ -177,6 +184,16 @@ LIST_PAGE = 1000  # keys per ListObjectsV2 page
 
 
 HASH_WORKERS = 8  # concurrent HEAD/GET requests while hashing a tick's objects (boto3's pool holds 10)
+HASH_CHUNK = 4 * HASH_WORKERS  # objects hashed together between two looks at the tick's work budget
+
+
+def _fair_order(objects: list[ObjectInfo], prefix: str, default_tenant: str) -> list[ObjectInfo]:
+    """Each tenant's objects oldest first, the tenants taken in turn (the one with the oldest first)."""
+    by_tenant: dict[str, list[ObjectInfo]] = {}
+    for o in sorted(objects, key=lambda o: (o.last_modified, o.key)):
+        by_tenant.setdefault(tenant_of(o.key, prefix, default_tenant), []).append(o)
+    rounds = itertools.zip_longest(*by_tenant.values())
+    return [o for round_ in rounds for o in round_ if o is not None]
 
 
 def _sha256_of(bucket: Bucket, key: str) -> Hashed | NotFound | BackendUnavailable:

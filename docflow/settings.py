@@ -138,6 +138,13 @@ class Settings(BaseSettings):
     sensor_list_budget_s: float = Field(
         4.0, gt=0, description="Seconds a tick may spend listing the bucket; a big one is listed over ticks."
     )
+    sensor_work_budget_s: float = Field(
+        3.0,
+        gt=0,
+        description="Seconds a tick may spend hashing and registering new objects, taken in turn from each "
+        "tenant; the rest waits for the next tick, so one tenant's bulk load delays another's upload by "
+        "about a tick.",
+    )
     run_batch_size: int = Field(
         100,
         ge=1,

@@ -33,8 +33,9 @@ def docflow_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
             "DOCFLOW_EMBEDDED_PG_PORT": str(pg_port),
             "DOCFLOW_EMBEDDED_S3_PORT": str(s3_port),
             # the session's bucket collects thousands of objects: a sensor tick lists it whole, as the
-            # tests expect; listing in passes over ticks is tested with a budget of its own
+            # tests expect, and registers every new object; both budgets are tested with values of their own
             "DOCFLOW_SENSOR_LIST_BUDGET_S": "600",
+            "DOCFLOW_SENSOR_WORK_BUDGET_S": "600",
         }
     )
     env = dagster_env(base)

@@ -1,6 +1,7 @@
 """Run priority from every source (the API is tested in test_api.py): a bucket object's metadata or key
 folder, a document type's rules; and the real run queue starting higher priorities first."""
 
+import shutil
 import time
 import uuid
 
@@ -66,6 +67,8 @@ def test_a_types_priority_orders_its_re_processing(rt, instance, tenant, tmp_pat
     rules["types"]["invoice"]["priority"] = 7
     path = tmp_path / "doc_types.yaml"
     path.write_text(yaml.safe_dump(rules))
+    if (data_dir() / "schemas").is_dir():  # the types' field schemas, next to the rules they belong to
+        shutil.copytree(data_dir() / "schemas", tmp_path / "schemas")
     monkeypatch.setenv("DOCFLOW_RULES_PATH", str(path))
     monkeypatch.setenv("DOCFLOW_STALE_PER_TICK", "1000")
 

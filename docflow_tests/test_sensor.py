@@ -6,7 +6,7 @@ import dagster as dg
 import pytest
 from drive import cursor_now, tick
 
-from docflow.ingest import ScanCursor
+from docflow.ingest import ScanCursor, scan
 
 
 def _mine(result: dg.SensorResult, tenant: str) -> list[dg.RunRequest]:
@@ -124,3 +124,18 @@ def test_a_small_bulk_load_is_spread_over_the_tenants_run_slots_in_balanced_batc
     assert sizes(run_requests(docs, batch_size=5, spread=3)) == [4, 4, 4, 3, 3, 3]
     assert sizes(run_requests(docs[:3], batch_size=20, spread=4)) == [1, 1, 1]
     assert sizes(run_requests(docs[:1], batch_size=20, spread=2)) == [1]
+
+
+def test_a_bulk_load_is_registered_over_short_ticks_and_another_tenant_waits_for_one(rt, tenant) -> None:
+    base = ScanCursor.load(cursor_now(rt))
+    for i in range(40):  # more than one chunk of hashing: a tick with a tiny budget stops after one
+        rt.bucket.put_bytes(f"incoming/{tenant}/bulk{i:02d}.txt", f"bulk {i} of {tenant}".encode())
+    rt.bucket.put_bytes(f"incoming/{tenant}x/one.txt", f"the other tenant's upload {tenant}".encode())
+
+    first = scan(rt.bucket, rt.store, base, prefix=rt.settings.prefix, work_budget_s=1e-9)
+    tenants = [d.tenant for d in first.new]
+    assert f"{tenant}x" in tenants[:2]  # taken in turn, not after the whole bulk load
+    assert first.remaining == 41 - len(first.new) > 0
+    second = scan(rt.bucket, rt.store, first.cursor, prefix=rt.settings.prefix)
+    assert len(first.new) + len(second.new) == 41 and second.remaining == 0
+    assert {d.doc_id for d in first.new}.isdisjoint(d.doc_id for d in second.new)

@@ -29,6 +29,7 @@ def _scan_bucket(context: dg.SensorEvaluationContext, docflow: DocflowResource) 
         max_objects=s.sensor_max_per_tick,
         max_hash_bytes=s.sensor_max_hash_bytes,
         list_budget_s=s.sensor_list_budget_s,
+        work_budget_s=s.sensor_work_budget_s,
         limits=Limits.of(s),  # new documents count against their tenant's daily quota, whoever wrote them
     )
     for problem in result.skipped:
