@@ -89,7 +89,8 @@ class FieldSpec:
         """How a document may label the field: its title, its name in words, its aliases."""
         words = self.name.replace("_", " ")
         found = [str(self.spec.get("title") or ""), words, *self.aliases]
-        return tuple(dict.fromkeys(x for x in found if x.strip()))
+        unique = {x.strip().lower(): x.strip() for x in reversed(found) if x.strip()}  # first spelling wins
+        return tuple(reversed(unique.values()))
 
 
 @dataclass(frozen=True)

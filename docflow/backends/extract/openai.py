@@ -1,10 +1,13 @@
 """OpenAI (or any OpenAI-compatible server) extraction with structured outputs (extra `openai`).
 
-The type's pydantic schema (`docflow.schemas.get_schema`) is sent as the JSON schema of the answer; a type
-without a schema of its own gets the generic key-value schema. The answer is validated with
+The type's schema file (`docflow.schemas.get_type`, as `wire_schema` writes it for an API: plain JSON types,
+labels in the descriptions) is sent as the JSON schema of the answer; a type without a schema of its own
+gets the generic key-value schema (data/schemas/key_values.json): the model is asked for the document's
+labels and values. The answer is validated with
 `validate_fields` like every other backend's: invalid values are dropped and reported, never raised.
 """
 
+from pathlib import Path
 from typing import Any, Self
 
 from docflow import metering
@@ -17,7 +20,7 @@ from docflow.backends.classify.remote import (
     parse_json_object,
 )
 from docflow.models import Classification, Extraction, ParsedDocument
-from docflow.schemas import get_schema, validate_fields
+from docflow.schemas import get_type, validate_fields, wire_schema
 from docflow.settings import Settings
 
 SERVICE = "OpenAI"
@@ -25,14 +28,15 @@ MAX_PROMPT_CHARS = 60_000
 
 
 class OpenAIExtractor:
-    def __init__(self, client: Any, model: str) -> None:
+    def __init__(self, client: Any, model: str, rules_path: Path | None = None) -> None:
         self.client = client
         self.model = model
         self.name = f"openai/{model}"
+        self.rules_path = rules_path  # the types and their schema files (None: data/doc_types.yaml)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Self:
-        return cls(openai_client(settings), settings.openai_model)
+        return cls(openai_client(settings), settings.openai_model, settings.rules_path)
 
     def messages(self, doc_type: str, markdown: str) -> list[dict[str, str]]:
         system = (
@@ -48,7 +52,8 @@ class OpenAIExtractor:
 
     def extract(self, parsed: ParsedDocument, classification: Classification) -> Extraction:
         doc_type = classification.doc_type
-        schema = get_schema(doc_type)
+        described = get_type(doc_type, self.rules_path)
+        schema = described.model
         try:
             response = metering.openai_call(
                 self.model,
@@ -58,7 +63,7 @@ class OpenAIExtractor:
                     temperature=0,
                     response_format={
                         "type": "json_schema",
-                        "json_schema": {"name": schema.__name__, "schema": schema.model_json_schema()},
+                        "json_schema": {"name": schema.__name__, "schema": wire_schema(described)},
                     },
                 ),
             )
