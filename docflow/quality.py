@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from docflow.backends.extract import provenance
 from docflow.models import Extraction
 from docflow.schemas import get_schema, plausibility, validate_fields
 
@@ -93,6 +94,30 @@ def required_fields_present(extraction: Extraction) -> Verdict:
         )
     what = f"all of {', '.join(required)}" if required else f"no field is required for {extraction.doc_type}"
     return Verdict(passed=True, message=f"present: {what}", details=details)
+
+
+def provenance_matches(extraction: Extraction) -> Verdict:
+    """Every value's recorded source text holds the value after normalization (a warning: a value placed
+    at text that does not say it was repaired, rewritten or misread, and deserves a look)."""
+    wrong = provenance.mismatches(extraction)
+    n_values = sum(1 for _ in provenance.leaves(extraction.fields))
+    details: dict[str, Any] = {
+        "values": n_values,
+        "located": len(extraction.provenance),
+        "mismatched": len(wrong),
+    }
+    if wrong:
+        return Verdict(
+            passed=False,
+            severity="warn",
+            message=f"{len(wrong)} value(s) not found in their source text: {', '.join(wrong[:10])}",
+            details={**details, "fields": wrong},
+        )
+    return Verdict(
+        passed=True,
+        message=f"{len(extraction.provenance)} of {n_values} values located, each in its source text",
+        details=details,
+    )
 
 
 def chunks_present(chunks: int) -> Verdict:

@@ -135,7 +135,13 @@ def invoice(rt, instance) -> tuple[str, dg.ExecuteInProcessResult]:
 def test_the_ingest_job_runs_the_checks_per_partition(rt, instance, invoice) -> None:
     doc_id, result = invoice
     checks = _checks(result)
-    assert set(checks) == {"schema_valid", "required_fields_present", "chunks_present", "dimension_matches"}
+    assert set(checks) == {
+        "schema_valid",
+        "required_fields_present",
+        "provenance_matches",
+        "chunks_present",
+        "dimension_matches",
+    }
     assert all(c.passed for c in checks.values()), {n: c.description for n, c in checks.items()}
     assert all(c.partition == doc_id for c in checks.values())
     assert checks["dimension_matches"].metadata["expected"].value == 384
@@ -222,7 +228,13 @@ def test_a_backfill_over_many_documents_checks_each_and_processes_failed_ones_ag
     first = _run_range(everything, instance, ids)
     assert first.success, [e.message for e in first.all_events if e.is_failure]
     checks = _checks(first)
-    assert set(checks) == {"schema_valid", "required_fields_present", "chunks_present", "dimension_matches"}
+    assert set(checks) == {
+        "schema_valid",
+        "required_fields_present",
+        "provenance_matches",
+        "chunks_present",
+        "dimension_matches",
+    }
     assert checks["schema_valid"].passed and checks["schema_valid"].description == "3 of 3 documents passed"
     assert checks["chunks_present"].passed and checks["dimension_matches"].passed
     assert [rt.store.get_document(i).status for i in ids] == ["done"] * 3
@@ -313,6 +325,7 @@ def test_jobs_schedule_and_checks_are_defined() -> None:
     assert set(specs) == {
         ("extracted_fields", "schema_valid"),
         ("extracted_fields", "required_fields_present"),
+        ("extracted_fields", "provenance_matches"),
         ("embeddings", "chunks_present"),
         ("embeddings", "dimension_matches"),
     }

@@ -5,7 +5,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from docflow.models import DocStatus, SearchHit
+from docflow.models import DocStatus, FieldSource, SearchHit
 
 
 class Accepted(BaseModel):
@@ -66,6 +66,11 @@ class DocumentDetail(DocumentOut):
     reasoning: str | None = None
     fields: dict[str, Any] | None = None
     field_confidence: dict[str, float] | None = None
+    provenance: dict[str, FieldSource] = Field(
+        default_factory=dict,
+        description="Where each value was read: field path (`total_amount`, `line_items.0.amount`) -> page, "
+        "box (x0, y0, x1, y1: fractions of the page, origin top-left), the source text and a confidence.",
+    )
     validation_errors: list[str] = Field(default_factory=list)
     chunks: int = 0
     events_url: str

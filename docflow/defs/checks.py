@@ -4,7 +4,7 @@
   would be published into the chunks' metadata and the analysts' typed views, so `embeddings` does not run
   and the document is marked failed with the reason. Values kept but implausible (docflow.schemas.
   plausibility: left out of the typed views' columns) and values the extractor dropped only warn, as
-  does `required_fields_present`.
+  do `required_fields_present` and `provenance_matches` (a value whose source text does not hold it).
 - embeddings: `chunks_present` and `dimension_matches` (vectors of another model are invisible to the
   index). Both blocking for anything built on top of the embeddings later.
 One op per asset (a multi-asset check) keeps the overhead per document to two small steps. A run over a
@@ -116,13 +116,23 @@ def _documents(context: dg.AssetCheckExecutionContext, rt: Runtime) -> list[str]
             "The fields the document's type requires have values (warns only).",
             False,
         ),
+        _spec(
+            "provenance_matches",
+            "extracted_fields",
+            "Each value's source text on the page holds the value after normalization (warns only).",
+            False,
+        ),
     ],
 )
 def extracted_fields_checks(
     context: dg.AssetCheckExecutionContext, docflow: DocflowResource
 ) -> Iterator[dg.AssetCheckResult]:
     rt = docflow.runtime()
-    verdicts: dict[str, dict[str, quality.Verdict]] = {"schema_valid": {}, "required_fields_present": {}}
+    verdicts: dict[str, dict[str, quality.Verdict]] = {
+        "schema_valid": {},
+        "required_fields_present": {},
+        "provenance_matches": {},
+    }
     for doc_id in _documents(context, rt):
         try:
             extraction = rt.store.load_extraction(doc_id)
@@ -137,6 +147,7 @@ def extracted_fields_checks(
             )
         verdicts["schema_valid"][doc_id] = valid
         verdicts["required_fields_present"][doc_id] = quality.required_fields_present(extraction)
+        verdicts["provenance_matches"][doc_id] = quality.provenance_matches(extraction)
     yield from _results(context, rt, "extracted_fields", verdicts)
 
 

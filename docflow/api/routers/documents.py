@@ -190,6 +190,7 @@ def get_document(doc_id: str, who: Authenticated) -> DocumentDetail:
         e = who.store.load_extraction(doc_id)
         detail.fields, detail.field_confidence = e.fields, e.field_confidence
         detail.validation_errors = e.validation_errors
+        detail.provenance = e.provenance
     except NotFound:
         pass
     detail.chunks = who.store.count_chunks(doc_id)
