@@ -86,7 +86,7 @@ def config_fingerprint(settings: Settings) -> str:
         settings.embed_model or "bundled-minilm",
         str(settings.chunk_tokens),
         str(settings.chunk_overlap),
-        schema_fingerprint(),
+        schema_fingerprint(settings.rules_path),
         _classifier_model_hash(settings),
     ]
     if settings.parse_backend == "llamacloud":  # the tier decides the markdown

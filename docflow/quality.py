@@ -4,6 +4,7 @@ A rule returns a `Verdict`: passed, or failed with a severity (`error` blocks pu
 `warn` only flags) and a message for people. defs/checks.py turns verdicts into Dagster check results.
 """
 
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -11,15 +12,6 @@ from pydantic import BaseModel, Field
 from docflow.backends.extract import provenance
 from docflow.models import Extraction
 from docflow.schemas import get_schema, plausibility, validate_fields
-
-# Fields without which a document of a type is of little use to analysts. Types not listed require none.
-REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
-    "invoice": ("invoice_number", "vendor_name", "total_amount"),
-    "receipt": ("store_name", "total"),
-    "contract": ("title", "parties"),
-    "resume": ("name",),
-    "financial_statement": ("institution",),
-}
 
 
 class Verdict(BaseModel):
@@ -29,12 +21,12 @@ class Verdict(BaseModel):
     details: dict[str, Any] = Field(default_factory=dict)
 
 
-def schema_valid(extraction: Extraction) -> Verdict:
+def schema_valid(extraction: Extraction, rules_path: Path | None = None) -> Verdict:
     """The stored fields validate against the current schema of their type (an error: analysts' typed
     views and the chunks' metadata would carry invalid values); values the extractor had to drop, values
     kept but implausible (left out of the typed views' columns), or an outdated schema version, are
-    warnings."""
-    schema = get_schema(extraction.doc_type)
+    warnings. `rules_path`: the types' rules file (default data/doc_types.yaml)."""
+    schema = get_schema(extraction.doc_type, rules_path)
     _, errors = validate_fields(schema, extraction.fields)
     invalid = [e for e in errors if not plausibility.is_implausible(e)]
     details: dict[str, Any] = {"schema": f"{schema.__name__} v{schema.schema_version}"}
@@ -80,9 +72,10 @@ def schema_valid(extraction: Extraction) -> Verdict:
     return Verdict(passed=True, message=f"all {len(extraction.fields)} fields are valid", details=details)
 
 
-def required_fields_present(extraction: Extraction) -> Verdict:
-    """Every field the document's type requires has a value (a warning: the document is still searchable)."""
-    required = REQUIRED_FIELDS.get(extraction.doc_type, ())
+def required_fields_present(extraction: Extraction, rules_path: Path | None = None) -> Verdict:
+    """Every field the document's type requires (its schema file's `required`: the fields without which a
+    document is of little use to analysts) has a value (a warning: the document is still searchable)."""
+    required = get_schema(extraction.doc_type, rules_path).required_fields
     missing = [f for f in required if _empty(extraction.fields.get(f))]
     details = {"required": list(required), "missing": missing}
     if missing:

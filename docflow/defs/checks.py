@@ -140,13 +140,15 @@ def extracted_fields_checks(
             if len(context.partition_keys) == 1:
                 raise
             continue  # a batch's document that never got this far: the next step fails it on its own
-        valid = quality.schema_valid(extraction)
+        valid = quality.schema_valid(extraction, rt.settings.rules_path)
         if not valid.passed and valid.severity == "error":
             rt.store.set_status(
                 doc_id, "failed", stage="extracted_fields", error=f"schema_valid: {valid.message}"
             )
         verdicts["schema_valid"][doc_id] = valid
-        verdicts["required_fields_present"][doc_id] = quality.required_fields_present(extraction)
+        verdicts["required_fields_present"][doc_id] = quality.required_fields_present(
+            extraction, rt.settings.rules_path
+        )
         verdicts["provenance_matches"][doc_id] = quality.provenance_matches(extraction)
     yield from _results(context, rt, "extracted_fields", verdicts)
 

@@ -65,8 +65,8 @@ def validate_fields(
     A top-level field whose value does not validate is dropped (with a message naming it and the value);
     the other fields are kept. A value that validates but is implausible (`plausibility.check`, dates
     judged against `today`) is kept, with a message marked `implausible` that the typed views and the
-    asset check read. A field the schema file marks required that is missing is reported. Never raises on
-    bad values.
+    asset check read. Never raises on bad values (a field the schema file marks `required` is optional
+    here: the `required_fields_present` check warns when it is missing).
     """
     values = {k: v for k, v in raw.items() if v is not None}
     errors: list[str] = []
@@ -85,10 +85,7 @@ def validate_fields(
             values = {k: v for k, v in values.items() if k not in bad}
             continue
         errors.extend(plausibility.messages(model, today))
-        fields = model.model_dump(mode="json", exclude_none=True)
-        required = getattr(schema, "required_fields", ())
-        errors.extend(f"{name}: required by the schema, not found" for name in required if name not in fields)
-        return fields, errors
+        return model.model_dump(mode="json", exclude_none=True), errors
     return {}, errors
 
 

@@ -11,9 +11,10 @@ A schema's properties are fields; `format` names docflow's value kinds (`KINDS`)
 written as a JSON number), percent (0..100), currency (ISO 4217, upper-cased), date, date-or-text (a date
 if it parses, else the text). `x-aliases` lists the labels a document prints for a field ("Inv. No.");
 arrays of objects (`items` with `properties`, or a `$ref` to `$defs`) are nested models such as line items.
-Every top-level field is optional in the model (an extractor may miss any); a top-level `required` field
-that is missing is reported by `validate_fields`, never raised. The view's extensions (`x-column`,
-`x-text-column`, `x-count-column`, `x-column-order`, `x-view`) are read by docflow.store.typed_views.
+Every top-level field is optional in the model (an extractor may miss any); the top-level `required` fields
+are the ones without which a document is of little use (the `required_fields_present` check warns). The
+view's extensions (`x-column`, `x-text-column`, `x-count-column`, `x-column-order`, `x-view`) are read by
+docflow.store.typed_views.
 """
 
 import datetime as dt
@@ -63,7 +64,7 @@ class DocSchema(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
     schema_version: ClassVar[str] = "1"
     schema_hash: ClassVar[str] = ""  # of the schema file: an edited file changes schema_fingerprint
-    required_fields: ClassVar[tuple[str, ...]] = ()  # reported when missing, never raised
+    required_fields: ClassVar[tuple[str, ...]] = ()  # the schema's `required`: warned about, never raised
     field_kinds: ClassVar[dict[str, str]] = {}  # field -> kind (see FieldSpec.kind): for plausibility
     item_fields: ClassVar[dict[str, tuple[str, ...]]] = {}  # array-of-objects field -> its items' fields
 
