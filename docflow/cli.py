@@ -342,6 +342,11 @@ def eval_(
     for name in ("classification", "fields"):
         section = report.get(name) or {}
         click.echo(f"{name}: accuracy {section.get('accuracy')} over {section.get('n')}")
+    if located := (report.get("fields") or {}).get("located"):
+        click.echo(
+            f"correct values with a box holding them: {located['share']} of {located['correct']} "
+            f"({located['share_with_layout']} of {located['correct_with_layout']} in documents with boxes)"
+        )
     for key in ("parse", "retrieval"):
         if key in report:
             summary = {k: v for k, v in report[key].items() if not isinstance(v, dict | list)}

@@ -29,6 +29,7 @@ from docflow import ingest, pipeline
 from docflow.bucket import make_doc_id
 from docflow.errors import NotFound
 from docflow.evaluation import metrics
+from docflow.evaluation.provenance import located_section
 from docflow.pipeline import Runtime, config_fingerprint
 from docflow.runtime import bucket_for, runtime
 from docflow.settings import Settings
@@ -232,6 +233,8 @@ def run_eval(
     for name, section in metrics.SECTIONS.items():
         progress(f"scoring {name}")
         report[name] = section(rt, items)
+    # correct values that carry a box holding them (once here: not per folder and type like the sections)
+    report["fields"]["located"] = located_section(rt, items)
     progress("scoring per folder and per type")
     report["by_folder"] = grouped(rt, items, lambda i: i.folder)
     report["by_type"] = grouped(rt, items, lambda i: i.doc_type)
