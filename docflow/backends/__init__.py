@@ -21,6 +21,16 @@ class Parser(Protocol):
 
     def parse(self, data: bytes, raw: RawFile) -> ParsedDocument: ...
 
+    @staticmethod
+    def readable_types() -> frozenset[str]:
+        """The content types this backend reads (asked of the class: no client is built)."""
+        ...
+
+    @staticmethod
+    def formats_read() -> str:
+        """Those formats in words, for the message that refuses another."""
+        ...
+
 
 @runtime_checkable
 class Classifier(Protocol):
