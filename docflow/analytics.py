@@ -1,8 +1,10 @@
 """pandas helpers over docflow's tables and typed views, for analysts and notebooks.
 
 Each function returns a `pandas.DataFrame` with real dtypes (numeric amounts, datetime64 dates), read from
-the typed views (migrations 0002, 0007: `docflow.invoices`, `receipts`, `contracts`, `resumes`,
-`financial_statements`, `revenue_figures`) or from `docflow.documents`. The same SQL works in any client:
+the typed views (one per document type, made from its schema file: `docflow.invoices`, `receipts`,
+`contracts`, `resumes`, `financial_statements`, the `revenue_figures` of migration 0002, and the view of any
+type added in a data folder: `view("purchase_orders")`) or from `docflow.documents`. The same SQL works in
+any client:
 
     SELECT vendor_name, currency, sum(total_amount) FROM docflow.invoices GROUP BY 1, 2;
 
@@ -21,14 +23,11 @@ from typing import TYPE_CHECKING, Any
 
 from docflow.settings import Settings
 from docflow.store import analytics as tables
-from docflow.store.analytics import VIEWS
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from docflow.store import Store
-
-_NUMERIC = {"total_amount", "tax_amount", "tax_rate", "total", "value", "classification_confidence"}
 
 
 def _pandas() -> Any:
@@ -43,15 +42,17 @@ def _store(settings: Settings | None) -> "Store":
     return runtime(settings).store
 
 
-def _frame(result: tables.Rows, date_columns: tuple[str, ...] = ()) -> "pd.DataFrame":
-    """A DataFrame of the rows with real dtypes: datetime64 dates, float64 amounts."""
+def _frame(result: tables.Rows, types: dict[str, str] | None = None) -> "pd.DataFrame":
+    """A DataFrame of the rows with real dtypes: datetime64 dates, float64 amounts (`types`: column -> SQL
+    type, as store.analytics.views gives them)."""
+    types = {"classification_confidence": "numeric", **(types or {})}
     pandas = _pandas()
     columns, rows = result
     frame = pandas.DataFrame.from_records(rows, columns=columns)
     for column in frame.columns:
-        if column in date_columns:
+        if types.get(column) == "date":
             frame[column] = pandas.to_datetime(frame[column], errors="coerce")
-        elif column in _NUMERIC:
+        elif types.get(column) == "numeric":
             frame[column] = pandas.to_numeric(frame[column], errors="coerce").astype("float64")
     return frame
 
@@ -66,9 +67,11 @@ def query(
 
 def view(name: str, tenant: str | None = None, settings: Settings | None = None) -> "pd.DataFrame":
     """One typed view (`invoices`, `receipts`, ...) as a DataFrame, optionally for one tenant."""
-    if name not in VIEWS:
-        raise ValueError(f"unknown view {name!r}; known: {', '.join(VIEWS)}")
-    return _frame(tables.view(_store(settings), name, tenant), VIEWS[name])
+    settings = settings if settings is not None else Settings()  # the types of DOCFLOW_RULES_PATH
+    known = tables.views(settings.rules_path)
+    if name not in known:
+        raise ValueError(f"unknown view {name!r}; known: {', '.join(known)}")
+    return _frame(tables.view(_store(settings), name, tenant, settings.rules_path), known[name])
 
 
 def invoices(tenant: str | None = None, settings: Settings | None = None) -> "pd.DataFrame":

@@ -1,23 +1,29 @@
 """Reads for analysts (docflow.analytics turns them into DataFrames): the typed views, documents with their
-types, counts per type, and any SQL an analyst writes."""
+types, counts per type, and any SQL an analyst writes. The typed views are those of the document types'
+schema files (store.typed_views), so a type added in a data folder is readable here too."""
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from psycopg.rows import tuple_row
 
+from docflow.schemas import load_types
 from docflow.store.db import Store
+from docflow.store.typed_views import view_columns
 
 Rows = tuple[list[str], list[tuple[Any, ...]]]  # (column names in SELECT order, rows)
 
-# the typed views (migrations 0002, 0007) and their date columns
+
+def views(rules_path: Path | str | None = None) -> dict[str, dict[str, str]]:
+    """The typed views of the types in `rules_path` (default data/doc_types.yaml): view -> column -> SQL type
+    of its typed columns."""
+    return view_columns(load_types(rules_path))
+
+
+# the packaged types' views and their date columns
 VIEWS: dict[str, tuple[str, ...]] = {
-    "invoices": ("invoice_date", "due_date"),
-    "receipts": ("receipt_date",),
-    "contracts": ("agreement_date", "effective_date", "expiration_date"),
-    "resumes": (),
-    "financial_statements": ("period_end",),
-    "revenue_figures": ("period_end",),
+    name: tuple(c for c, kind in cols.items() if kind == "date") for name, cols in views().items()
 }
 
 
@@ -30,10 +36,11 @@ def query(store: Store, statement: str, params: Sequence[Any] | dict[str, Any] =
     return columns, rows
 
 
-def view(store: Store, name: str, tenant: str | None = None) -> Rows:
+def view(store: Store, name: str, tenant: str | None = None, rules_path: Path | str | None = None) -> Rows:
     """Every row of one typed view (`invoices`, `receipts`, ...), optionally of one tenant."""
-    if name not in VIEWS:
-        raise ValueError(f"unknown view {name!r}; known: {', '.join(VIEWS)}")
+    known = views(rules_path)
+    if name not in known:
+        raise ValueError(f"unknown view {name!r}; known: {', '.join(known)}")
     where, params = ("WHERE tenant = %s", [tenant]) if tenant else ("", [])
     return query(store, f"SELECT * FROM docflow.{name} {where} ORDER BY doc_id", params)
 

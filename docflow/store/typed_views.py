@@ -85,6 +85,30 @@ def _field_columns(
     return [(column, raw, "text")]
 
 
+# views made by the SQL migrations over the generated ones, with their column types (0002, 0007)
+DERIVED: dict[str, dict[str, str]] = {
+    "revenue_figures": {
+        "doc_id": "text",
+        "figure_index": "bigint",
+        "value": "numeric",
+        "unit": "text",
+        "currency": "text",
+        "period_end": "date",
+        "period_end_text": "text",
+    }
+}
+
+
+def view_columns(registry: TypeRegistry) -> dict[str, dict[str, str]]:
+    """Every typed view analysts read (generated and derived) -> its typed columns -> SQL type."""
+    found = {
+        t.view: {name: kind for name, _, kind in columns(t)}
+        for t in registry.types.values()
+        if t.view and t.own_schema
+    }
+    return {**found, **DERIVED}
+
+
 def view_sql(doc_type: DocType) -> sql.Composed:
     """CREATE OR REPLACE VIEW for one type (its `view` must be set)."""
     assert doc_type.view
