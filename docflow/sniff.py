@@ -116,10 +116,16 @@ _EMAIL_HEADERS = {
 }
 
 
-def sniff_content_type(data: bytes, filename: str = "") -> str:
-    """The MIME type of `data`, by content first; the file name only refines text (markdown, csv...)."""
+def sniff_content_type(data: bytes, filename: str = "", by_extension: bool = True) -> str:
+    """The MIME type of `data`, by content first; the file name refines text (markdown, csv...) and, with
+    `by_extension`, names what the bytes leave undecided (see `by_name`)."""
     if not data:
         return BINARY
+    sniffed = _sniff_content(data, filename)
+    return by_name(sniffed, filename) if by_extension else sniffed
+
+
+def _sniff_content(data: bytes, filename: str) -> str:
     head = data[:_HEAD]
     if b"%PDF-" in head[:1024]:
         return PDF
@@ -129,14 +135,14 @@ def sniff_content_type(data: bytes, filename: str = "") -> str:
         return _sniff_ole(data, filename)
     for signature, offset, mime in _MAGIC:
         if head[offset : offset + len(signature)] == signature:
-            return by_name(mime, filename)
+            return mime
     if head[4:8] == b"ftyp" and head[8:12] in _FTYP_BRANDS:
         return _FTYP_BRANDS[head[8:12]]
     if _is_bmp(head):
         return "image/bmp"
     text = _decode_head(head)
     if text is None:
-        return by_name(BINARY, filename)
+        return BINARY
     return _sniff_text(data, head, text, filename)
 
 
@@ -187,20 +193,20 @@ def _sniff_zip(data: bytes, filename: str = "") -> str:
                 if re.fullmatch(r"[\w.+-]+/[\w.+-]+", declared):
                     return declared
     except (zipfile.BadZipFile, OSError, ValueError):
-        return by_name(_ZIP_EXT.get(PurePosixPath(filename).suffix.lower(), ZIP), filename)
+        return _ZIP_EXT.get(PurePosixPath(filename).suffix.lower(), ZIP)
     if "[Content_Types].xml" in names:
         for prefix, mime in _OOXML_DIRS.items():
             if any(name.startswith(prefix) for name in names):
                 # a binary workbook (.xlsb) is an OOXML package no XML reader reads
                 return XLSB if mime == XLSX and "xl/workbook.bin" in names else mime
-    return by_name(ZIP, filename)  # iWork (.pages, .key, .numbers), Visio (.vsdx)... by name
+    return ZIP  # iWork (.pages, .key, .numbers), Visio (.vsdx)...: named by `by_name`
 
 
 def _sniff_ole(data: bytes, filename: str) -> str:
     for marker, mime in _OLE_MARKERS:
         if marker.encode("utf-16-le") in data:
             return mime
-    return by_name(_OLE_EXT.get(PurePosixPath(filename).suffix.lower(), OLE), filename)
+    return _OLE_EXT.get(PurePosixPath(filename).suffix.lower(), OLE)
 
 
 def _decode_head(head: bytes) -> str | None:
