@@ -147,7 +147,7 @@ def _sniff_content(data: bytes, filename: str) -> str:
 
 
 def _is_bmp(head: bytes) -> bool:
-    """ "BM", zero reserved bytes and a known DIB header size: two letters alone are too weak a signature."""
+    """A BMP header: the letters BM (too weak a signature alone), zero reserved bytes, a known DIB size."""
     return (
         head[:2] == b"BM"
         and len(head) >= 18
