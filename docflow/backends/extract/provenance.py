@@ -377,7 +377,7 @@ def mismatches(extraction: Extraction) -> list[str]:
 # --- chunks ---------------------------------------------------------------------------------------------
 
 _MD_NOISE = re.compile(r"<!--.*?-->", re.S)
-LINE_GAP = 0.025  # spans closer than this (a fraction of the page's height) belong to one box
+LINE_GAP = 0.025  # spans closer than this (or than their own height) belong to one box
 
 
 def chunk_boxes(chunk: Chunk, spans: list[Span]) -> list[Box]:
@@ -394,7 +394,8 @@ def chunk_boxes(chunk: Chunk, spans: list[Span]) -> list[Box]:
     boxes: list[tuple[Box, int]] = []  # a box and how many characters of text it holds
     for span in sorted(matched, key=lambda s: (s.page, s.y0, s.x0)):
         chars = len(span.text.strip())
-        if boxes and boxes[-1][0].page == span.page and span.y0 <= boxes[-1][0].y1 + LINE_GAP:
+        gap = max(LINE_GAP, 1.2 * (span.y1 - span.y0))  # the space between two lines of one text
+        if boxes and boxes[-1][0].page == span.page and span.y0 <= boxes[-1][0].y1 + gap:
             box, n = boxes[-1]
             merged = Box(
                 page=box.page,
