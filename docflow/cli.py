@@ -144,6 +144,46 @@ def status(doc_id: str | None, failed: bool, tenant: str | None, as_json: bool) 
             _print_webhook_counts(rt, tenant)
 
 
+@cli.command("types")
+@click.option("--json", "as_json", is_flag=True)
+def types_(as_json: bool) -> None:
+    """The document types (DOCFLOW_RULES_PATH, else data/doc_types.yaml): schema file, fields, typed view
+    and local extractor of each."""
+    from docflow.backends.extract.local import BUILT_IN
+    from docflow.schemas import load_types
+
+    registry = load_types(get_settings().rules_path)
+    rows = []
+    for t in registry.types.values():
+        if t.name in BUILT_IN:
+            extractor = "built-in"
+        elif t.own_schema and t.fields:
+            extractor = "generic"  # by the schema's labels and aliases
+        else:
+            extractor = "key-values"
+        rows.append(
+            {
+                "name": t.name,
+                "description": t.description,
+                "schema_file": str(t.schema_file) if t.schema_file else None,
+                "schema": t.model.__name__,
+                "schema_version": t.model.schema_version,
+                "fields": [
+                    {"name": f.name, "kind": f.kind, "required": f.required, "aliases": list(f.aliases)}
+                    for f in t.fields
+                ],
+                "view": f"docflow.{t.view}" if t.view else None,
+                "extractor": extractor,
+            }
+        )
+    if as_json:
+        _echo_json(rows)
+        return
+    for r in rows:
+        fields = ", ".join(f["name"] for f in r["fields"]) or "key_values"
+        click.echo(f"{r['name']:<20} {r['extractor']:<10} {r['view'] or '-':<30} {fields}")
+
+
 @cli.command()
 @click.option("--dry-run", is_flag=True, help="Only list the documents that would be renamed.")
 @click.option("--while-running", is_flag=True, help="Rename even while runs are queued or running.")
