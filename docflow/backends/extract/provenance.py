@@ -9,7 +9,9 @@ consecutive spans, whose text contains the value after normalization (`contains`
 - numbers and amounts: any number written in the text equals the value ("1.234,56", "$1,234.56", "19 %");
 - dates: any date written in the text, in any format `normalize.find_dates` reads, is the value's ISO date;
 - currencies: the code, or a symbol or word naming it ("€", "RM 12.00");
-- text: the value's words, case-folded with punctuation and whitespace ignored, are a run of the text's words.
+- scales of amounts: a word naming the scale ("millions": "in € million", "EUR m", "mn");
+- text: the value's words, case-folded with punctuation and whitespace ignored, are a run of the text's words
+  (a value of symbols only, "$", as written).
 
 Where several places contain the value, the one next to the field's label wins (the label's words in the
 span itself, on its line to the left, or just above it; a form's label is its question), then the one on
@@ -46,6 +48,14 @@ _NUMBERS = (
     re.compile(r"(?<![\d.,])[-−(]?\d{1,3}(?:[ \u00a0\u202f']\d{3})+(?:[.,]\d+)?(?![\d.,])"),
     re.compile(r"(?<![\d.,])[-−(]?\d[\d.,]*\)?-?|(?<!\d)[.,]\d+"),
 )
+# currency symbols written as a word of their own ("Amount (RM)", "Rs 120", "12,00 zł")
+_CURRENCY_TOKENS = {"rm": "MYR", "rs": "INR", "rp": "IDR", "zł": "PLN", "kč": "CZK", "ft": "HUF"}
+# the words a scale of amounts is written with ("in € million", "EUR m", "TEUR", "bn")
+_SCALES: dict[str, frozenset[str]] = {
+    "thousands": frozenset({"thousand", "thousands", "k", "tsd", "000", "000s", "teur", "tusd", "keur"}),
+    "millions": frozenset({"million", "millions", "m", "mn", "mio", "mln", "mill", "meur", "musd", "eurm"}),
+    "billions": frozenset({"billion", "billions", "bn", "bln", "mrd"}),
+}
 # words that stand for a field name's words in labels ("Amount due", "Invoice No.", "VAT %")
 _LABEL_WORDS: dict[str, tuple[str, ...]] = {
     "amount": ("total", "due", "balance", "sum", "amount"),
@@ -78,7 +88,11 @@ def value_kind(value: Any) -> str:
         return "date"
     if text.upper() == text and text in ISO_CURRENCIES:
         return "currency"
-    return "text" if norm_words(text) else "skip"
+    if text.casefold() in _SCALES:
+        return "scale"
+    if norm_words(text):
+        return "text"
+    return "symbol" if text else "skip"  # "$", "%", "-": compared as written
 
 
 def _iso_date(text: str) -> date | None:
@@ -98,14 +112,19 @@ def numbers_in(text: str) -> set[Decimal]:
     return found
 
 
+_YEAR_THEN_TIME = re.compile(r"((?:19|20)\d{2})(?=\d{1,2}:\d{2})")  # "03/02/201815:28": OCR lost a space
+
+
 def dates_in(text: str) -> set[date]:
+    text = _YEAR_THEN_TIME.sub(r"\1 ", text)
     return {d for first in (True, False) for d, _, _ in find_dates(text, day_first=first)}
 
 
 def currencies_in(text: str) -> set[str]:
     codes = {c for c in re.findall(r"(?<![A-Za-z])([A-Z]{3})(?![A-Za-z])", text) if c in ISO_CURRENCIES}
     named = parse_currency(text)
-    return codes | ({named} if named else set())
+    words = {_CURRENCY_TOKENS[w] for w in norm_words(text).split() if w in _CURRENCY_TOKENS}
+    return codes | words | ({named} if named else set())
 
 
 def contains(text: str, value: Any) -> bool:
@@ -119,8 +138,12 @@ def contains(text: str, value: Any) -> bool:
         return _iso_date(str(value)) in dates_in(text)
     if kind == "currency":
         return str(value).strip() in currencies_in(text)
+    if kind == "scale":
+        return bool(_SCALES[str(value).strip().casefold()] & set(norm_words(text).split()))
     if kind == "text":
         return f" {norm_words(value)} " in f" {norm_words(text)} "
+    if kind == "symbol":
+        return str(value).strip() in text
     return False
 
 
@@ -206,6 +229,11 @@ class _Found:
     first: int
     last: int
     similarity: float = 1.0  # 1.0: the text contains the value
+    members: tuple[int, ...] = ()  # spans not consecutive in reading order, in the value's order
+
+    @property
+    def indexes(self) -> list[int]:
+        return list(self.members) or list(range(self.first, self.last + 1))
 
 
 def _candidates(doc: _Doc, value: Any, kind: str) -> list[_Found]:
@@ -223,7 +251,53 @@ def _candidates(doc: _Doc, value: Any, kind: str) -> list[_Found]:
             ]
     if found or kind != "text":
         return found
-    return _similar(doc, norm_words(value))
+    return _cover(doc, norm_words(value)) or _similar(doc, norm_words(value))
+
+
+MAX_COVER_HEIGHT = 0.25  # spans that tile a value lie this close together (a fraction of the page)
+
+
+def _cover(doc: _Doc, target: str) -> list[_Found]:
+    """Spans of one page, near each other, whose words tile the value's words in order though reading order
+    puts other text between them (an answer over two lines that OCR read in another order, a wrapped
+    address beside a second column)."""
+    padded = f" {target} "
+    if len(target.split()) < 2:
+        return []
+    found: list[_Found] = []
+    for indexes in doc.by_page.values():
+        starts: dict[int, list[tuple[int, int]]] = {}  # offset in the value -> (offset after, span)
+        for i in indexes:
+            w = doc.words[i]
+            if len(w) < 2:
+                continue
+            at = padded.find(f" {w} ")
+            while at >= 0:
+                starts.setdefault(at, []).append((at + len(w) + 1, i))
+                at = padded.find(f" {w} ", at + 1)
+        tiling = _tile(starts, 0, len(padded) - 1, {})
+        if tiling is None:
+            continue
+        spans = [doc.spans[i] for i in tiling]
+        if max(s.y1 for s in spans) - min(s.y0 for s in spans) <= MAX_COVER_HEIGHT:
+            found.append(_Found(min(tiling), max(tiling), 1.0, tuple(tiling)))
+    return found
+
+
+def _tile(
+    starts: dict[int, list[tuple[int, int]]], at: int, end: int, memo: dict[int, list[int] | None]
+) -> list[int] | None:
+    """Span indexes whose words follow each other from offset `at` to `end` of the value (longest first)."""
+    if at == end:
+        return []
+    if at not in memo:
+        memo[at] = None
+        for after, i in sorted(starts.get(at, []), reverse=True):
+            rest = _tile(starts, after, end, memo)
+            if rest is not None:
+                memo[at] = [i, *rest]
+                break
+    return memo[at]
 
 
 def _similar(doc: _Doc, target: str) -> list[_Found]:
@@ -289,7 +363,7 @@ def _label_score(doc: _Doc, found: _Found, value: Any, labels: set[str]) -> floa
 
 
 def _source(doc: _Doc, found: _Found, confidence: float) -> FieldSource:
-    run = doc.spans[found.first : found.last + 1]
+    run = [doc.spans[i] for i in found.indexes]
     page = run[0].page
     on_page = [s for s in run if s.page == page]
     return FieldSource(
