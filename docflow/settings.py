@@ -115,7 +115,11 @@ class Settings(BaseSettings):
     classify_embed_weight: float = Field(
         15.0, ge=0.0, description="Local classifier: points per unit of description similarity; 0 = rules."
     )
-    rules_path: Path | None = Field(None, description="Classification rules; unset = data/doc_types.yaml")
+    rules_path: Path | None = Field(
+        None,
+        description="Document types: classification rules and each type's schema file (relative to this "
+        "file's folder); unset = data/doc_types.yaml",
+    )
     prices_path: Path | None = Field(
         None, description="Price table of the usage cost estimates; unset = data/prices.yaml"
     )
