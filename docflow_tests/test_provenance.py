@@ -2,6 +2,7 @@
 their boxes. The rules alone (pure), then a born-digital PDF invoice and a scanned receipt through the real
 pipeline on embedded Postgres and S3, the asset check through the real Dagster instance, and the API."""
 
+import json
 import uuid
 from pathlib import Path
 
@@ -134,6 +135,74 @@ def test_chunk_boxes_cover_the_spans_of_the_chunks_text_only() -> None:
     [box] = provenance.chunk_boxes(chunk, spans)
     assert (box.page, box.x0, box.y0, box.x1) == (1, 0.1, 0.10, 0.8)
     assert box.y1 == pytest.approx(0.15)
+
+
+def test_a_value_whose_lines_reading_order_separates_is_placed_at_the_spans_that_tile_it() -> None:
+    from docflow.models import ParsedDocument
+
+    spans = [  # two columns read row by row: the left column's address is interleaved with the right's
+        _span("12 Market", 0.1, 0.30, 0.4),
+        _span("Invoice no. 77", 0.6, 0.30, 0.9),
+        _span("Street, Springfield", 0.1, 0.33, 0.4),
+        _span("Amount (RM) 12.00", 0.6, 0.33, 0.9),
+    ]
+    parsed = ParsedDocument(markdown="", text="", parser="test", spans=spans)
+    fields = {"address": "12 Market Street, Springfield", "currency": "MYR", "total": 12.0}
+    located = provenance.locate(_extraction(fields, doc_type="receipt"), parsed).provenance
+    assert (located["address"].x1, located["address"].y0, located["address"].y1) == (0.4, 0.30, 0.35)
+    assert located["currency"].text == "Amount (RM) 12.00"
+
+
+def test_llamaextract_citations_are_placed_on_the_page(monkeypatch) -> None:
+    from test_classify_remote import FILE, FakeAPI, llama_settings
+
+    from docflow.backends.extract.llamacloud import LlamaExtractor
+    from docflow.models import Classification, ParsedDocument
+
+    def job(status: str, **extra) -> dict:
+        base = {"id": "ext-1", "created_at": "2024-01-01T00:00:00Z", "updated_at": "2024-01-01T00:00:01Z"}
+        return {**base, "file_input": "dfl-1", "project_id": "p", "status": status, **extra}
+
+    metadata = {
+        "field_metadata": {
+            "document_metadata": {
+                "total_amount": {
+                    "citation": [{"page": 1, "matching_text": "Total due 1,234.56"}],
+                    "confidence": 0.8,
+                },
+                "invoice_number": {
+                    "citation": [{"page": 1, "matching_text": "No. INV-17"}],
+                    "confidence": 0.95,
+                },
+            }
+        }
+    }
+    api = FakeAPI()
+    try:
+        api.script("POST", "/api/v1/beta/files", (200, FILE))
+        api.script("POST", "/api/v2/extract", (200, job("PENDING")))
+        result = {"invoice_number": "INV-17", "total_amount": 1234.56}
+        api.script(
+            "GET",
+            "/api/v2/extract/ext-1",
+            (200, job("COMPLETED", extract_result=result, extract_metadata=metadata)),
+        )
+        spans = [
+            _span("Subtotal 1,234.56", 0.1, 0.5, 0.5),
+            _span("Total due 1,234.56", 0.1, 0.6, 0.5),
+            _span("No. INV-17", 0.6, 0.1, 0.9),
+        ]
+        parsed = ParsedDocument(markdown="# Invoice", text="Invoice", parser="test", spans=spans)
+        classified = Classification(doc_type="invoice", confidence=0.9, reasoning="test", backend="test")
+        extraction = LlamaExtractor.from_settings(llama_settings(api)).extract(parsed, classified)
+    finally:
+        api.close()
+    sent = json.loads(api.calls("POST", "/api/v2/extract")[0]["body"])["configuration"]
+    assert sent["cite_sources"] is True
+    assert extraction.provenance["total_amount"].page == 0  # cited, not placed yet
+    located = provenance.locate(extraction, parsed).provenance
+    assert (located["total_amount"].y0, located["total_amount"].confidence) == (0.6, 0.8)
+    assert located["invoice_number"].text == "No. INV-17"
 
 
 # --- through the pipeline ----------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from docflow.backends.classify.remote import (
     from_client,
     llamacloud_client,
 )
+from docflow.backends.extract.provenance import citations
 from docflow.models import Classification, Extraction, ParsedDocument
 from docflow.schemas import get_type, validate_fields, wire_schema
 from docflow.settings import Settings, data_dir
@@ -89,7 +90,8 @@ class LlamaExtractor:
             calls += 1  # the job: its create and polls are one call of the client's
             job = self.client.extract.run(
                 file_input=uploaded.id,
-                configuration={"data_schema": data_schema},
+                # citations: the text each value was read from, placed on the page by provenance.locate
+                configuration={"data_schema": data_schema, "cite_sources": True, "confidence_scores": True},
                 polling_interval=self.poll_s,
                 max_interval=max(self.poll_s, 5.0),
                 polling_timeout=self.timeout_s,
@@ -114,6 +116,7 @@ class LlamaExtractor:
             fields = json.loads(json.dumps(result, default=str))
             fields = {k: v for k, v in fields.items() if v is not None}
             errors, name, version = [], f"generated/{doc_type}", "generated"
+        metadata = getattr(getattr(job, "extract_metadata", None), "field_metadata", None)
         return Extraction(
             doc_type=doc_type,
             schema_name=name,
@@ -121,4 +124,5 @@ class LlamaExtractor:
             fields=fields,
             validation_errors=errors,
             backend=self.name,
+            provenance=citations(getattr(metadata, "document_metadata", None)),
         )

@@ -431,7 +431,10 @@ def locate(extraction: Extraction, parsed: ParsedDocument) -> Extraction:
             continue
         source, similarity = placed
         top = path.split(".", 1)[0]
-        base = extraction.field_confidence.get(top, given.confidence if given is not None else 1.0)
+        if given is not None and given.confidence > 0:  # the backend's own confidence of this value
+            base = given.confidence
+        else:
+            base = extraction.field_confidence.get(top, 1.0)
         source.confidence = round(base * similarity, 4)
         provenance[path] = source
     ordered_paths = [p for p, _ in leaves(extraction.fields) if p in provenance]
@@ -494,3 +497,33 @@ def with_boxes(chunks: list[Chunk], spans: list[Span]) -> list[Chunk]:
     if not spans:
         return chunks
     return [c.model_copy(update={"boxes": chunk_boxes(c, spans)}) for c in chunks]
+
+
+# --- citations of remote backends -----------------------------------------------------------------------
+
+_INDICATORS = ("citation", "confidence", "extraction_confidence")
+
+
+def citations(metadata: Any, prefix: str = "") -> dict[str, FieldSource]:
+    """LlamaExtract's per-field metadata (`extract_metadata.field_metadata.document_metadata`: a field's
+    entry holds `citation`, a list of {page, matching_text}, and confidences; a list field a list of such
+    objects per item) as page-0 entries for `locate` to place: the cited text, not its page, is kept, since
+    the pages are those of the markdown docflow uploaded, not of the document."""
+    out: dict[str, FieldSource] = {}
+    if isinstance(metadata, dict) and any(k in metadata for k in _INDICATORS):
+        cited = metadata.get("citation") or []
+        text = " ".join(
+            str(c.get("matching_text") or "") for c in cited if isinstance(c, dict) and c.get("matching_text")
+        )
+        confidence = metadata.get("extraction_confidence", metadata.get("confidence"))
+        if prefix and (text or isinstance(confidence, int | float)):
+            conf = float(confidence) if isinstance(confidence, int | float) else 0.0
+            out[prefix] = FieldSource(page=0, x0=0, y0=0, x1=0, y1=0, text=text, confidence=conf)
+        return out
+    if isinstance(metadata, dict):
+        for key, value in metadata.items():
+            out.update(citations(value, f"{prefix}.{key}" if prefix else str(key)))
+    elif isinstance(metadata, list):
+        for index, value in enumerate(metadata):
+            out.update(citations(value, f"{prefix}.{index}"))
+    return out
