@@ -408,6 +408,76 @@ def _print_summaries(groups: dict[str, dict]) -> None:
         click.echo(f"  {name[:24]:24}{cells}")
 
 
+@cli.command()
+@click.argument("doc_id")
+@click.argument("corrections", nargs=-1, metavar="[FIELD=VALUE]...")
+@click.option("--confirm", "confirms", multiple=True, metavar="FIELD", help="A path whose value is right.")
+@click.option("--unreview", multiple=True, metavar="FIELD", help="Take a path's review back.")
+@click.option("--by", "reviewer", default=None, help="Who reviewed [default: $USER].")
+@click.option("--json", "as_json", is_flag=True, help="Print the fields and the reviews as JSON.")
+def fix(
+    doc_id: str,
+    corrections: tuple[str, ...],
+    confirms: tuple[str, ...],
+    unreview: tuple[str, ...],
+    reviewer: str | None,
+    as_json: bool,
+) -> None:
+    """Correct (FIELD=VALUE) or confirm (--confirm FIELD) a document's extracted values; they win over any
+    later re-extraction. FIELD is a path: total_amount, line_items.0.amount, key_values.Date. VALUE is
+    JSON when it parses as a list, an object, true, false or null (null removes the value), else text
+    (numbers too: the schema makes a number of it where the field is one). Prints the fields after review."""
+    from docflow.store import reviews
+
+    values: dict[str, object] = {}
+    for item in corrections:
+        path, eq, text = item.partition("=")
+        if not eq or not path.strip():
+            raise click.BadParameter(f"{item!r} is not FIELD=VALUE", param_hint="FIELD=VALUE")
+        values[path.strip()] = _fix_value(text)
+    rt = runtime()
+    if unreview:
+        done = reviews.remove(rt.store, doc_id, unreview)
+    if values or confirms:
+        who = reviewer or os.environ.get("USER") or "cli"
+        done = reviews.record(rt.store, doc_id, values, confirms, who, rt.settings.rules_path)
+    elif not unreview:
+        done = reviews.reviewed(rt.store, doc_id)
+    out = {"doc_id": done.doc_id, "doc_type": done.doc_type, "fields": done.fields}
+    out["reviews"] = {path: r.out() for path, r in done.reviews.items()}
+    if as_json:
+        _echo_json(out)
+        return
+    click.echo(json.dumps(done.fields, indent=2, ensure_ascii=False, default=str))
+    for path, r in done.reviews.items():
+        was = "" if r.action == "confirm" else f" (extracted: {json.dumps(r.extracted_value, default=str)})"
+        value = json.dumps(r.value, default=str)
+        click.echo(f"{r.action:<8} {path} = {value}{was}  by {r.reviewer}, {r.reviewed_at:%Y-%m-%d %H:%M}")
+
+
+def _fix_value(text: str) -> object:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return text
+    return value if isinstance(value, list | dict | bool) or value is None else text
+
+
+@cli.command(name="export-truth")
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--tenant", default=None, help="Only this tenant's documents [default: every tenant].")
+@click.option("--type", "doc_type", default=None, help="Only documents of this type.")
+def export_truth_(out_dir: Path, tenant: str | None, doc_type: str | None) -> None:
+    """Write the reviewed documents as an evaluation set (docs/, truth/, manifest.csv in the format of
+    ../shared/eval) under OUT_DIR: `docflow eval OUT_DIR/manifest.csv` then scores against the reviews."""
+    from docflow.evaluation.truth import export_truth
+
+    exported = export_truth(runtime(), out_dir, tenant, doc_type)
+    for e in exported:
+        click.echo(f"{e.doc_type:<20} {e.fields} fields  {e.truth_path}")
+    click.echo(f"{len(exported)} reviewed documents in {out_dir / 'manifest.csv'}")
+
+
 @cli.command(name="train-classifier")
 @click.argument("manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(

@@ -12,6 +12,7 @@ from docflow.api.ratelimit import RateLimited
 from docflow.api.uploads import BadUpload
 from docflow.errors import BackendUnavailable, BadDocument, DocflowError, NotFound, UnsupportedFormat
 from docflow.netguard import BlockedAddress, FetchError, TooLarge
+from docflow.store.reviews import InvalidReview, NotExtracted
 from docflow.store.tenants import IdempotencyConflict, QuotaExceeded
 from docflow.store.webhooks import TooManyEndpoints
 from docflow.webhooks import BadWebhookUrl
@@ -28,6 +29,8 @@ _STATUS: list[tuple[type[Exception], int, str]] = [  # most specific first
     (TooManyEndpoints, 409, "too_many_endpoints"),
     (FetchError, 422, "fetch_failed"),
     (BadDocument, 422, "bad_document"),
+    (InvalidReview, 422, "invalid_field"),
+    (NotExtracted, 409, "not_extracted"),
     (NotFound, 404, "not_found"),
     (BackendUnavailable, 503, "unavailable"),
 ]

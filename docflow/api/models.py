@@ -1,7 +1,7 @@
 """Request and response bodies of the HTTP API (they make the published OpenAPI schema)."""
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -74,6 +74,35 @@ class DocumentDetail(DocumentOut):
     validation_errors: list[str] = Field(default_factory=list)
     chunks: int = 0
     events_url: str
+    reviews: dict[str, "ReviewOut"] = Field(
+        default_factory=dict,
+        description="Reviewed field paths: their values are in `fields` and win over re-extractions.",
+    )
+
+
+class ReviewOut(BaseModel):
+    action: Literal["confirm", "correct"]
+    value: Any = Field(None, description="The reviewed value (null: the field has no value).")
+    extracted_value: Any = Field(None, description="What the extractor had said when it was first reviewed.")
+    reviewer: str
+    reviewed_at: datetime
+
+
+class FieldsPatch(BaseModel):
+    fields: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Corrections: a field path (`total_amount`, `line_items.0.amount`, `key_values.Date`) -> "
+        "its value, validated against the document type's schema; null removes the value.",
+    )
+    confirm: list[str] = Field(default_factory=list, description="Paths whose extracted value is right.")
+    reviewer: str | None = Field(None, max_length=200, description="Who reviewed [default: the tenant].")
+
+
+class ReviewedFields(BaseModel):
+    doc_id: str
+    doc_type: str
+    fields: dict[str, Any] = Field(description="The document's fields with every review applied.")
+    reviews: dict[str, ReviewOut]
 
 
 class DocumentList(BaseModel):
@@ -170,3 +199,4 @@ class ErrorOut(BaseModel):
 
 
 Usage.model_rebuild()  # `days` names a model defined after it
+DocumentDetail.model_rebuild()  # `reviews` too

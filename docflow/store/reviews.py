@@ -15,6 +15,7 @@ import typing
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Literal
 
 import psycopg
@@ -25,7 +26,7 @@ from docflow.errors import DocflowError, NotFound
 from docflow.schemas import get_schema, validate_fields
 
 Action = Literal["confirm", "correct"]
-Path = list[str | int]
+FieldPath = list[str | int]
 
 
 class InvalidReview(DocflowError):
@@ -59,7 +60,7 @@ class Review:
 # --- paths ---------------------------------------------------------------------------------------------
 
 
-def parse_path(path: str) -> Path:
+def parse_path(path: str) -> FieldPath:
     """ "line_items.0.amount" -> ["line_items", 0, "amount"] (a part of digits is a list index)."""
     parts = path.strip().split(".")
     if not path.strip() or any(not p for p in parts):
@@ -67,7 +68,7 @@ def parse_path(path: str) -> Path:
     return [int(p) if p.isdigit() else p for p in parts]
 
 
-def check_path(schema: type[BaseModel], path: str) -> Path:
+def check_path(schema: type[BaseModel], path: str) -> FieldPath:
     """The parsed path, or InvalidReview when the schema has no such field (a list index needs a list, a
     name a model field or a mapping)."""
     parts = parse_path(path)
@@ -107,7 +108,7 @@ def _options(annotation: Any) -> list[Any]:
     return [annotation]
 
 
-def get_path(fields: Any, parts: Path) -> Any:
+def get_path(fields: Any, parts: FieldPath) -> Any:
     """The value at `parts`, None where the path leads nowhere."""
     value = fields
     for part in parts:
@@ -120,7 +121,7 @@ def get_path(fields: Any, parts: Path) -> Any:
     return value
 
 
-def set_path(fields: dict[str, Any], parts: Path, value: Any, strict: bool) -> None:
+def set_path(fields: dict[str, Any], parts: FieldPath, value: Any, strict: bool) -> None:
     """Set (or, for None, remove) the value at `parts`, making the containers on the way. `strict` refuses a
     list index past the end (a person names an item that exists, or the next one); otherwise (a review
     applied again to a re-extraction with fewer items) the list is padded with empty items."""
@@ -153,7 +154,7 @@ def set_path(fields: dict[str, Any], parts: Path, value: Any, strict: bool) -> N
             node = node[part]
 
 
-def _join(parts: Path) -> str:
+def _join(parts: FieldPath) -> str:
     return ".".join(str(p) for p in parts)
 
 
@@ -165,7 +166,7 @@ def _covers(path: str, message: str) -> bool:
 # --- applying ------------------------------------------------------------------------------------------
 
 
-def normalized(schema: type[BaseModel], fields: dict[str, Any], parts: Path, value: Any) -> Any:
+def normalized(schema: type[BaseModel], fields: dict[str, Any], parts: FieldPath, value: Any) -> Any:
     """`value` as the schema stores it at `parts` (dates ISO, currency codes upper case...), validated with
     the rest of its top-level field; InvalidReview names the path and why when it does not validate."""
     path = _join(parts)
@@ -184,7 +185,6 @@ def normalized(schema: type[BaseModel], fields: dict[str, Any], parts: Path, val
 
 
 def applied(
-    doc_type: str,
     fields: dict[str, Any],
     errors: list[str],
     confidence: dict[str, float],
@@ -192,14 +192,15 @@ def applied(
 ) -> tuple[dict[str, Any], list[str], dict[str, float]]:
     """Fields, validation errors and confidences with `reviews` ((path, value), oldest first, so that a later
     review of a whole field wins over an earlier one inside it) applied. A reviewed path's validation
-    messages go (a person has judged the value); a reviewed top-level field's confidence is 1. Paths the
-    document's schema does not have (its type changed since) are left out."""
-    schema = get_schema(doc_type)
+    messages go (a person has judged the value); a reviewed top-level field's confidence is 1. The paths
+    were checked against the schema when reviewed (the store does not know the configured types): a review
+    stays applied if the document is later classified as another type, until it is removed. A path the
+    fields cannot hold (a list where an object was reviewed) is left out."""
     fields = copy.deepcopy(fields)
     confidence = dict(confidence)
     for path, value in reviews:
         try:
-            parts = check_path(schema, path)
+            parts = parse_path(path)
             set_path(fields, parts, value, strict=False)
         except InvalidReview:
             continue
@@ -230,7 +231,6 @@ def apply_reviews(conn: psycopg.Connection, doc_id: str) -> bool:
         conn,
         doc_id,
         *applied(
-            row["doc_type"],
             row["fields"] or {},
             row["validation_errors"] or [],
             row["field_confidence"] or {},
@@ -271,12 +271,14 @@ def record(
     corrections: Mapping[str, Any] | None = None,
     confirms: Iterable[str] = (),
     reviewer: str = "",
+    rules_path: Path | str | None = None,
 ) -> Reviewed:
     """Record corrections (path -> value; None removes the value) and confirmations (paths, the value as it
     is) of one document, and apply them to its fields, in one transaction. Every path is checked against
     the type's schema and every corrected value validated before anything is written: one bad path or
     value refuses the whole request (InvalidReview). `store` is a Store or a TenantStore (whose row-level
-    security makes another tenant's document NotFound)."""
+    security makes another tenant's document NotFound); `rules_path` holds the configured document types
+    (settings.rules_path; None: data/doc_types.yaml)."""
     corrections = dict(corrections or {})
     confirms = [p for p in dict.fromkeys(confirms) if p not in corrections]
     if not corrections and not confirms:
@@ -293,7 +295,7 @@ def record(
         ).fetchone()
         if row is None:
             raise NotExtracted(f"document {doc_id!r} has no extracted fields yet")
-        schema = get_schema(row["doc_type"])
+        schema = get_schema(row["doc_type"], rules_path)
         fields: dict[str, Any] = row["fields"] or {}
         earlier = {r["field"]: r for r in conn.execute(_REVIEWS, (doc_id,)).fetchall()}
         new: list[tuple[str, Action, Any]] = []
@@ -341,7 +343,7 @@ def remove(store: Any, doc_id: str, paths: Iterable[str]) -> Reviewed:
         if row is None:
             raise NotExtracted(f"document {doc_id!r} has no extracted fields yet")
         restore = [(r["field"], r["extracted_value"]) for r in sorted(gone, key=lambda r: r["reviewed_at"])]
-        fields, _, _ = applied(row["doc_type"], row["fields"] or {}, [], {}, restore)
+        fields, _, _ = applied(row["fields"] or {}, [], {}, restore)
         _write(conn, doc_id, fields, row["validation_errors"] or [], row["field_confidence"] or {})
         apply_reviews(conn, doc_id)  # the reviews left win over what was restored
         return _reviewed(conn, doc_id)

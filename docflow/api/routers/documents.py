@@ -16,13 +16,18 @@ from docflow.api.models import (
     DocumentDetail,
     DocumentList,
     DocumentOut,
+    ErrorOut,
+    FieldsPatch,
     FromUrl,
+    ReviewedFields,
+    ReviewOut,
     UploadForm,
     UploadOptions,
 )
 from docflow.api.state import Authenticated, Idempotent
 from docflow.errors import NotFound
 from docflow.netguard import TooLarge, download
+from docflow.store import reviews
 
 UPLOAD_SLACK = 64 * 1024  # multipart framing on top of the document's bytes
 
@@ -194,7 +199,55 @@ def get_document(doc_id: str, who: Authenticated) -> DocumentDetail:
     except NotFound:
         pass
     detail.chunks = who.store.count_chunks(doc_id)
+    detail.reviews = _reviews_out(reviews.reviews_of(who.store, doc_id))
     return detail
+
+
+REVIEW_ERRORS: dict[int | str, dict[str, Any]] = {
+    **READ_ERRORS,
+    409: {"model": ErrorOut, "description": "The document has no extracted fields yet."},
+    422: {"model": ErrorOut, "description": "An unknown field path, or a value its type's schema refuses."},
+}
+
+
+def _reviews_out(done: dict[str, reviews.Review]) -> dict[str, ReviewOut]:
+    return {path: ReviewOut.model_validate(r.out()) for path, r in done.items()}
+
+
+def _reviewed_out(done: reviews.Reviewed) -> ReviewedFields:
+    return ReviewedFields(
+        doc_id=done.doc_id, doc_type=done.doc_type, fields=done.fields, reviews=_reviews_out(done.reviews)
+    )
+
+
+@router.patch(
+    "/v1/documents/{doc_id}/fields",
+    response_model=ReviewedFields,
+    responses=REVIEW_ERRORS,
+    summary="Correct or confirm extracted values (they win over any later re-extraction)",
+)
+def review_fields(doc_id: str, body: FieldsPatch, who: Authenticated) -> ReviewedFields:
+    """Records each correction and confirmation with who and when, and applies them to the document's fields
+    in one transaction: one unknown path or invalid value refuses the whole request (422, naming it). A new
+    review of a path replaces the old one. Answers the fields after review with every review of the
+    document."""
+    reviewer = body.reviewer or who.tenant
+    done = reviews.record(
+        who.store, doc_id, body.fields, body.confirm, reviewer, who.state.settings.rules_path
+    )
+    return _reviewed_out(done)
+
+
+@router.delete(
+    "/v1/documents/{doc_id}/reviews/{path}",
+    response_model=ReviewedFields,
+    responses=REVIEW_ERRORS,
+    summary="Take a review back",
+)
+def remove_review(doc_id: str, path: str, who: Authenticated) -> ReviewedFields:
+    """The path gets the value the extractor had given it when it was first reviewed, and re-extractions
+    replace it again. A path without a review changes nothing."""
+    return _reviewed_out(reviews.remove(who.store, doc_id, [path]))
 
 
 @router.delete("/v1/documents/{doc_id}", status_code=204, responses=READ_ERRORS)
