@@ -18,6 +18,7 @@ from docflow.cli import cli
 from docflow.defs.assets import build_assets
 from docflow.defs.partitions import documents
 from docflow.defs.resources import DocflowResource
+from docflow.errors import ConfigError
 from docflow.runtime import REPO_ROOT
 from docflow.schemas import get_type, load_types, schema_fingerprint, wire_schema
 from docflow.settings import get_settings
@@ -181,3 +182,11 @@ def test_remote_backends_get_the_schema_file_in_plain_json_schema(rules) -> None
     assert sent["properties"]["total"]["type"] == "number"
     assert "Supplier" in sent["properties"]["vendor"]["description"]
     assert "x-aliases" not in json.dumps(sent) and "required" not in sent  # any field may be missing
+
+
+def test_a_view_named_like_a_table_is_refused(rt, rules) -> None:
+    spec = yaml.safe_load(rules.read_text(encoding="utf-8"))
+    spec["types"]["purchase_order"]["view"] = "documents"
+    rules.write_text(yaml.safe_dump(spec, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"docflow\.documents exists"), rt.store.tx() as conn:
+        typed_views.ensure_views(conn, load_types(rules))

@@ -27,6 +27,8 @@ from psycopg import sql
 from docflow.errors import ConfigError
 from docflow.schemas.types import DocType, FieldSpec, TypeRegistry
 
+# the views the SQL migrations made before they were generated: replaced by the generated ones
+MIGRATED = frozenset({"invoices", "receipts", "contracts", "resumes", "financial_statements"})
 LEADING = ("doc_id", "tenant", "filename", "key", "classification_confidence")
 TRAILING = ("validation_errors", "extracted_at", "provenance")
 _NUMERIC_KINDS = ("amount", "percent", "number", "integer")
@@ -146,8 +148,20 @@ def ensure_views(conn: psycopg.Connection[Any], registry: TypeRegistry) -> list[
         views[doc_type.view] = doc_type.name
         statement = view_sql(doc_type).as_string(conn)
         digest = hashlib.sha256(statement.encode()).hexdigest()
-        exists = conn.execute("SELECT to_regclass(%s)", (f"docflow.{doc_type.view}",)).fetchone()
-        if known.get(doc_type.view) == digest and exists and exists[0] is not None:  # type: ignore[index]
+        row = conn.execute(
+            "SELECT c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = 'docflow' AND c.relname = %s",
+            (doc_type.view,),
+        ).fetchone()
+        relkind = row[0] if row else None  # type: ignore[index]
+        if relkind is not None and (
+            relkind != "v" or (doc_type.view not in known and doc_type.view not in MIGRATED)
+        ):
+            raise ConfigError(
+                f"type {doc_type.name!r}: docflow.{doc_type.view} exists and was not made from a schema; "
+                "name the type's view with `view:` in its entry"
+            )
+        if known.get(doc_type.view) == digest and relkind == "v":
             continue
         try:
             with conn.transaction():
