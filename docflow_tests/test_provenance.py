@@ -16,6 +16,7 @@ from docflow import ingest, pipeline, quality
 from docflow.api.app import create_app
 from docflow.backends.extract import provenance
 from docflow.defs import build_defs
+from docflow.defs import metadata as md
 from docflow.defs.partitions import documents
 from docflow.models import Chunk, Extraction, FieldSource, Span
 from docflow.retrieval import search
@@ -117,6 +118,21 @@ def test_provenance_matches_flags_a_value_its_source_text_does_not_hold() -> Non
     verdict = quality.provenance_matches(bad)
     assert (verdict.passed, verdict.severity) == (False, "warn")
     assert verdict.details["fields"] == ["total_amount"] and "total_amount" in verdict.message
+
+
+def test_the_ui_metadata_shows_where_values_were_read_except_for_passthrough_documents() -> None:
+    source = FieldSource(page=2, x0=0.1, y0=0.1, x1=0.2, y1=0.2, text="Total: 3,300.00", confidence=0.9)
+    extraction = _extraction({"total_amount": 3300.0}, provenance={"total_amount": source})
+    meta = md.extraction_metadata(extraction, 0.1)
+    [row] = meta["provenance"].records
+    assert row.data == {
+        "field": "total_amount",
+        "value": "3300.0",
+        "page": 2,
+        "source_text": "Total: 3,300.00",
+        "confidence": 0.9,
+    }
+    assert "provenance" not in md.counts_only(meta)
 
 
 def test_chunk_boxes_cover_the_spans_of_the_chunks_text_only() -> None:
@@ -304,7 +320,19 @@ def test_the_asset_check_flags_a_planted_mismatch(rt, instance, tenant) -> None:
         assert result.success
         return {e.check_name: e for e in result.get_asset_check_evaluations()}
 
-    assert run("process_documents")["provenance_matches"].passed
+    first = defs.resolve_job_def("process_documents").execute_in_process(
+        partition_key=up.doc_id, instance=instance, raise_on_error=False
+    )
+    assert first.success
+    checks = {e.check_name: e for e in first.get_asset_check_evaluations()}
+    assert checks["provenance_matches"].passed
+    [extracted] = [
+        m.materialization.metadata
+        for m in first.get_asset_materialization_events()
+        if m.materialization.asset_key == dg.AssetKey("extracted_fields")
+    ]
+    rows = {r.data["field"]: r.data for r in extracted["provenance"].records}
+    assert rows["total_amount"]["page"] == 1 and "3,300.00" in rows["total_amount"]["source_text"]
     stored = rt.store.load_extraction(up.doc_id)
     planted = stored.model_copy(update={"fields": {**stored.fields, "total_amount": 3800.0}})
     rt.store.save_extraction(up.doc_id, planted)
