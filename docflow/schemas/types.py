@@ -285,12 +285,14 @@ def kind_of(prop: dict[str, Any]) -> str:
 
 # --- the generated models ---------------------------------------------------------------------------------
 def camel(name: str) -> str:
-    return "".join(part.capitalize() for part in re.split(r"[^0-9A-Za-z]+", name) if part) or "Doc"
+    """invoice -> Invoice, purchase_order -> PurchaseOrder, "Line item" -> LineItem; LineItem stays."""
+    parts = [p for p in re.split(r"[^0-9A-Za-z]+", name) if p]
+    return "".join(p[0].upper() + p[1:] for p in parts) or "Doc"
 
 
 def build_model(schema: dict[str, Any], doc_type: str) -> type[DocSchema]:
     """The pydantic model of a (ref-resolved) JSON schema: every top-level field optional."""
-    name = str(schema.get("title") or camel(doc_type))
+    name = camel(str(schema.get("title") or doc_type))  # a model name APIs accept as a schema name
     fields: dict[str, Any] = {}
     for field_name, prop in schema.get("properties", {}).items():
         annotation = _annotation(prop, f"{name}_{field_name}")
@@ -299,7 +301,7 @@ def build_model(schema: dict[str, Any], doc_type: str) -> type[DocSchema]:
 
 
 def _item_model(schema: dict[str, Any], fallback: str) -> type[BaseModel]:
-    name = str(schema.get("title") or camel(fallback))
+    name = camel(str(schema.get("title") or fallback))
     required = set(schema.get("required", ()))
     fields: dict[str, Any] = {}
     for field_name, prop in schema.get("properties", {}).items():
