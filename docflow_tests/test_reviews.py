@@ -113,6 +113,13 @@ def test_applied_reviews_win_in_order_and_clear_their_messages() -> None:
     assert fields["total_amount"] == 9e12  # the input is left alone
 
 
+def test_a_changed_value_loses_its_place_on_the_page() -> None:
+    fields = {"total_amount": 10.0, "currency": "EUR", "line_items": [{"amount": 1.0}]}
+    placed = {"total_amount": {"page": 1}, "currency": {"page": 1}, "line_items.0.amount": {"page": 1}}
+    kept = reviews.located(fields, placed, [("total_amount", 12.0), ("currency", "EUR"), ("line_items", [])])
+    assert kept == {"currency": {"page": 1}}
+
+
 @pytest.mark.parametrize(
     ("text", "value"),
     [
@@ -164,8 +171,9 @@ def owner(rt, server) -> Iterator[Tenant]:
 
 
 @pytest.fixture(scope="module")
-def invoice(rt, instance, owner) -> tuple[str, dict]:
-    """The sample invoice processed by the ingest job; its id and the extractor's fields."""
+def invoice(rt, instance, owner) -> tuple[str, dict, set[str]]:
+    """The sample invoice processed by the ingest job; its id, the extractor's fields and the paths of the
+    values it placed on the page."""
     path = SAMPLES / "invoice-northwind-2024-0042.pdf"
     up = ingest.plan_upload(path, path.parent, rt.settings.prefix, owner.name)
     doc_id = ingest.upload(rt.bucket, rt.store, up).doc_id
@@ -173,7 +181,7 @@ def invoice(rt, instance, owner) -> tuple[str, dict]:
     _job(instance, "process_documents", doc_id)
     extraction = rt.store.load_extraction(doc_id)
     assert extraction.doc_type == "invoice" and extraction.fields.get("total_amount") is not None
-    return doc_id, extraction.fields
+    return doc_id, extraction.fields, set(extraction.provenance)
 
 
 def _view(rt, sql: str, doc_id: str) -> dict:
@@ -184,7 +192,7 @@ def _view(rt, sql: str, doc_id: str) -> dict:
 def test_a_correction_through_the_api_shows_everywhere_and_survives_reextraction(
     rt, instance, server, owner, invoice
 ) -> None:
-    doc_id, extracted = invoice
+    doc_id, extracted, placed = invoice
     total = round(float(extracted["total_amount"]) + 11.11, 2)
     r = owner.client.patch(
         f"/v1/documents/{doc_id}/fields",
@@ -205,6 +213,9 @@ def test_a_correction_through_the_api_shows_everywhere_and_survives_reextraction
     assert detail["fields"]["total_amount"] == total
     assert set(detail["reviews"]) == {"total_amount", "currency", "invoice_number"}
     assert detail["reviews"]["currency"]["extracted_value"] == extracted.get("currency")
+    # a changed value has no place on the page any more; a confirmed one keeps its place
+    assert "total_amount" in placed and "total_amount" not in rt.store.load_extraction(doc_id).provenance
+    assert ("invoice_number" in rt.store.load_extraction(doc_id).provenance) == ("invoice_number" in placed)
 
     row = _view(rt, "SELECT total_amount, currency FROM docflow.invoices WHERE doc_id = %s", doc_id)
     assert float(row["total_amount"]) == total and row["currency"] == "USD"
@@ -220,7 +231,7 @@ def test_a_correction_through_the_api_shows_everywhere_and_survives_reextraction
     _job(instance, "reextract_documents", doc_id)
     again = rt.store.load_extraction(doc_id)
     assert again.fields["total_amount"] == total and again.fields["currency"] == "USD"
-    assert again.field_confidence.get("total_amount") == 1.0
+    assert again.field_confidence.get("total_amount") == 1.0 and "total_amount" not in again.provenance
     row = _view(rt, "SELECT total_amount FROM docflow.invoices WHERE doc_id = %s", doc_id)
     assert float(row["total_amount"]) == total
     assert reviews.reviews_of(rt.store, doc_id)["total_amount"].extracted_value == extracted["total_amount"]
@@ -228,7 +239,7 @@ def test_a_correction_through_the_api_shows_everywhere_and_survives_reextraction
 
 
 def test_a_wrong_value_or_field_is_refused_and_changes_nothing(rt, owner, invoice) -> None:
-    doc_id, _ = invoice
+    doc_id, _, _ = invoice
     before = rt.store.load_extraction(doc_id).fields
     for fields, named in [
         ({"vendor_name": "Someone Else", "invoice_date": "not a date"}, "invoice_date"),
@@ -246,7 +257,7 @@ def test_a_wrong_value_or_field_is_refused_and_changes_nothing(rt, owner, invoic
 
 
 def test_another_tenant_cannot_review_or_see_it(rt, server, invoice) -> None:
-    doc_id, _ = invoice
+    doc_id, _, _ = invoice
     before = rt.store.load_extraction(doc_id).fields
     other = Tenant(rt, server.url)
     try:
@@ -274,7 +285,7 @@ def _fix(*args: str) -> dict:
 
 
 def test_the_cli_corrects_confirms_and_takes_back(rt, owner, invoice) -> None:
-    doc_id, extracted = invoice
+    doc_id, extracted, _ = invoice
     out = _fix(doc_id, "vendor_name=Northwind Traders Limited", "line_items.0.amount=999.5", "--by", "alice")
     assert out["fields"]["vendor_name"] == "Northwind Traders Limited"
     assert out["fields"]["line_items"][0]["amount"] == 999.5
@@ -302,7 +313,7 @@ def test_the_cli_corrects_confirms_and_takes_back(rt, owner, invoice) -> None:
 
 
 def test_reviewed_documents_export_as_truth_that_the_eval_scores(rt, owner, invoice, tmp_path) -> None:
-    doc_id, extracted = invoice
+    doc_id, extracted, _ = invoice
     _fix(doc_id, "total_amount=4321.0", "--confirm", "invoice_number", "--by", "carol")
     result = CliRunner().invoke(
         cli,

@@ -221,23 +221,34 @@ def apply_reviews(conn: psycopg.Connection, doc_id: str) -> bool:
     if not rows:
         return False
     row = conn.execute(
-        """SELECT doc_type, fields, validation_errors, field_confidence FROM docflow.extractions
+        """SELECT doc_type, fields, validation_errors, field_confidence, provenance FROM docflow.extractions
            WHERE doc_id = %s FOR UPDATE""",
         (doc_id,),
     ).fetchone()
     if row is None:
         return False
+    done = [(r["field"], r["value"]) for r in rows]
+    fields = row["fields"] or {}
     _write(
         conn,
         doc_id,
-        *applied(
-            row["fields"] or {},
-            row["validation_errors"] or [],
-            row["field_confidence"] or {},
-            [(r["field"], r["value"]) for r in rows],
-        ),
+        *applied(fields, row["validation_errors"] or [], row["field_confidence"] or {}, done),
+        provenance=located(fields, row["provenance"] or {}, done),
     )
     return True
+
+
+def located(
+    fields: dict[str, Any], provenance: dict[str, Any], reviews: Iterable[tuple[str, Any]]
+) -> dict[str, Any]:
+    """The provenance that still describes the fields once `reviews` are applied: a reviewed value other
+    than the one the extractor placed on the page loses its place (and the values inside it), since the
+    page's text there says something else; a confirmed or unchanged value keeps it."""
+    kept = dict(provenance)
+    for path, value in reviews:
+        if get_path(fields, parse_path(path)) != value:
+            kept = {p: src for p, src in kept.items() if p != path and not p.startswith(f"{path}.")}
+    return kept
 
 
 def _write(
@@ -246,11 +257,19 @@ def _write(
     fields: dict[str, Any],
     errors: list[str],
     confidence: dict[str, float],
+    provenance: dict[str, Any] | None = None,
 ) -> None:
     conn.execute(
-        """UPDATE docflow.extractions SET fields = %s, validation_errors = %s, field_confidence = %s
+        """UPDATE docflow.extractions SET fields = %s, validation_errors = %s, field_confidence = %s,
+               provenance = coalesce(%s, provenance)
            WHERE doc_id = %s""",
-        (Jsonb(fields), Jsonb(errors), Jsonb(confidence), doc_id),
+        (
+            Jsonb(fields),
+            Jsonb(errors),
+            Jsonb(confidence),
+            None if provenance is None else Jsonb(provenance),
+            doc_id,
+        ),
     )
 
 

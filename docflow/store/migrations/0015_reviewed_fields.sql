@@ -20,10 +20,11 @@ JOIN docflow.documents d USING (doc_id)
 LEFT JOIN docflow.extractions e USING (doc_id);
 
 -- Applying a review also clears the reviewed path's validation messages (a flagged value would otherwise
--- stay NULL in the typed views) and sets its confidence: the API role updates those columns too.
+-- stay NULL in the typed views), sets its confidence and drops the place on the page of a value it
+-- changed: the API role updates those columns too.
 DO $$
 BEGIN
     IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'docflow_api') THEN
-        GRANT UPDATE (fields, validation_errors, field_confidence) ON docflow.extractions TO docflow_api;
+        GRANT UPDATE (fields, validation_errors, field_confidence, provenance) ON docflow.extractions TO docflow_api;
     END IF;
 END $$;
