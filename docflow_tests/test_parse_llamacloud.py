@@ -322,7 +322,7 @@ STEPS = ("raw_file", "classification", "parsed_markdown", "extracted_fields")
 def test_llamaparse_formats_go_through_the_pipeline_and_the_local_backend_refuses_them(
     rt, server, tmp_path
 ) -> None:
-    FakeLlamaCloud.script = {"pages": invoice_pages}
+    FakeLlamaCloud.script = {"pages": invoice_pages, "text": {}}  # each page's text: its markdown
     llama = Runtime(store=rt.store, bucket=rt.bucket, settings=llama_settings(server))
     ids = _register(rt, f"lp{uuid.uuid4().hex[:6]}", tmp_path)
     for name, doc_id in ids.items():
