@@ -23,6 +23,7 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.rows import tuple_row
 
 from docflow.errors import ConfigError
 from docflow.schemas.types import DocType, FieldSpec, TypeRegistry
@@ -133,10 +134,8 @@ def ensure_views(conn: psycopg.Connection[Any], registry: TypeRegistry) -> list[
     way Postgres cannot replace (a field removed or renamed) is dropped and created again; if other views
     depend on it, a ConfigError says which view to drop by hand."""
     written: list[str] = []
-    known = {
-        r[0]: r[1]
-        for r in conn.execute("SELECT view_name, sql_sha256 FROM docflow.type_views").fetchall()  # type: ignore[index]
-    }
+    cur = conn.cursor(row_factory=tuple_row)  # whatever rows the caller's connection makes
+    known = {r[0]: r[1] for r in cur.execute("SELECT view_name, sql_sha256 FROM docflow.type_views")}
     views: dict[str, str] = {}
     for doc_type in registry.types.values():
         if not doc_type.view or not doc_type.own_schema:
@@ -148,12 +147,12 @@ def ensure_views(conn: psycopg.Connection[Any], registry: TypeRegistry) -> list[
         views[doc_type.view] = doc_type.name
         statement = view_sql(doc_type).as_string(conn)
         digest = hashlib.sha256(statement.encode()).hexdigest()
-        row = conn.execute(
+        row = cur.execute(
             "SELECT c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
             "WHERE n.nspname = 'docflow' AND c.relname = %s",
             (doc_type.view,),
         ).fetchone()
-        relkind = row[0] if row else None  # type: ignore[index]
+        relkind = row[0] if row else None
         if relkind is not None and (
             relkind != "v" or (doc_type.view not in known and doc_type.view not in MIGRATED)
         ):
