@@ -191,7 +191,8 @@ def extracted_fields(rt: Runtime, doc_id: str) -> Extraction:
     result = backends.get_extractor(rt.settings).extract(parsed, classified)
     result = provenance.locate(result, parsed)  # every backend's values traced to the page the same way
     rt.store.save_extraction(doc_id, result)
-    return result
+    # as stored: a person's reviews win over the extractor's values (the UI's metadata shows those)
+    return rt.store.load_extraction(doc_id)
 
 
 def embeddings(rt: Runtime, doc_id: str) -> EmbedResult:

@@ -7,6 +7,7 @@ import json
 import uuid
 from collections.abc import Iterator
 
+import dagster as dg
 import httpx
 import pytest
 from click.testing import CliRunner
@@ -135,13 +136,14 @@ def test_cli_values(text: str, value) -> None:
 
 
 # --- through the real services -------------------------------------------------------------------------
-def _job(instance, job: str, doc_id: str) -> None:
+def _job(instance, job: str, doc_id: str) -> dg.ExecuteInProcessResult:
     result = (
         build_defs(get_settings())
         .resolve_job_def(job)
         .execute_in_process(partition_key=doc_id, instance=instance, raise_on_error=False)
     )
     assert result.success, [e.message for e in result.all_events if e.is_failure]
+    return result
 
 
 class Tenant:
@@ -228,8 +230,10 @@ def test_a_correction_through_the_api_shows_everywhere_and_survives_reextraction
     assert marks["total_amount"]["tenant"] == owner.name and marks["total_amount"]["doc_type"] == "invoice"
 
     # the real re-extraction job: the extractor's values again, then the reviews over them
-    _job(instance, "reextract_documents", doc_id)
+    run = _job(instance, "reextract_documents", doc_id)
     again = rt.store.load_extraction(doc_id)
+    shown = run.asset_materializations_for_node("extracted_fields")[0].metadata  # what the UI shows
+    assert shown["fields_json"].value["total_amount"] == total
     assert again.fields["total_amount"] == total and again.fields["currency"] == "USD"
     assert again.field_confidence.get("total_amount") == 1.0 and "total_amount" not in again.provenance
     row = _view(rt, "SELECT total_amount FROM docflow.invoices WHERE doc_id = %s", doc_id)
