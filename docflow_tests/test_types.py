@@ -190,3 +190,43 @@ def test_a_view_named_like_a_table_is_refused(rt, rules) -> None:
     rules.write_text(yaml.safe_dump(spec, allow_unicode=True, sort_keys=False), encoding="utf-8")
     with pytest.raises(ConfigError, match=r"docflow\.documents exists"), rt.store.tx() as conn:
         typed_views.ensure_views(conn, load_types(rules))
+
+
+def test_the_generic_extractor_reads_a_pdf_by_its_labels_and_aliases(rules, tmp_path) -> None:
+    from reportlab.lib.pagesizes import A4
+    from reportlab.pdfgen import canvas
+
+    from docflow import backends
+    from docflow.models import Classification, RawFile
+    from docflow.settings import Settings
+
+    path = tmp_path / "scan-0042.pdf"
+    pdf = canvas.Canvas(str(path), pagesize=A4)
+    rows = [
+        ("PURCHASE ORDER", ""),
+        ("Order number:", "4500012345"),  # an alias
+        ("Supplier:", "Acme Fasteners GmbH"),
+        ("PO Date:", "12.10.2026"),
+        ("Description", "Amount"),
+        ("Bolts M8", "120,00 EUR"),
+        ("Order total:", "1.234,50 EUR"),
+    ]
+    for i, (label, value) in enumerate(rows):
+        pdf.drawString(60, 800 - 22 * i, label)
+        pdf.drawString(250, 800 - 22 * i, value)
+    pdf.save()
+    data = path.read_bytes()
+    settings = Settings(rules_path=rules)
+    raw = RawFile(doc_id="x", sha256="0", size=len(data), content_type="application/pdf", filename=path.name)
+    parsed = backends.get_parser(settings).parse(data, raw)
+    assert backends.get_classifier(settings).classify(data, raw).doc_type == "purchase_order"
+    classified = Classification(doc_type="purchase_order", confidence=0.9, reasoning="test", backend="test")
+    extraction = backends.get_extractor(settings).extract(parsed, classified)
+    assert extraction.fields == {
+        "po_number": "4500012345",
+        "vendor": "Acme Fasteners GmbH",
+        "order_date": "2026-10-12",
+        "total": 1234.5,
+        "currency": "EUR",
+    }
+    assert extraction.validation_errors == []
