@@ -230,3 +230,11 @@ def test_the_generic_extractor_reads_a_pdf_by_its_labels_and_aliases(rules, tmp_
         "currency": "EUR",
     }
     assert extraction.validation_errors == []
+
+
+def test_a_rules_file_copied_alone_keeps_the_packaged_schemas(tmp_path) -> None:
+    copy = tmp_path / "rules.yaml"
+    shutil.copy(REPO_ROOT / "data" / "doc_types.yaml", copy)
+    invoice = get_type("invoice", copy)
+    assert invoice.schema_file == (REPO_ROOT / "data" / "schemas" / "invoice.json").resolve()
+    assert invoice.model.__name__ == "Invoice" and invoice.view == "invoices"

@@ -3,7 +3,7 @@ pydantic model that validates extracted fields is generated from it at load time
 
 A type's entry may carry, beside the classifier's keys:
 
-    schema: schemas/invoice.json   # relative to the rules file's folder
+    schema: schemas/invoice.json   # relative to the rules file's folder, else to data/
     schema_version: "1"            # bump when the fields change (stored with every extraction)
     view: invoices                 # the typed SQL view's name; default the type name + "s"
 
@@ -197,6 +197,9 @@ def _load(path: Path) -> TypeRegistry:
             types[name] = DocType(name, description, key_values.model, key_values.json_schema, None, (), None)
             continue
         file = (path.parent / str(schema)).resolve()
+        if not file.exists() and (data_dir() / str(schema)).exists():
+            # a copy of the rules file alone (a test's, an operator's tweak) keeps the packaged schemas
+            file = (data_dir() / str(schema)).resolve()
         view = entry.get("view")
         types[name] = _doc_type(
             name, description, file, str(entry.get("schema_version", "1")), view, files, key_values
