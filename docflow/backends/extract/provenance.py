@@ -40,6 +40,7 @@ from docflow.models import Box, Chunk, Extraction, FieldSource, ParsedDocument, 
 
 FUZZY = 0.85  # least similarity of a value to the text it is placed at when no text contains it
 MAX_RUN = 80  # most spans one value may be read from (a clause over several lines)
+MAX_SIMILAR_CHARS = 200  # longest value placed by similarity when no text holds it
 TOLERANCE = Decimal("0.005")
 _ISO_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
 # a number is a run of digits and separators ("1.234,56", "(12.00)", ".5"), also with its thousands
@@ -302,6 +303,8 @@ def _tile(
 
 def _similar(doc: _Doc, target: str) -> list[_Found]:
     """Runs of one to three spans most similar to a value no text contains (OCR errors, rewritten values)."""
+    if len(target) > MAX_SIMILAR_CHARS:  # a clause no text holds is not looked for word by word
+        return []
     tokens = set(target.split())
     best: list[_Found] = []
     best_ratio = FUZZY
