@@ -19,10 +19,11 @@ def markdown(store: Store, doc_id: str) -> str:
 
 
 def chunks(store: Store, doc_id: str, offset: int = 0, limit: int = 200) -> list[dict[str, Any]]:
-    """The document's chunks in order (text, heading path, pages, boxes), without their vectors."""
+    """The document's chunks in order (text, heading path, pages, metadata, boxes), without their vectors."""
     with store.tx() as conn:
         return conn.execute(
-            """SELECT chunk_index AS index, text, heading_path, page_start, page_end, n_tokens, boxes
+            """SELECT chunk_index AS index, text, heading_path, page_start, page_end, n_tokens, metadata,
+                      boxes
                FROM docflow.chunks WHERE doc_id = %s ORDER BY chunk_index OFFSET %s LIMIT %s""",
             (doc_id, offset, limit),
         ).fetchall()

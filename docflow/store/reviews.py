@@ -307,13 +307,7 @@ def record(
     with store.tx() as conn:
         if conn.execute("SELECT 1 FROM docflow.documents WHERE doc_id = %s", (doc_id,)).fetchone() is None:
             raise NotFound(f"document {doc_id!r} is not registered")
-        row = conn.execute(
-            """SELECT doc_type, fields, validation_errors, field_confidence FROM docflow.extractions
-               WHERE doc_id = %s FOR UPDATE""",
-            (doc_id,),
-        ).fetchone()
-        if row is None:
-            raise NotExtracted(f"document {doc_id!r} has no extracted fields yet")
+        row = _locked_extraction(conn, doc_id)
         schema = get_schema(row["doc_type"], rules_path)
         fields: dict[str, Any] = row["fields"] or {}
         earlier = {r["field"]: r for r in conn.execute(_REVIEWS, (doc_id,)).fetchall()}
@@ -342,6 +336,18 @@ def record(
         return _reviewed(conn, doc_id)
 
 
+def _locked_extraction(conn: Any, doc_id: str) -> dict[str, Any]:
+    """The document's extraction, locked until the transaction ends (reviews of it are serialised)."""
+    row = conn.execute(
+        """SELECT doc_type, fields, validation_errors, field_confidence FROM docflow.extractions
+           WHERE doc_id = %s FOR UPDATE""",
+        (doc_id,),
+    ).fetchone()
+    if row is None:
+        raise NotExtracted(f"document {doc_id!r} has no extracted fields yet")
+    return row
+
+
 def remove(store: Any, doc_id: str, paths: Iterable[str]) -> Reviewed:
     """Take reviews back: each path gets the value the extractor had given it when it was first reviewed
     (the stored fields hold the reviewed value until then), and later re-extractions replace it again.
@@ -354,13 +360,7 @@ def remove(store: Any, doc_id: str, paths: Iterable[str]) -> Reviewed:
                RETURNING field, extracted_value, reviewed_at""",
             (doc_id, list(paths)),
         ).fetchall()
-        row = conn.execute(
-            """SELECT doc_type, fields, validation_errors, field_confidence FROM docflow.extractions
-               WHERE doc_id = %s FOR UPDATE""",
-            (doc_id,),
-        ).fetchone()
-        if row is None:
-            raise NotExtracted(f"document {doc_id!r} has no extracted fields yet")
+        row = _locked_extraction(conn, doc_id)
         restore = [(r["field"], r["extracted_value"]) for r in sorted(gone, key=lambda r: r["reviewed_at"])]
         fields, _, _ = applied(row["fields"] or {}, [], {}, restore)
         _write(conn, doc_id, fields, row["validation_errors"] or [], row["field_confidence"] or {})

@@ -7,12 +7,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Query
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from docflow import pageimage
 from docflow.api.errors import READ_ERRORS
 from docflow.api.state import Authenticated
 from docflow.errors import NotFound
+from docflow.models import Chunk
 from docflow.pipeline import load_bytes
 from docflow.sniff import sniff_content_type
 from docflow.store import pages
@@ -24,29 +25,9 @@ router = APIRouter(tags=["documents"])
 PAGE_CACHE = "private, max-age=86400, immutable"
 
 
-class PageBox(BaseModel):
-    """A box on a page: fractions of the page (0..1, origin top-left)."""
-
-    page: int
-    x0: float
-    y0: float
-    x1: float
-    y1: float
-
-
-class ChunkOut(BaseModel):
-    index: int
-    text: str
-    heading_path: list[str] = Field(default_factory=list)
-    page_start: int | None = None
-    page_end: int | None = None
-    n_tokens: int = 0
-    boxes: list[PageBox] = Field(default_factory=list, description="The page boxes the chunk's text covers.")
-
-
 class ChunkList(BaseModel):
     doc_id: str
-    chunks: list[ChunkOut]
+    chunks: list[Chunk]
 
 
 @router.get(
@@ -107,4 +88,4 @@ def get_chunks(
     """The document's chunks in order: text, heading path, pages and the page boxes they cover."""
     who.store.get_document(doc_id)
     rows = pages.chunks(who.store, doc_id, offset, limit)
-    return ChunkList(doc_id=doc_id, chunks=[ChunkOut.model_validate(r) for r in rows])
+    return ChunkList(doc_id=doc_id, chunks=[Chunk.model_validate(r) for r in rows])
