@@ -144,15 +144,30 @@ def test_openai_extract_uses_the_type_schema(api: FakeAPI) -> None:
     assert "Invoice number: INV-17" in sent["messages"][-1]["content"]
 
 
-def test_openai_extract_other_types_use_the_key_value_schema(api: FakeAPI) -> None:
-    answer = {"key_values": {"Subject": "Rent", "Date": "2024-01-01"}}
-    api.script("POST", "/v1/chat/completions", (200, completion(json.dumps(answer))))
-    extraction = OpenAIExtractor.from_settings(openai_settings(api)).extract(PARSED, classified("letter"))
-    assert extraction.fields == answer and extraction.schema_name == "KeyValues"
-    schema = json.loads(api.calls("POST", "/v1/chat/completions")[0]["body"])["response_format"][
-        "json_schema"
+def test_openai_extract_generates_a_schema_for_a_type_without_one(api: FakeAPI) -> None:
+    fields = [
+        {"name": "subject", "kind": "string", "description": "what the letter is about"},
+        {"name": "sent_on", "kind": "date", "description": "the letter's date"},
+        {"name": "not a name", "kind": "string", "description": "dropped: not an identifier"},
     ]
-    assert schema["name"] == "KeyValues"
+    api.script(
+        "POST",
+        "/v1/chat/completions",
+        (200, completion(json.dumps({"fields": fields}))),
+        (200, completion(json.dumps({"subject": "Rent", "sent_on": "2024-01-01"}))),
+        (200, completion(json.dumps({"subject": "Keys", "sent_on": None}))),
+    )
+    extractor = OpenAIExtractor.from_settings(openai_settings(api))
+    first = extractor.extract(PARSED, classified("letter"))
+    assert first.fields == {"subject": "Rent", "sent_on": "2024-01-01"}
+    assert first.schema_name == "generated/letter"
+    second = extractor.extract(PARSED, classified("letter"))  # the schema is asked for once per type
+    assert second.fields == {"subject": "Keys"}
+    sent = [json.loads(c["body"]) for c in api.calls("POST", "/v1/chat/completions")]
+    assert len(sent) == 3 and "letter" in sent[0]["messages"][0]["content"]
+    schema = sent[1]["response_format"]["json_schema"]["schema"]
+    assert set(schema["properties"]) == {"subject", "sent_on"} == set(schema["required"])
+    assert sent[2]["response_format"]["json_schema"]["schema"] == schema
 
 
 def test_openai_extract_429_then_success_and_errors(api: FakeAPI) -> None:

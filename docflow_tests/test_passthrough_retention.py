@@ -272,9 +272,12 @@ def test_passthrough_sentinel_is_found_nowhere_after_delivery(
 
 
 def quoting(messages: list[dict[str, str]]) -> str:
-    """An LLM that answers no JSON and quotes the document: the step's error message quotes it too."""
-    line = next(x for x in messages[-1]["content"].splitlines() if "secret word" in x)
-    return f"I cannot answer that in JSON. The document says: {line}"
+    """An LLM that answers no JSON and quotes the document: the step's error message quotes it too. Asked
+    for the fields of a type without a schema file (no document in the prompt), it answers them."""
+    lines = [x for x in messages[-1]["content"].splitlines() if "secret word" in x]
+    if not lines:
+        return json.dumps({"fields": [{"name": "subject", "kind": "string", "description": "the subject"}]})
+    return f"I cannot answer that in JSON. The document says: {lines[0]}"
 
 
 def test_a_failure_quoting_a_passthrough_document_reaches_only_its_webhook(
@@ -296,7 +299,8 @@ def test_a_failure_quoting_a_passthrough_document_reaches_only_its_webhook(
         doc = tenant.upload("minutes.md", document(secret_word), passthrough=True)
         control = tenant.upload("control.md", document(control_word), passthrough=False)
         runs = run_as_sensor_requests(instance, base, [doc.doc_id, control.doc_id], False)
-        assert len(stub.calls("/chat/completions")) == 4  # two attempts each
+        extractions = [c for c in stub.calls("/chat/completions") if "secret word" in str(c.body)]
+        assert len(extractions) == 4  # two attempts each
 
     failed = rt.store.get_document(doc.doc_id)
     assert failed.status == "failed" and secret_word in (failed.error or "")  # the document's row has it
