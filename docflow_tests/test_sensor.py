@@ -139,3 +139,18 @@ def test_a_bulk_load_is_registered_over_short_ticks_and_another_tenant_waits_for
     second = scan(rt.bucket, rt.store, first.cursor, prefix=rt.settings.prefix)
     assert len(first.new) + len(second.new) == 41 and second.remaining == 0
     assert {d.doc_id for d in first.new}.isdisjoint(d.doc_id for d in second.new)
+
+
+def test_a_tenant_with_one_new_document_gets_its_run_before_a_bulk_loads_batches(
+    rt, instance, tenant, monkeypatch
+) -> None:
+    base = cursor_now(rt)
+    bulk = f"a{tenant}"  # sorts before the other tenant by name: the order must come from the counts
+    for i in range(5):
+        rt.bucket.put_bytes(f"incoming/{bulk}/bulk{i}.txt", f"bulk document {i} of {bulk}".encode())
+    rt.bucket.put_bytes(f"incoming/{tenant}/one.txt", f"the one document of {tenant}".encode())
+    monkeypatch.setenv("DOCFLOW_RUN_BATCH_SIZE", "2")
+    result = tick(instance, base)
+    ours = [r for r in result.run_requests if r.tags.get("docflow/tenant") in (bulk, tenant)]
+    assert [r.tags["docflow/tenant"] for r in ours] == [tenant] + [bulk] * (len(ours) - 1)
+    assert ours[0].partition_key and any(r.partition_key_range for r in ours[1:])

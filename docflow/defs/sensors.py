@@ -1,5 +1,6 @@
 import hashlib
 import itertools
+from collections import Counter
 from itertools import groupby
 
 import dagster as dg
@@ -46,8 +47,10 @@ def _scan_bucket(context: dg.SensorEvaluationContext, docflow: DocflowResource) 
     private = passthrough_ids(rt.store, [d.doc_id for d in result.new]) if len(result.new) > 1 else set()
     alone = known | private
     # stable sort: each (tenant, priority) group's partitions are added contiguously, in this order, and
-    # those run alone after them, outside every range
-    new = sorted(result.new, key=lambda d: (d.doc_id in alone, d.tenant, -d.priority))
+    # those run alone after them, outside every range. The daemon creates the runs in this order, seconds
+    # each: a tenant with a document or two gets its run before another tenant's bulk load gets its batches.
+    per_tenant = Counter(d.tenant for d in result.new)
+    new = sorted(result.new, key=lambda d: (d.doc_id in alone, per_tenant[d.tenant], d.tenant, -d.priority))
     batched = [d for d in new if d.doc_id not in alone]
     requests = run_requests(batched, s.run_batch_size, s.run_spread) + run_requests(
         [d for d in new if d.doc_id in alone], 1
