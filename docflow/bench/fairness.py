@@ -11,33 +11,27 @@ warm workers), as the pipeline section.
    against the bulk documents'.
 """
 
-import os
 import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from docflow.bench import BenchOptions
 from docflow.bench.pipeline import (
     BenchDoc,
-    RssSampler,
-    daemon_running,
     latencies_of,
     make_documents,
     pct,
+    production_path,
     run_limits,
-    start_daemon,
-    stop_process,
     upload,
     wait_done,
     wait_runs_finished,
+    warm_up,
 )
 from docflow.bucket import PRIORITY_META
-from docflow.orchestration.instance import configure_pools, dagster_env, open_instance
 from docflow.pipeline import Runtime
-from docflow.runtime import runtime
 from docflow.settings import Settings
 
 
@@ -60,30 +54,14 @@ def _latency_summary(latencies: list[float]) -> dict[str, Any]:
 def fairness_section(settings: Settings, options: BenchOptions, progress: Callable[[str], None]) -> dict:
     from dagster import DagsterRunStatus, RunsFilter
 
-    from docflow.defs.assets import POOLS
-
     interval_s = float(options.extra.get("interval_s", 5))
     idle_docs = int(options.extra.get("idle_docs", 12))
     timeout_s = float(options.extra.get("timeout_s", 3600))
-    rt = runtime(settings)
-    env = {**os.environ, **dagster_env(settings)}
-    instance = open_instance(env)
-    configure_pools(instance, POOLS)
-    started_here = []
-    if not daemon_running(instance):
-        log = Path(env["DAGSTER_HOME"]) / "bench-daemon.log"
-        progress(f"starting a code server and dagster-daemon, log in {log}")
-        started_here = start_daemon(env, log)
-    sampler = RssSampler(*([p.pid for p in started_here] or [os.getpid()]))
-    sampler.start()
     stamp = f"{datetime.now(UTC):%m%d%H%M%S}"
     small, bulk = f"small{stamp}", f"bulk{stamp}"
-    try:
-        warm = make_documents(run_limits()[0], seed=21)
-        for i, d in enumerate(warm):  # a tenant each, so that every run worker warms up
-            upload(rt, settings.prefix, f"warm{stamp}x{i}", [d])
-        for i in range(len(warm)):
-            wait_done(rt, f"warm{stamp}x{i}", 1, timeout_s)
+    with production_path(settings, progress) as deployed:
+        rt, instance = deployed.rt, deployed.instance
+        warm_up(rt, stamp, seed=21, timeout_s=timeout_s)
 
         progress(f"idle: {idle_docs} documents of {small}, one every {interval_s:g} s")
         trickle_docs = make_documents(idle_docs + 400, seed=23)
@@ -105,10 +83,6 @@ def fairness_section(settings: Settings, options: BenchOptions, progress: Callab
         trickler.join()
         loaded = latencies_of(wait_done(rt, small, len(loaded_up), timeout_s), loaded_up)
         wait_runs_finished(instance, [{"docflow/tenant": bulk}, {"docflow/tenant": small}])
-    finally:
-        peak = sampler.stop()
-        for proc in reversed(started_here):
-            stop_process(proc)
     bulk_latencies = latencies_of(bulk_rows, bulk_up)
     bulk_wall = max(r["updated_at"].timestamp() for r in bulk_rows.values()) - bulk_started
     high_latency = None
@@ -130,7 +104,7 @@ def fairness_section(settings: Settings, options: BenchOptions, progress: Callab
         "high_priority_latency_s": round(high_latency, 2) if high_latency is not None else None,
         "high_priority_queued_behind": len(priority["queued_runs"]) if priority else None,
         "high_priority_overtook": _overtaken(instance, priority) if priority else None,
-        "peak_rss_mb": peak,
+        "peak_rss_mb": deployed.peak_rss_mb,
     }
 
 

@@ -16,8 +16,9 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -81,7 +82,7 @@ def make_documents(n: int, seed: int = 7) -> list[BenchDoc]:
 # --- the production path ---------------------------------------------------------------------------
 
 
-def daemon_running(instance) -> bool:
+def _daemon_running(instance) -> bool:
     """A daemon (e.g. `make dev`) heart-beating on this instance right now: wait 12 s for a fresh beat."""
     first = {k: hb.timestamp for k, hb in instance.get_daemon_heartbeats().items()}
     time.sleep(12)
@@ -89,7 +90,7 @@ def daemon_running(instance) -> bool:
     return any(later[k] > first.get(k, 0) for k in later)
 
 
-def start_daemon(env: dict[str, str], log: Path) -> list[subprocess.Popen]:
+def _start_daemon(env: dict[str, str], log: Path) -> list[subprocess.Popen]:
     """A code server for the docflow location and a daemon using it, as `dagster dev` and the deployments
     run them. (A daemon given the python module itself spawns a code server and replaces it every minute,
     re-importing docflow each time: CPU that production does not spend.)"""
@@ -116,7 +117,7 @@ def start_daemon(env: dict[str, str], log: Path) -> list[subprocess.Popen]:
     return [server, subprocess.Popen(daemon_command(workspace), start_new_session=True, **run)]
 
 
-def stop_process(proc: subprocess.Popen, grace_s: float = 30) -> None:
+def _stop(proc: subprocess.Popen, grace_s: float = 30) -> None:
     """SIGTERM to the process and its children, SIGKILL after `grace_s`: the code server's gRPC server does
     not always exit on a signal."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
@@ -250,6 +251,57 @@ def latencies_of(rows: dict[str, dict[str, Any]], uploaded: dict[str, float]) ->
     return sorted(r["updated_at"].timestamp() - uploaded[n] for n, r in rows.items() if n in uploaded)
 
 
+@dataclass
+class Deployment:
+    rt: Runtime
+    instance: Any
+    peak_rss_mb: float = 0.0  # of the daemon and code server (or this process), known once it is over
+
+
+@contextmanager
+def production_path(
+    settings: Settings, progress: Callable[[str], None], partitions: int = 0
+) -> Iterator[Deployment]:
+    """The production path a bench measures: the instance with docflow's step pools and at least
+    `partitions` document partitions, a code server and a daemon started for the bench unless one already
+    runs (stopped at the end), and their peak memory sampled throughout."""
+    from docflow.bench.sensor import add_partitions
+    from docflow.defs.assets import POOLS
+    from docflow.defs.partitions import documents
+
+    rt = runtime(settings)
+    env = {**os.environ, **dagster_env(settings)}
+    instance = open_instance(env)
+    configure_pools(instance, POOLS)
+    add_partitions(instance, partitions, progress, documents.name)  # the scale the runs must keep up at
+    started_here: list[subprocess.Popen] = []
+    if not _daemon_running(instance):
+        log = Path(env["DAGSTER_HOME"]) / "bench-daemon.log"
+        progress(f"starting a code server and dagster-daemon (sensor + run queue), log in {log}")
+        started_here = _start_daemon(env, log)
+    sampler = RssSampler(*([p.pid for p in started_here] or [os.getpid()]))
+    sampler.start()
+    deployed = Deployment(rt, instance)
+    try:
+        yield deployed
+    finally:
+        deployed.peak_rss_mb = sampler.stop()
+        for proc in reversed(started_here):  # the daemon first, then the code server
+            _stop(proc)
+
+
+def warm_up(rt: Runtime, stamp: str, seed: int, timeout_s: float) -> list[str]:
+    """One document per run slot, each of a tenant of its own (the per-tenant run limit would leave workers
+    cold), processed untimed as the bare loop's workers warm up; the tenants used."""
+    tenants = []
+    for i, d in enumerate(make_documents(run_limits()[0], seed=seed)):
+        tenants.append(f"warm{stamp}x{i}")
+        upload(rt, rt.settings.prefix, tenants[-1], [d])
+    for t in tenants:
+        wait_done(rt, t, 1, timeout_s)
+    return tenants
+
+
 def dagster_path(
     settings: Settings,
     docs: list[BenchDoc],
@@ -264,32 +316,12 @@ def dagster_path(
     `docs` (throughput and latency under load)."""
     from dagster import DagsterRunStatus, RunsFilter
 
-    from docflow.bench.sensor import add_partitions
-    from docflow.defs.assets import POOLS
-    from docflow.defs.partitions import documents
-
-    rt = runtime(settings)
-    env = {**os.environ, **dagster_env(settings)}
-    instance = open_instance(env)
-    configure_pools(instance, POOLS)
-    add_partitions(instance, partitions, progress, documents.name)  # the scale the runs must keep up at
-    started_here: list[subprocess.Popen] = []
-    if not daemon_running(instance):
-        log = Path(env["DAGSTER_HOME"]) / "bench-daemon.log"
-        progress(f"starting a code server and dagster-daemon (sensor + run queue), log in {log}")
-        started_here = start_daemon(env, log)
-    sampler = RssSampler(*([p.pid for p in started_here] or [os.getpid()]))
-    sampler.start()
     stamp = f"{datetime.now(UTC):%m%d%H%M%S}"
-    tenant, tenants = f"bench{stamp}", []
-    try:
-        warm = make_documents(run_limits()[0], seed=11)  # one per run slot
-        for i, d in enumerate(warm):  # a tenant each: the per-tenant run limit would leave workers cold
-            tenants.append(f"warm{stamp}x{i}")
-            upload(rt, settings.prefix, tenants[-1], [d])
-        for t in tenants:
-            wait_done(rt, t, 1, timeout_s)
-        progress(f"warmed up {len(warm)} run workers; {single} single documents, one at a time")
+    tenant = f"bench{stamp}"
+    with production_path(settings, progress, partitions) as deployed:
+        rt, instance = deployed.rt, deployed.instance
+        tenants = warm_up(rt, stamp, seed=11, timeout_s=timeout_s)
+        progress(f"warmed up {len(tenants)} run workers; {single} single documents, one at a time")
         single_latencies = []
         for i, d in enumerate(make_documents(single, seed=13)):
             tenants.append(f"one{stamp}x{i}")
@@ -303,10 +335,6 @@ def dagster_path(
         wait_runs_finished(instance, [{"docflow/tenant": t} for t in tenants])
         progress(f"re-processing the {len(rows)} documents as a backfill from the UI")
         backfill = _backfill(settings, instance, [r["doc_id"] for r in rows.values()], timeout_s)
-    finally:
-        peak = sampler.stop()
-        for proc in reversed(started_here):  # the daemon first, then the code server
-            stop_process(proc)
     finished = [r for r in rows.values() if r["status"] in ("done", "failed")]
     latencies = latencies_of(rows, uploaded)
     wall = max(r["updated_at"].timestamp() for r in finished) - started if finished else float("nan")
@@ -325,7 +353,7 @@ def dagster_path(
         "runs": len(runs),
         **backfill,
         "per_asset_s": _per_doc_asset_seconds(instance, [r.run_id for r in runs], len(docs)),
-        "peak_rss_mb": peak,
+        "peak_rss_mb": deployed.peak_rss_mb,
     }
 
 
