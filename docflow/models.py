@@ -27,6 +27,7 @@ class Document(BaseModel):
     doc_type: str | None = None
     config_fingerprint: str | None = None
     passthrough: bool = False  # zero retention: delivered to the webhook, then deleted
+    archived_at: datetime | None = None  # partition retention: when its Dagster partition was removed
     created_at: datetime | None = None
     updated_at: datetime | None = None
 

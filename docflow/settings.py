@@ -169,6 +169,17 @@ class Settings(BaseSettings):
     stale_per_tick: int = Field(
         4, description="Re-processing runs kept in flight after a configuration change (not all at once)."
     )
+    partition_retention_days: int | None = Field(
+        None,
+        ge=1,
+        description="Partition retention: a document done or failed more than this many days ago leaves "
+        "Dagster's dynamic partitions (its rows, chunks and runs stay; `docflow status` and the document "
+        "report still find it, and processing it again adds its partition back). Unset: every document "
+        "keeps its partition. See docs/operations.md, Partition retention.",
+    )
+    partition_retention_per_tick: int = Field(
+        10_000, ge=1, description="Documents the partition_retention sensor archives per tick at most."
+    )
     sensor_max_hash_bytes: int = Field(
         2 * 1024**3, description="Bytes the sensor may download per tick to hash objects lacking a sha256."
     )

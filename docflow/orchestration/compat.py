@@ -55,7 +55,11 @@ TOUCHPOINTS: tuple[Touchpoint, ...] = (
         "the run queue's max_concurrent_runs, the launcher's number of workers",
     ),
     # Postgres storage (orchestration/storage.py)
-    Touchpoint("dagster._core.storage.event_log.schema", "DynamicPartitionsTable", "partition keys' table"),
+    Touchpoint(
+        "dagster._core.storage.event_log.schema",
+        "DynamicPartitionsTable",
+        "partition keys' table: read incrementally, deleted in bulk (partition retention)",
+    ),
     Touchpoint(
         "dagster_postgres.event_log",
         "PostgresEventLogStorage.__init__",
@@ -116,6 +120,20 @@ TOUCHPOINTS: tuple[Touchpoint, ...] = (
         ),
     ),
     Touchpoint("dagster._core.utils", "make_new_backfill_id", "a backfill's id"),
+    # partition retention (orchestration/retention.py): what a backfill still requesting runs targets
+    Touchpoint(
+        "dagster._core.execution.backfill", "PartitionBackfill.partition_names", "a job backfill's partitions"
+    ),
+    Touchpoint(
+        "dagster._core.execution.backfill",
+        "PartitionBackfill.asset_backfill_data",
+        "an asset backfill's data",
+    ),
+    Touchpoint(
+        "dagster._core.definitions.assets.graph.asset_graph_subset",
+        "AssetGraphSubset.iterate_asset_partitions",
+        "the (asset, partition) pairs an asset backfill targets",
+    ),
     # deployment checks (orchestration/deployment.py)
     Touchpoint("dagster._config", "validate_config", "a class's config against its schema"),
     Touchpoint(

@@ -11,7 +11,8 @@ definition whenever it resolves a partition range (planning, each step's context
 the daemon creates a batch run). `DocflowEventLogStorage` keeps the keys per process and reads only what
 changed since the last call: the rows with a higher id, and a count of the rows it has seen, so a deleted
 key, or a key committed late with a lower id, makes it read everything again. Each call still asks
-Postgres, so the answer is always current.
+Postgres, so the answer is always current. `delete_dynamic_partitions` removes many keys at once (partition
+retention) and drops them from this process's keys, so this process does not read everything again.
 """
 
 import threading
@@ -25,7 +26,9 @@ from dagster_postgres.event_log import PostgresEventLogStorage
 from dagster_postgres.run_storage import PostgresRunStorage
 from dagster_postgres.schedule_storage import PostgresScheduleStorage
 from dagster_postgres.utils import create_pg_engine, get_token_provider_from_config, pg_url_from_config
+from sqlalchemy.dialects.postgresql import ARRAY
 
+DELETE_CHUNK = 1000  # keys per DELETE statement: one array parameter, one index probe per key
 POOL = {"pool_size": 2, "max_overflow": 10, "pool_pre_ping": True, "pool_recycle": 3600}
 
 
@@ -124,3 +127,31 @@ class DocflowEventLogStorage(_Pooled, PostgresEventLogStorage):
                 last_id = rows[-1][0]
             self._partitions[partitions_def_name] = (last_id, keys)
             return list(keys)
+
+    def delete_dynamic_partitions(self, partitions_def_name: str, partition_keys: Sequence[str]) -> int:
+        """Delete many keys of a partitions definition, DELETE_CHUNK per statement (the public API deletes
+        one key per call); keys that do not exist are ignored. Returns how many were deleted. The keys this
+        process has read lose the deleted ones in place; other processes notice the lower count and read
+        all the keys again once."""
+        self._check_partitions_table()
+        table = DynamicPartitionsTable
+        keys = list(dict.fromkeys(partition_keys))
+        deleted: list[tuple[int, str]] = []
+        with self._partitions_lock, self.index_connection() as conn:  # autocommit: each chunk commits
+            for start in range(0, len(keys), DELETE_CHUNK):
+                chunk = keys[start : start + DELETE_CHUNK]
+                rows = conn.execute(
+                    table.delete()
+                    .where(
+                        table.c.partitions_def_name == partitions_def_name,
+                        table.c.partition == db.any_(db.literal(chunk, ARRAY(db.Text))),
+                    )
+                    .returning(table.c.id, table.c.partition)
+                ).fetchall()
+                deleted += [(row[0], row[1]) for row in rows]
+            if partitions_def_name in self._partitions:
+                last_id, cached = self._partitions[partitions_def_name]
+                gone = {key for row_id, key in deleted if row_id <= last_id}
+                if gone:
+                    self._partitions[partitions_def_name] = (last_id, [k for k in cached if k not in gone])
+        return len(deleted)

@@ -1,0 +1,113 @@
+"""Partition retention: documents processed more than N days ago leave the `documents` dynamic partitions,
+so that the number of partitions Dagster reads (planning, each step, the sensors, the UI's partitions tab)
+stays that of the last N days, not that of every document ever. Their rows, chunks and run ids stay in
+Postgres (docflow.store.retention marks them `archived_at`); `restore` adds the partitions back before a
+document is processed again.
+
+A document is archived only when it is done or failed and no run or backfill in flight covers it: a batch
+run names its documents as a range of partition keys (start to end in the order they were added), and a
+range must not lose a key while its run is queued or running.
+
+Dagster's public API deletes one partition per call and statement; `archive_expired` uses docflow's event
+log storage to delete a chunk of keys per statement, and falls back to the public call on another storage.
+"""
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+import dagster as dg
+from dagster._core.execution.backfill import BulkActionStatus
+
+from docflow.orchestration.storage import DocflowEventLogStorage
+from docflow.orchestration.tags import partition_range
+from docflow.store import Store
+from docflow.store import retention as store_retention
+
+PARTITIONS = "documents"  # the DynamicPartitionsDefinition of the five assets (defs/partitions.py)
+CHUNK = 1000  # documents marked and removed per transaction
+IN_FLIGHT = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+]
+
+
+def archive_expired(
+    instance: dg.DagsterInstance, store: Store, days: int, limit: int = 10_000, now: datetime | None = None
+) -> int:
+    """Remove the partitions of at most `limit` documents done or failed more than `days` ago (oldest first)
+    and mark them archived; returns how many. Documents a queued or running run, or a backfill still
+    requesting runs, covers are left for a later call."""
+    candidates = store_retention.expired(store, days, limit, now)
+    if not candidates:
+        return 0
+    busy = in_flight(instance)
+    todo = [d for d in candidates if d not in busy]
+    archived = 0
+    for start in range(0, len(todo), CHUNK):
+        # marked first, rows locked until the partitions are gone: a failed delete leaves none marked
+        with store_retention.archiving(store, todo[start : start + CHUNK]) as marked:
+            delete_partitions(instance, marked)
+        archived += len(marked)
+    return archived
+
+
+def restore(instance: dg.DagsterInstance, store: Store, doc_ids: Sequence[str]) -> list[str]:
+    """Give documents their partitions back (those that have one are left alone) and clear their archived
+    mark; returns those of `doc_ids` that were archived. Call it before running anything for documents."""
+    if not doc_ids:
+        return []
+    # partitions first: were the mark cleared first, a crash in between would leave a document neither
+    # archived nor with a partition
+    instance.add_dynamic_partitions(PARTITIONS, list(dict.fromkeys(doc_ids)))
+    return store_retention.mark_restored(store, doc_ids)
+
+
+def delete_partitions(instance: dg.DagsterInstance, keys: Sequence[str]) -> int:
+    """Delete `documents` partitions in bulk on docflow's storage, one by one through the public API on any
+    other; returns how many the bulk delete removed (on another storage, how many were asked)."""
+    if not keys:
+        return 0
+    storage = instance.event_log_storage
+    if isinstance(storage, DocflowEventLogStorage):
+        return storage.delete_dynamic_partitions(PARTITIONS, keys)
+    for key in keys:
+        instance.delete_dynamic_partition(PARTITIONS, key)
+    return len(keys)
+
+
+def in_flight(instance: dg.DagsterInstance) -> set[str]:
+    """Documents a queued or running run will process (its partition, or every key of its range), and the
+    partitions a backfill that is still requesting runs targets."""
+    keys: set[str] = set()
+    ranges: list[tuple[str, str]] = []
+    for run in instance.get_runs(dg.RunsFilter(statuses=IN_FLIGHT)):
+        if "dagster/partition" in run.tags:
+            keys.add(run.tags["dagster/partition"])
+        elif (bounds := partition_range(run.tags)) is not None:
+            ranges.append(bounds)
+    if ranges:
+        keys |= _expand(instance.get_dynamic_partitions(PARTITIONS), ranges)
+    for backfill in instance.get_backfills(status=BulkActionStatus.REQUESTED):
+        keys |= _backfill_keys(backfill)
+    return keys
+
+
+def _expand(every: Sequence[str], ranges: Iterable[tuple[str, str]]) -> set[str]:
+    position = {k: i for i, k in enumerate(every)}
+    keys: set[str] = set()
+    for start, end in ranges:
+        if start in position and end in position:
+            keys.update(every[position[start] : position[end] + 1])
+    return keys
+
+
+def _backfill_keys(backfill) -> set[str]:
+    """The partitions a backfill targets: a job backfill's partition names, an asset backfill's target."""
+    keys = set(backfill.partition_names or [])
+    data = backfill.asset_backfill_data
+    if data is not None:
+        keys |= {p.partition_key for p in data.target_subset.iterate_asset_partitions() if p.partition_key}
+    return keys

@@ -1,0 +1,79 @@
+"""Partition retention, the Postgres half: which documents have been processed long enough ago to leave
+Dagster's dynamic partitions, and the `archived_at` mark (migration 0016). No Dagster here: the partitions
+themselves are removed and added back by docflow.orchestration.retention.
+
+An archived document keeps every row (results, chunks, lineage, run ids); only its Dagster partition is gone.
+Only a document that is done or failed is archived; one that goes back to pending or running is unarchived
+by the database (the trigger of migration 0016), whatever path re-runs it.
+"""
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+
+from docflow.store.db import Store
+
+_MARK = """UPDATE docflow.documents SET archived_at = now()
+           WHERE doc_id = ANY(%s) AND archived_at IS NULL AND status IN ('done', 'failed')
+           RETURNING doc_id"""
+
+
+def expired(store: Store, days: int, limit: int, now: datetime | None = None) -> list[str]:
+    """Documents done or failed, last updated more than `days` ago and not archived: oldest first, at most
+    `limit` (the partial index documents_archivable serves exactly this)."""
+    cutoff = (now or datetime.now(UTC)) - timedelta(days=days)
+    with store.tx() as conn:
+        rows = conn.execute(
+            """SELECT doc_id FROM docflow.documents
+               WHERE archived_at IS NULL AND status IN ('done', 'failed') AND updated_at < %s
+               ORDER BY updated_at LIMIT %s""",
+            (cutoff, limit),
+        ).fetchall()
+    return [r["doc_id"] for r in rows]
+
+
+def mark_archived(store: Store, doc_ids: Sequence[str]) -> list[str]:
+    """Mark those of `doc_ids` that are still done or failed and not archived; returns them."""
+    with archiving(store, doc_ids) as marked:
+        return marked
+
+
+@contextmanager
+def archiving(store: Store, doc_ids: Sequence[str]) -> Iterator[list[str]]:
+    """Mark documents archived (those still done or failed) in a transaction that commits when the block
+    ends, yielding the marked ids. The rows stay locked meanwhile, so a run cannot start on one (its status
+    update waits) while the caller removes their partitions; an error in the block leaves none marked."""
+    with store.tx() as conn:
+        yield [r["doc_id"] for r in conn.execute(_MARK, (list(doc_ids),)).fetchall()]
+
+
+def mark_restored(store: Store, doc_ids: Sequence[str]) -> list[str]:
+    """Clear the mark of those of `doc_ids` that are archived; returns them."""
+    with store.tx() as conn:
+        rows = conn.execute(
+            """UPDATE docflow.documents SET archived_at = NULL
+               WHERE doc_id = ANY(%s) AND archived_at IS NOT NULL RETURNING doc_id""",
+            (list(doc_ids),),
+        ).fetchall()
+    return [r["doc_id"] for r in rows]
+
+
+def archived(store: Store, doc_ids: Sequence[str]) -> set[str]:
+    """Those of `doc_ids` that are archived."""
+    with store.tx() as conn:
+        rows = conn.execute(
+            "SELECT doc_id FROM docflow.documents WHERE doc_id = ANY(%s) AND archived_at IS NOT NULL",
+            (list(doc_ids),),
+        ).fetchall()
+    return {r["doc_id"] for r in rows}
+
+
+def archived_count(store: Store, tenant: str | None = None) -> int:
+    """Archived documents (of one tenant, or all)."""
+    with store.tx() as conn:
+        row = conn.execute(
+            """SELECT count(*) AS n FROM docflow.documents
+               WHERE archived_at IS NOT NULL AND (%(tenant)s::text IS NULL OR tenant = %(tenant)s)""",
+            {"tenant": tenant},
+        ).fetchone()
+    return int(row["n"]) if row else 0
