@@ -18,6 +18,7 @@ SECTIONS: dict[str, str] = {
     "api": "docflow.bench.api:api_section",
     "sensor": "docflow.bench.sensor:sensor_section",
     "fairness": "docflow.bench.fairness:fairness_section",
+    "partitions": "docflow.bench.partitions:partitions_section",
 }
 # The headline numbers are also copied to the top level of the report.
 HEADLINE = {
@@ -39,6 +40,7 @@ HEADLINE = {
     "api": ["ack_ms_p95", "floor_ack_ms_p95", "p95_ratio_to_floor"],
     "sensor": ["sensor_tick_s"],
     "fairness": ["small_p95_ratio", "high_priority_overtook"],
+    "partitions": ["tick_ratio_retention_on", "partitions_tab_ratio_retention_on"],
 }
 
 
