@@ -114,6 +114,37 @@ def retry(failed: bool, tenant: str | None, as_json: bool) -> None:
 
 
 @cli.command()
+@click.argument("doc_ids", nargs=-1, required=True)
+@click.option(
+    "--job",
+    type=click.Choice(["process_documents", "reextract_documents", "reembed_documents"]),
+    default="process_documents",
+    show_default=True,
+    help="All five assets, or fields then embeddings again, or embeddings again.",
+)
+@click.option("--json", "as_json", is_flag=True)
+def reprocess(doc_ids: tuple[str, ...], job: str, as_json: bool) -> None:
+    """Process documents again by id, whatever their status; an archived document (partition retention)
+    gets its Dagster partition back first. Exit 1 if any fails."""
+    from docflow.runner import reprocess as run_again
+
+    _finish(run_again(get_settings(), doc_ids, job, progress=_progress), as_json, "done", "failed")
+
+
+@cli.command()
+@click.argument("doc_ids", nargs=-1, required=True)
+def restore(doc_ids: tuple[str, ...]) -> None:
+    """Give archived documents (partition retention) their Dagster partitions back without running them,
+    e.g. to select them for a backfill in the UI."""
+    from docflow.runner import restore_partitions
+
+    restored = restore_partitions(get_settings(), doc_ids)
+    click.echo(
+        f"{len(restored)} archived documents restored, {len(doc_ids) - len(restored)} were not archived"
+    )
+
+
+@cli.command()
 @click.argument("doc_id", required=False)
 @click.option(
     "--failed", is_flag=True, help="Only the dead letters: failed documents, and stranded ones (no run left)."
@@ -141,7 +172,18 @@ def status(doc_id: str | None, failed: bool, tenant: str | None, as_json: bool) 
     else:
         _print_table(rows)
         if not doc_id:
+            _print_archived_count(rt, tenant)
             _print_webhook_counts(rt, tenant)
+
+
+def _print_archived_count(rt, tenant: str | None) -> None:
+    from docflow.store.retention import archived_count
+
+    if n := archived_count(rt.store, tenant):
+        click.echo(
+            f"{n} documents archived: no Dagster partition (partition retention); `docflow reprocess DOC_ID` "
+            "processes one again"
+        )
 
 
 @cli.command("types")
@@ -791,6 +833,8 @@ def _print_table(rows) -> None:
     for r in rows:
         doc_type = r.doc_type or "-"
         line = f"{r.status:<8} {doc_type:<20} {r.doc_id}  {r.filename}"
+        if r.archived:
+            line += "  (archived)"
         if r.error:
             line += f"\n         error: {r.error}"
         click.echo(line)

@@ -71,6 +71,7 @@ class DocumentReport(BaseModel):
     missing_count: int = 0
     without_partition: list[str] = Field(default_factory=list)  # doc_ids Dagster does not know
     without_partition_count: int = 0
+    archived: int = 0  # done or failed documents whose partition partition retention removed (counted above)
 
     @property
     def drift(self) -> int:
@@ -178,10 +179,15 @@ def build_report(
             for r in keys
             if expected_in_listing(r, bucket.name, prefix) and not any(k in present for k in r["keys"])
         ]
-    without = [  # a document the daily quota refused gets its partition when retried: not drift
+    # not drift: a document the daily quota refused gets its partition when retried, an archived one
+    # (partition retention) when it is processed again
+    without = [
         r["doc_id"]
         for r in keys
-        if partitions is not None and r["doc_id"] not in partitions and not is_quota_error(r["error"])
+        if partitions is not None
+        and r["doc_id"] not in partitions
+        and not is_quota_error(r["error"])
+        and not r.get("archived")
     ]
 
     return DocumentReport(
@@ -199,6 +205,7 @@ def build_report(
         missing_count=len(missing),
         without_partition=without[:sample],
         without_partition_count=len(without),
+        archived=sum(1 for r in keys if r.get("archived")),
     )
 
 

@@ -26,6 +26,7 @@ class DocSummary(BaseModel):
     doc_type: str | None = None
     chunks: int = 0
     error: str | None = None
+    archived: bool = False  # partition retention removed its Dagster partition (processing it adds it back)
 
 
 def summarize(rt: Runtime, docs: Sequence[Document]) -> list[DocSummary]:
@@ -38,6 +39,7 @@ def summarize(rt: Runtime, docs: Sequence[Document]) -> list[DocSummary]:
             doc_type=d.doc_type,
             chunks=rt.store.count_chunks(d.doc_id) if d.status == "done" else 0,
             error=d.error,
+            archived=d.archived_at is not None,
         )
         for d in docs
     ]
@@ -132,23 +134,68 @@ def retry_failed(
     return _in_order(doc_ids, summary + summarize(rt, [rt.store.get_document(d) for d in refused]))
 
 
-def process(
-    rt: Runtime, doc_ids: list[str], force: bool, progress: Callable[[str], None]
+# The jobs `docflow reprocess --job` runs: all five assets, or one of the re-run jobs of defs/jobs.py.
+REPROCESS_JOBS = ("process_documents", "reextract_documents", "reembed_documents")
+
+
+def reprocess(
+    settings: Settings,
+    doc_ids: Sequence[str],
+    job: str = "process_documents",
+    progress: Callable[[str], None] = lambda _: None,
 ) -> list[DocSummary]:
-    """Materialize all five assets for each document through the Dagster instance, one run each."""
+    """Run `job` again for documents named by id, whatever their status; an archived document (partition
+    retention) gets its partition back first. Raises NotFound for an id that is not registered."""
+    rt = runtime(settings)
+    ids = list(dict.fromkeys(doc_ids))
+    for doc_id in ids:
+        rt.store.get_document(doc_id)
+    return _in_order(ids, process(rt, ids, force=True, progress=progress, job_name=job))
+
+
+def restore_partitions(settings: Settings, doc_ids: Sequence[str]) -> list[str]:
+    """Give archived documents their Dagster partitions back without running anything (to select them in
+    the UI, e.g. for a backfill); returns those that were archived."""
+    from docflow.orchestration.instance import dagster_instance
+    from docflow.orchestration.retention import restore
+
+    rt = runtime(settings)
+    ids = list(dict.fromkeys(doc_ids))
+    for doc_id in ids:
+        rt.store.get_document(doc_id)
+    return restore(dagster_instance(rt.settings), rt.store, ids)
+
+
+def process(
+    rt: Runtime,
+    doc_ids: list[str],
+    force: bool,
+    progress: Callable[[str], None],
+    job_name: str = "process_documents",
+) -> list[DocSummary]:
+    """Materialize all five assets (or `job_name`'s) for each document through the Dagster instance, one run
+    each. An archived document that runs gets its partition back first."""
     if not doc_ids:
         return []
     from docflow.defs import build_defs
-    from docflow.defs.partitions import documents
     from docflow.orchestration.instance import dagster_instance
+    from docflow.orchestration.retention import restore
 
     instance = dagster_instance(rt.settings)
-    instance.add_dynamic_partitions(documents.name, doc_ids)  # keys already there are left alone
     fingerprint = config_fingerprint(rt.settings)
-    job = build_defs(rt.settings).resolve_job_def("process_documents")
+    docs = {d: rt.store.get_document(d) for d in doc_ids}
+    todo = {
+        d: None
+        for d in doc_ids
+        if force or not (docs[d].status == "done" and docs[d].config_fingerprint == fingerprint)
+    }
+    # keys already there are left alone; an archived document that is skipped stays archived
+    if restored := restore(instance, rt.store, list(todo)):
+        progress(f"{len(restored)} archived documents get their partitions back")
+    job = build_defs(rt.settings).resolve_job_def(job_name)
     for i, doc_id in enumerate(doc_ids, 1):
-        doc = rt.store.get_document(doc_id)
-        if not force and doc.status == "done" and doc.config_fingerprint == fingerprint:
+        doc = docs[doc_id]
+        if doc_id not in todo:
             progress(f"[{i}/{len(doc_ids)}] {doc.filename}: already processed")
             continue
         progress(f"[{i}/{len(doc_ids)}] {doc.filename}: processing {doc_id}")

@@ -3,17 +3,28 @@ leave the `documents` dynamic partitions in bulk, stay found, and get their part
 again. Each test ages its own documents (`updated_at`) to a year before every earlier test's and archives with
 `now=` weeks after it, so that no other test's documents are ever old enough to be archived."""
 
+import json
+import shutil
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
+import httpx
 import pytest
+from click.testing import CliRunner
+from live import LiveServer
 
+from docflow.cli import cli
+from docflow.defs.resources import DocflowResource
 from docflow.models import Document
 from docflow.orchestration import retention
 from docflow.orchestration.storage import DocflowEventLogStorage
 from docflow.orchestration.tags import range_tags
+from docflow.runtime import REPO_ROOT
+from docflow.settings import get_settings
 from docflow.store import retention as store_retention
+from docflow.store import tenants
 
 PARTITIONS = "documents"
 _years = iter(range(1999, 1900, -1))  # each test's is earlier than every earlier test's
@@ -174,3 +185,201 @@ def test_bulk_delete_keeps_every_process_key_cache_exact(instance, monkeypatch) 
     stock.add_dynamic_partitions(PARTITIONS, ["x", "y", "z"])
     assert retention.delete_partitions(stock, ["x", "z"]) == 2
     assert stock.get_dynamic_partitions(PARTITIONS) == ["y"]
+
+
+# --- a document processed for real: found while archived, processed again from the CLI, the API and a job ---
+
+
+def _invoke(*args: str):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def processed(docflow_env, rt, tmp_path_factory) -> tuple[str, str]:
+    """(tenant, doc_id) of a document `docflow run` processed, with its object in the bucket."""
+    tenant = f"r{uuid.uuid4().hex[:8]}"
+    folder = tmp_path_factory.mktemp("retention")
+    shutil.copy(REPO_ROOT / "data" / "samples" / "resume-jane-doe.md", folder / "resume.md")
+    assert _invoke("run", str(folder), "--tenant", tenant).exit_code == 0
+    [doc] = rt.store.list_documents(tenant=tenant)
+    assert doc.status == "done"
+    return tenant, doc.doc_id
+
+
+def _archive(rt, instance, doc_id: str, year: datetime) -> None:
+    retention.restore(instance, rt.store, [doc_id])  # as an earlier test may have left it
+    _age(rt, [doc_id], "done", year)
+    assert retention.archive_expired(instance, rt.store, days=30, now=year + timedelta(days=40)) == 1
+    assert doc_id not in _partitions(instance)
+
+
+def _runs(instance, doc_id: str, job: str) -> list[dg.DagsterRun]:
+    return list(instance.get_runs(dg.RunsFilter(job_name=job, tags={"dagster/partition": doc_id})))
+
+
+def test_status_finds_an_archived_document_and_counts_the_archived(rt, instance, processed, year) -> None:
+    tenant, doc_id = processed
+    _archive(rt, instance, doc_id, year)
+    [row] = json.loads(_invoke("status", doc_id, "--json").stdout)
+    assert row["doc_id"] == doc_id and row["status"] == "done" and row["archived"] is True
+    listed = _invoke("status", "--tenant", tenant).stdout
+    assert f"{doc_id}" in listed and "(archived)" in listed
+    assert "1 documents archived" in listed
+
+
+def test_reprocess_from_the_cli_restores_the_partition_and_runs(rt, instance, processed, year) -> None:
+    _, doc_id = processed
+    _archive(rt, instance, doc_id, year)
+    before = len(_runs(instance, doc_id, "process_documents"))
+
+    result = _invoke("reprocess", doc_id, "--json")
+
+    assert result.exit_code == 0, result.output
+    [row] = json.loads(result.stdout)
+    assert row["status"] == "done" and row["archived"] is False
+    assert doc_id in _partitions(instance)
+    runs = _runs(instance, doc_id, "process_documents")
+    assert len(runs) == before + 1 and runs[0].status == dg.DagsterRunStatus.SUCCESS
+    assert rt.store.get_document(doc_id).archived_at is None
+
+
+def test_a_reextract_job_over_an_archived_document_restores_it_first(rt, instance, processed, year) -> None:
+    _, doc_id = processed
+    _archive(rt, instance, doc_id, year)
+    result = _invoke("reprocess", doc_id, "--job", "reextract_documents", "--json")
+    assert result.exit_code == 0, result.output
+    assert doc_id in _partitions(instance)
+    [run] = _runs(instance, doc_id, "reextract_documents")[:1]
+    assert run.status == dg.DagsterRunStatus.SUCCESS
+    assert rt.store.get_document(doc_id).archived_at is None
+
+
+@pytest.fixture(scope="module")
+def api(docflow_env, instance) -> Iterator[str]:
+    from docflow.api.app import create_app
+
+    live = LiveServer(create_app(get_settings(), instance))
+    yield live.url
+    live.stop()
+
+
+def test_reprocess_from_the_api_restores_the_partition_and_requests_its_run(
+    rt, instance, processed, year, api
+) -> None:
+    tenant, doc_id = processed
+    client = httpx.Client(
+        base_url=api, headers={"X-API-Key": tenants.create_api_key(rt.store, tenant, "test")}, timeout=60
+    )
+    stranger = httpx.Client(
+        base_url=api, headers={"X-API-Key": tenants.create_api_key(rt.store, f"x{tenant}", "t")}, timeout=60
+    )
+    _archive(rt, instance, doc_id, year)
+    assert client.get(f"/v1/documents/{doc_id}").json()["archived_at"] is not None
+    assert stranger.post(f"/v1/documents/{doc_id}:reprocess").status_code == 404
+    assert doc_id not in _partitions(instance)
+
+    answer = client.post(f"/v1/documents/{doc_id}:reprocess")
+
+    assert answer.status_code == 202, answer.text
+    body = answer.json()
+    assert body["doc_id"] == doc_id and body["restored"] is True
+    backfill = instance.get_backfill(body["backfill_id"])
+    try:
+        assert backfill is not None and backfill.status.value == "REQUESTED"  # the daemon launches its run
+        targeted = {
+            p.partition_key for p in backfill.asset_backfill_data.target_subset.iterate_asset_partitions()
+        }
+        assert targeted == {doc_id}
+        assert doc_id in _partitions(instance)
+        assert client.get(f"/v1/documents/{doc_id}").json()["archived_at"] is None
+        rt.store.set_status(doc_id, "running")  # its run started: not requested twice
+        assert client.post(f"/v1/documents/{doc_id}:reprocess").status_code == 409
+    finally:
+        rt.store.set_status(doc_id, "done")
+        if backfill is not None:  # no daemon here: end it, or it would keep the document from retention
+            instance.update_backfill(backfill.with_status(type(backfill.status).CANCELED))
+        client.close()
+        stranger.close()
+
+
+def test_reconciliation_and_the_report_leave_archived_documents_alone(rt, instance, processed, year) -> None:
+    from docflow.defs import build_defs
+    from docflow.defs.report import document_report
+
+    _, doc_id = processed
+    _archive(rt, instance, doc_id, year)
+    reconcile = build_defs(get_settings()).resolve_sensor_def("reconcile_sensor")
+    context = dg.build_sensor_context(instance=instance, resources={"docflow": DocflowResource()})
+    result = reconcile(context)
+    removed = [
+        k for r in getattr(result, "dynamic_partitions_requests", None) or [] for k in r.partition_keys
+    ]
+    added = [
+        r
+        for r in getattr(result, "dynamic_partitions_requests", None) or []
+        if isinstance(r, dg.AddDynamicPartitionsRequest)
+    ]
+    assert doc_id not in removed and not added
+    assert rt.store.get_document(doc_id).archived_at is not None  # still there, still archived
+    assert doc_id not in _partitions(instance)
+
+    report = dg.materialize([document_report], instance=instance, resources={"docflow": DocflowResource()})
+    [materialization] = report.asset_materializations_for_node("document_report")
+    meta = materialization.metadata
+    assert meta["archived"].value == store_retention.archived_count(rt.store) >= 1
+    assert doc_id not in meta["without_partition"].value["doc_ids"]
+    totals = sum(meta[s].value for s in ("done", "failed", "pending", "running"))
+    with rt.store.tx() as conn:
+        assert totals == conn.execute("SELECT count(*) AS n FROM docflow.documents").fetchone()["n"]
+
+
+def test_the_stale_sensor_leaves_archived_documents_until_restored(rt, instance, tenant, year) -> None:
+    from docflow.defs.sensors import stale_documents_sensor
+
+    # more archived stale documents than the sensor looks at per tick, all older than the one it must find
+    archived = _register(rt, instance, tenant, 20 * get_settings().stale_per_tick + 5)
+    [kept] = _register(rt, instance, tenant, 1)
+    _age(rt, archived, "done", year)  # made with another configuration (none recorded)
+    _age(rt, [kept], "done", year + timedelta(days=35))  # too recent to be archived
+    assert retention.archive_expired(instance, rt.store, days=30, now=year + timedelta(days=40)) == len(
+        archived
+    )
+
+    def requested() -> set[str]:
+        context = dg.build_sensor_context(instance=instance, resources={"docflow": DocflowResource()})
+        result = stale_documents_sensor(context)
+        return {r.partition_key for r in result.run_requests or []}
+
+    first = requested()
+    assert kept in first and not first & set(archived)
+    assert not set(archived) & _partitions(instance)
+    assert retention.restore(instance, rt.store, archived[:1]) == archived[:1]
+    assert archived[0] in requested()
+
+
+def test_the_retention_sensor_skips_while_the_setting_is_unset_and_archives_when_set(
+    rt, instance, tenant, year, monkeypatch
+) -> None:
+    from docflow.defs import build_defs
+
+    docs = _register(rt, instance, tenant, 3)
+    _age(rt, docs, "done", year)
+
+    def tick() -> str:
+        sensor = build_defs(get_settings()).resolve_sensor_def("partition_retention")
+        context = dg.build_sensor_context(instance=instance, resources={"docflow": DocflowResource()})
+        result = sensor(context)
+        assert isinstance(result, dg.SkipReason)
+        return result.skip_message or ""
+
+    monkeypatch.delenv("DOCFLOW_PARTITION_RETENTION_DAYS", raising=False)
+    assert "partition retention is off" in tick()
+    assert set(docs) <= _partitions(instance)
+
+    monkeypatch.setenv("DOCFLOW_PARTITION_RETENTION_DAYS", "30")
+    monkeypatch.setenv("DOCFLOW_PARTITION_RETENTION_PER_TICK", "2")
+    first = tick()
+    assert first.startswith("archived 2 ")  # bounded per tick, oldest first: this test's are the oldest
+    tick()
+    assert not set(docs) & _partitions(instance)
+    assert store_retention.archived(rt.store, docs) == set(docs)

@@ -17,7 +17,13 @@ from docflow.store.tenants import IdempotencyConflict, QuotaExceeded
 from docflow.store.webhooks import TooManyEndpoints
 from docflow.webhooks import BadWebhookUrl
 
+
+class InProgress(DocflowError):
+    """The document is pending or running: it is being processed already."""
+
+
 _STATUS: list[tuple[type[Exception], int, str]] = [  # most specific first
+    (InProgress, 409, "in_progress"),
     (QuotaExceeded, 429, "quota_exceeded"),
     (RateLimited, 429, "rate_limited"),
     (IdempotencyConflict, 409, "idempotency_conflict"),

@@ -59,6 +59,18 @@ class DocumentOut(BaseModel):
     pages: int | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    archived_at: datetime | None = Field(
+        None,
+        description="When partition retention removed the document's Dagster partition (its results stay); "
+        "`POST /v1/documents/{doc_id}:reprocess` processes it again.",
+    )
+
+
+class Reprocessing(BaseModel):
+    doc_id: str
+    restored: bool = Field(description="The document was archived and got its Dagster partition back.")
+    backfill_id: str = Field(description="The Dagster backfill that runs it (the daemon launches its run).")
+    url: str
 
 
 class DocumentDetail(DocumentOut):

@@ -14,6 +14,8 @@ from docflow import reporting
 from docflow.defs.assets import ASSET_KEYS, OWNERS
 from docflow.defs.partitions import documents
 from docflow.defs.resources import DocflowResource
+from docflow.pipeline import config_fingerprint
+from docflow.store.retention import stale_archived
 
 RECENT = 500  # materializations per asset the step durations are taken from
 
@@ -39,7 +41,7 @@ def _table(rows: Sequence[dict], columns: dict[str, str]) -> dg.TableMetadataVal
     )
 
 
-def report_metadata(report: reporting.DocumentReport, png: bytes) -> dict:
+def report_metadata(report: reporting.DocumentReport, png: bytes, stale_archived: int = 0) -> dict:
     listed = {
         "doc_id": "string",
         "filename": "string",
@@ -54,6 +56,10 @@ def report_metadata(report: reporting.DocumentReport, png: bytes) -> dict:
         "plot": dg.MetadataValue.md(f"![document report](data:image/png;base64,{image})"),
         **{f"{status}": dg.MetadataValue.int(n) for status, n in report.totals.items()},
         "drift": dg.MetadataValue.int(report.drift),
+        # in the totals above, without a partition (partition retention); not drift
+        "archived": dg.MetadataValue.int(report.archived),
+        # made with another configuration: the stale sensor re-processes them once they are restored
+        "stale_archived": dg.MetadataValue.int(stale_archived),
         "by_type": _table(
             [t.model_dump() | {"total": t.total} for t in report.by_type],
             {
@@ -92,7 +98,8 @@ def report_metadata(report: reporting.DocumentReport, png: bytes) -> dict:
     name="document_report",
     description="Reconciliation report: documents per type and status, failure reasons, documents stuck in "
     "pending/running, drift between the bucket, the documents table and the Dagster partitions, and step "
-    "durations, as tables and a plot. Rebuilt hourly by `reconciliation_schedule`.",
+    "durations, as tables and a plot. Archived documents (partition retention: no partition) are counted "
+    "with the rest and are not drift. Rebuilt hourly by `reconciliation_schedule`.",
     group_name="reports",
     owners=OWNERS,
     kinds={"postgres", "s3", "matplotlib"},
@@ -102,4 +109,5 @@ def document_report(context: dg.AssetExecutionContext, docflow: DocflowResource)
     partitions = set(context.instance.get_dynamic_partitions(documents.name))
     seconds = step_seconds(context.instance)
     report = reporting.build_report(rt.store, rt.bucket, rt.settings.prefix, seconds, partitions)
-    return dg.MaterializeResult(metadata=report_metadata(report, reporting.plot_png(report)))
+    stale = stale_archived(rt.store, config_fingerprint(rt.settings))
+    return dg.MaterializeResult(metadata=report_metadata(report, reporting.plot_png(report), stale))

@@ -10,6 +10,7 @@ from docflow.defs.assets import process_batch, process_documents
 from docflow.defs.partitions import documents, documents_of_runs
 from docflow.defs.resources import DocflowResource
 from docflow.ingest import NewDocument, ScanCursor, reconcile, scan
+from docflow.orchestration.retention import archive_expired
 from docflow.orchestration.tags import range_tags
 from docflow.pipeline import config_fingerprint
 from docflow.settings import Settings
@@ -162,7 +163,8 @@ def stale_documents_sensor(context: dg.SensorEvaluationContext, docflow: Docflow
     room = rt.settings.stale_per_tick - in_flight  # keep at most stale_per_tick re-processing runs in flight
     if room <= 0:
         return dg.SensorResult(skip_reason=f"{in_flight} re-processing runs still in flight")
-    # documents without a partition (registered, never run) are not re-processed here: look past them
+    # documents without a partition (registered, never run) are not re-processed here: look past them.
+    # Archived ones (partition retention) are not even read: re-processed if and when they are restored.
     partitions = set(context.instance.get_dynamic_partitions(documents.name))
     stale = [d for d in rt.store.stale_documents(fingerprint, room * 20) if d.doc_id in partitions][:room]
     rules = current_rules(rt.settings.rules_path)
@@ -194,6 +196,20 @@ def _reconcile(context: dg.SensorEvaluationContext, docflow: DocflowResource) ->
     return dg.SensorResult(
         dynamic_partitions_requests=[documents.build_delete_request([d for d in doomed if d in existing])]
     )
+
+
+def _retain_partitions(context: dg.SensorEvaluationContext, docflow: DocflowResource) -> dg.SkipReason:
+    """partition_retention: documents processed more than DOCFLOW_PARTITION_RETENTION_DAYS ago leave the
+    `documents` partitions, DOCFLOW_PARTITION_RETENTION_PER_TICK at most per tick."""
+    rt = docflow.runtime()
+    days = rt.settings.partition_retention_days
+    if days is None:
+        return dg.SkipReason("partition retention is off (DOCFLOW_PARTITION_RETENTION_DAYS is not set)")
+    archived = archive_expired(context.instance, rt.store, days, rt.settings.partition_retention_per_tick)
+    if archived:
+        context.log.info(f"archived {archived} documents processed more than {days} days ago")
+    # counts only, like the passthrough sensor: a tick's reason is kept in the UI
+    return dg.SkipReason(f"archived {archived} documents processed more than {days} days ago")
 
 
 def _deliver_passthrough(context: dg.SensorEvaluationContext, docflow: DocflowResource) -> dg.SkipReason:
@@ -251,6 +267,17 @@ def build_sensors(settings: Settings) -> list[dg.SensorDefinition]:
         minimum_interval_seconds=settings.sensor_interval_s,
         default_status=dg.DefaultSensorStatus.RUNNING,
     )(_deliver_webhooks)
+    # a sensor, not a schedule: it does its bounded work in the tick (no run, no run queue slot), ticks again
+    # soon while a backlog is left (a first tick after turning retention on), and says why it skipped
+    partition_retention = dg.sensor(
+        name="partition_retention",
+        description="Partition retention: documents done or failed more than "
+        "DOCFLOW_PARTITION_RETENTION_DAYS ago leave the document partitions, a bounded number per tick "
+        "(their rows, chunks and runs stay; processing one again adds its partition back). Skips while "
+        "the setting is unset.",
+        minimum_interval_seconds=settings.reconcile_interval_s,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+    )(_retain_partitions)
     return [
         s3_document_sensor,
         batch_failures_sensor,
@@ -258,4 +285,5 @@ def build_sensors(settings: Settings) -> list[dg.SensorDefinition]:
         reconcile_sensor,
         passthrough_sensor,
         webhook_sensor,
+        partition_retention,
     ]

@@ -293,12 +293,14 @@ class Store:
         return [r["doc_id"] for r in rows]
 
     def stale_documents(self, fingerprint: str, limit: int) -> list[Document]:
-        """Done documents processed with another configuration, oldest first."""
+        """Done documents processed with another configuration, oldest first; archived ones (no partition:
+        partition retention) are left out, and come back once restored."""
         with self.tx() as conn:
             rows = conn.execute(
                 """SELECT d.*, c.doc_type FROM docflow.documents d
                    LEFT JOIN docflow.classifications c USING (doc_id)
                    WHERE d.status = 'done' AND d.config_fingerprint IS DISTINCT FROM %s
+                     AND d.archived_at IS NULL
                    ORDER BY d.updated_at LIMIT %s""",
                 (fingerprint, limit),
             ).fetchall()
@@ -466,11 +468,12 @@ class Store:
             ).fetchall()
 
     def document_keys(self) -> list[dict[str, Any]]:
-        """Every document's id, status, error, bucket and object keys (for drift between bucket, table and
-        partitions)."""
+        """Every document's id, status, error, bucket, object keys and whether it is archived (for drift
+        between bucket, table and partitions)."""
         with self.tx() as conn:
             return conn.execute(
-                "SELECT doc_id, status, error, bucket, keys, created_at FROM docflow.documents "
+                "SELECT doc_id, status, error, bucket, keys, created_at, archived_at IS NOT NULL AS archived "
+                "FROM docflow.documents "
                 "ORDER BY doc_id"
             ).fetchall()
 

@@ -77,3 +77,17 @@ def archived_count(store: Store, tenant: str | None = None) -> int:
             {"tenant": tenant},
         ).fetchone()
     return int(row["n"]) if row else 0
+
+
+def stale_archived(store: Store, fingerprint: str) -> int:
+    """Archived documents made with another configuration than `fingerprint`: the stale-documents sensor
+    leaves them alone (it would add back every partition retention removed) and re-processes them once
+    they are restored."""
+    with store.tx() as conn:
+        row = conn.execute(
+            """SELECT count(*) AS n FROM docflow.documents
+               WHERE archived_at IS NOT NULL AND status = 'done'
+                 AND config_fingerprint IS DISTINCT FROM %s""",
+            (fingerprint,),
+        ).fetchone()
+    return int(row["n"]) if row else 0

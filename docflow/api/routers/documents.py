@@ -1,7 +1,8 @@
-"""Documents: upload (multipart or raw body), ingest from a URL, list, read, delete."""
+"""Documents: upload (multipart or raw body), ingest from a URL, list, read, reprocess, delete."""
 
+import functools
 import time
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -10,7 +11,7 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 
 from docflow.api import uploads
-from docflow.api.errors import READ_ERRORS, WRITE_ERRORS
+from docflow.api.errors import READ_ERRORS, WRITE_ERRORS, InProgress
 from docflow.api.models import (
     Accepted,
     DocumentDetail,
@@ -19,6 +20,7 @@ from docflow.api.models import (
     ErrorOut,
     FieldsPatch,
     FromUrl,
+    Reprocessing,
     ReviewedFields,
     ReviewOut,
     UploadForm,
@@ -27,7 +29,11 @@ from docflow.api.models import (
 from docflow.api.state import Authenticated, Idempotent
 from docflow.errors import NotFound
 from docflow.netguard import TooLarge, download
+from docflow.settings import Settings
 from docflow.store import reviews
+
+if TYPE_CHECKING:
+    import dagster as dg
 
 UPLOAD_SLACK = 64 * 1024  # multipart framing on top of the document's bytes
 
@@ -248,6 +254,44 @@ def remove_review(doc_id: str, path: str, who: Authenticated) -> ReviewedFields:
     """The path gets the value the extractor had given it when it was first reviewed, and re-extractions
     replace it again. A path without a review changes nothing."""
     return _reviewed_out(reviews.remove(who.store, doc_id, [path]))
+
+
+@router.post(
+    "/v1/documents/{doc_id}:reprocess",
+    status_code=202,
+    response_model=Reprocessing,
+    responses={
+        **READ_ERRORS,
+        409: {"model": ErrorOut, "description": "The document is pending or running already."},
+    },
+    summary="Process a document again (all five steps)",
+)
+def reprocess_document(doc_id: str, who: Authenticated) -> Reprocessing:
+    """Requests a run of all five steps for a done or failed document, as a backfill the Dagster daemon
+    launches. A document archived by partition retention gets its Dagster partition back first."""
+    from docflow.defs.assets import ASSET_KEYS
+    from docflow.orchestration.backfill import launch_asset_backfill
+    from docflow.orchestration.retention import restore
+
+    doc = who.store.get_document(doc_id)  # 404 unless it is the caller's
+    if doc.status in ("pending", "running"):
+        raise InProgress(f"document {doc_id!r} is {doc.status} already")
+    instance = who.state.instance()
+    restored = restore(instance, who.store, [doc_id])
+    backfill_id = launch_asset_backfill(
+        instance, _definitions(who.state.settings), [doc_id], ASSET_KEYS, f"reprocess {doc_id} (API)"
+    )
+    return Reprocessing(
+        doc_id=doc_id, restored=bool(restored), backfill_id=backfill_id, url=f"/v1/documents/{doc_id}"
+    )
+
+
+@functools.cache
+def _definitions(settings: Settings) -> "dg.Definitions":
+    """The code location's definitions (the asset graph a backfill is planned on), built once."""
+    from docflow.defs import build_defs
+
+    return build_defs(settings)
 
 
 @router.delete("/v1/documents/{doc_id}", status_code=204, responses=READ_ERRORS)
