@@ -140,6 +140,30 @@ def test_documents_a_run_or_backfill_in_flight_covers_are_not_archived(rt, insta
     assert retention.archive_expired(instance, rt.store, days=30, now=year + timedelta(days=40)) == 4
 
 
+def test_a_run_requested_while_its_documents_are_archived_gets_them_back(
+    rt, instance, tenant, year, monkeypatch
+) -> None:
+    first, middle, last, other = _register(rt, instance, tenant, 4)
+    _age(rt, [first, middle, last, other], "done", year)
+    delete = retention.delete_partitions
+    late = dg.DagsterRun(
+        job_name="process_batch", status=dg.DagsterRunStatus.NOT_STARTED, tags=range_tags(first, last)
+    )
+
+    def run_requested_meanwhile(instance_, keys):  # after the look at the runs, before the delete
+        instance.add_run(late)
+        return delete(instance_, keys)
+
+    monkeypatch.setattr(retention, "delete_partitions", run_requested_meanwhile)
+    try:
+        assert retention.archive_expired(instance, rt.store, days=30, now=year + timedelta(days=40)) == 1
+        # the range's keys are back, the middle one included, and no longer marked
+        assert {first, middle, last} <= _partitions(instance) and other not in _partitions(instance)
+        assert store_retention.archived(rt.store, [first, middle, last, other]) == {other}
+    finally:
+        instance.delete_run(late.run_id)
+
+
 def test_a_document_that_starts_running_is_no_longer_archived(rt, instance, tenant, year) -> None:
     [doc_id] = _register(rt, instance, tenant, 1)
     _age(rt, [doc_id], "done", year)

@@ -43,15 +43,19 @@ def archive_expired(
     candidates = store_retention.expired(store, days, limit, now)
     if not candidates:
         return 0
-    busy = in_flight(instance)
+    order = list(instance.get_dynamic_partitions(PARTITIONS))  # batch ranges are resolved in this order
+    busy = in_flight(instance, order)
     todo = [d for d in candidates if d not in busy]
-    archived = 0
+    archived: list[str] = []
     for start in range(0, len(todo), CHUNK):
         # marked first, rows locked until the partitions are gone: a failed delete leaves none marked
         with store_retention.archiving(store, todo[start : start + CHUNK]) as marked:
             delete_partitions(instance, marked)
-        archived += len(marked)
-    return archived
+        archived += marked
+    # a run requested meanwhile (between the look at the runs and the delete) gets its documents back
+    if late := sorted(in_flight(instance, order) & set(archived)):
+        restore(instance, store, late)
+    return len(archived) - len(late)
 
 
 def restore(instance: dg.DagsterInstance, store: Store, doc_ids: Sequence[str]) -> list[str]:
@@ -78,9 +82,10 @@ def delete_partitions(instance: dg.DagsterInstance, keys: Sequence[str]) -> int:
     return len(keys)
 
 
-def in_flight(instance: dg.DagsterInstance) -> set[str]:
-    """Documents a queued or running run will process (its partition, or every key of its range), and the
-    partitions a backfill that is still requesting runs targets."""
+def in_flight(instance: dg.DagsterInstance, order: Sequence[str] | None = None) -> set[str]:
+    """Documents a queued or running run will process (its partition, or every key of its range in `order`,
+    the partition keys as they were added: by default as they are now), and the partitions a backfill that
+    is still requesting runs targets."""
     keys: set[str] = set()
     ranges: list[tuple[str, str]] = []
     for run in instance.get_runs(dg.RunsFilter(statuses=IN_FLIGHT)):
@@ -89,7 +94,7 @@ def in_flight(instance: dg.DagsterInstance) -> set[str]:
         elif (bounds := partition_range(run.tags)) is not None:
             ranges.append(bounds)
     if ranges:
-        keys |= _expand(instance.get_dynamic_partitions(PARTITIONS), ranges)
+        keys |= _expand(instance.get_dynamic_partitions(PARTITIONS) if order is None else order, ranges)
     for backfill in instance.get_backfills(status=BulkActionStatus.REQUESTED):
         keys |= _backfill_keys(backfill)
     return keys
