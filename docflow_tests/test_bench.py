@@ -1,5 +1,7 @@
 """`docflow bench` sections at toy scale against the real services: they run and report what they claim."""
 
+import pytest
+
 from docflow import ingest
 from docflow.bench import BenchOptions, run_bench
 from docflow.settings import Settings
@@ -33,3 +35,44 @@ def test_bare_loop_processes_every_document_and_runs_average_into_one_baseline(r
     assert baseline["bare_runs_wall_s"] == [r["bare_wall_s"] for r in runs]
     assert baseline["bare_wall_s"] == round((runs[0]["bare_wall_s"] + runs[1]["bare_wall_s"]) / 2, 2)
     assert baseline["bare_tenants"] == [r["bare_tenant"] for r in runs]
+
+
+@pytest.mark.slow
+def test_partitions_section_measures_each_mode_and_retention_removes_the_old_partitions(rt, instance) -> None:
+    import dagster as dg
+
+    from docflow.bench.partitions import TENANT, TICK_TENANT, doc_id
+    from docflow.defs.partitions import documents
+    from docflow.store import synthetic
+
+    extra = {"sizes": [200], "docs_per_day": 10, "retention_days": 10, "repeat": 1, "ticks": 1, "new": 3}
+    report = run_bench(Settings(), BenchOptions(extra=extra), only=["partitions"])
+    section = report["partitions"]
+    assert section["model"]["kept_with_retention"] == 100
+    size = section["sizes"]["200"]
+    assert size["registration"]["materializations_recorded"] == 200
+    off, on = size["retention_off"], size["retention_on"]
+    for mode in (off, on):
+        assert "broken" not in mode, mode
+        for page in ("asset_page", "partitions_tab"):
+            queries = mode["ui"][page]["queries"]
+            assert queries and all(
+                q["s"] and "error" not in q and "broken" not in q for q in queries.values()
+            )
+        assert mode["sensor"]["ticks"][0]["registered"] == 3 and mode["sensor"]["sensor_tick_s"] > 0
+        assert mode["sensor"]["create_run_s"] > 0  # the tick's batch became a run
+        assert mode["backfill"]["first_run_s"] > 0 and mode["backfill"]["runs"] >= 1
+        assert set(mode["status"]) == {"status_s", "status_one_s", "status_failed_s"}
+    # retention archives the documents processed before the window: about half, as the model says
+    assert size["retention"]["archived"] in (100, 101)
+    assert on["partitions"] == off["partitions"] - size["retention"]["archived"]
+    health_off = off["ui"]["partitions_tab"]["queries"]["PartitionHealthQuery"]
+    health_on = on["ui"]["partitions_tab"]["queries"]["PartitionHealthQuery"]
+    assert health_off["materialized_partitions"] >= 200
+    assert health_on["partition_keys"] == health_off["partition_keys"] - size["retention"]["archived"]
+    summary = size["summary"]
+    assert summary["retention_on"]["partitions"] < summary["retention_off"]["partitions"]
+    # the rows, partitions and materializations are removed afterwards (no keep option)
+    assert synthetic.count(rt.store, TENANT) == (0, 0)
+    assert doc_id(0) not in set(instance.get_dynamic_partitions(documents.name))
+    assert not instance.get_runs(dg.RunsFilter(tags={"docflow/tenant": TICK_TENANT}))  # created, then deleted

@@ -7,8 +7,8 @@ their partition):
 - the Dagster UI: the GraphQL queries of the asset page and of its partitions tab, with the texts the shipped
   UI bundle sends (bench/ui_queries.py), POSTed to a dagster-webserver started for the bench, each with a
   timeout; the webserver's peak memory;
-- a tick of the real `s3_document_sensor` (its definition evaluated against the instance) that finds a few
-  new objects in a bucket of its own, and the daemon's share of it (adding the partitions it asks for);
+- a tick of the real `s3_document_sensor`, evaluated by the code server as the daemon asks for it, that
+  finds a few new objects under the upload prefix, and the daemon's share of it (adding its partitions);
 - run creation for one of that tick's batch run requests, along the sensor daemon's code path (execution
   plan from the code server, run with its planned events, submitted to the queue);
 - a UI backfill of a few documents (orchestration/backfill.py) up to its first run, along the backfill
@@ -349,38 +349,31 @@ def _health_counts(body: dict[str, Any]) -> dict[str, int]:
 
 
 def sensor_ticks(settings: Settings, instance, services: Services, rounds: int, fresh: int, progress) -> dict:
-    """Ticks of the real s3_document_sensor, each finding `fresh` new objects (the bench's own bucket
-    holds only those); the daemon's part (the partitions the tick asks for, then run creation for one of
-    its batch requests) timed apart. The tick's documents, objects, partitions and runs are removed."""
-    import dagster as dg
-
-    from docflow.defs import build_defs
-    from docflow.defs.resources import DocflowResource
-    from docflow.orchestration.daemon_path import submit_sensor_run, workspace
+    """Ticks of the real s3_document_sensor, each finding `fresh` new objects under the upload prefix,
+    evaluated by the code server as the daemon asks for them (the cursor says every older object was
+    handled); the daemon's part (the partitions the tick asks for, then run creation for one of its batch
+    requests) timed apart. The tick's documents, objects, partitions and runs are removed."""
+    from docflow.ingest import SLACK, ScanCursor
+    from docflow.orchestration.daemon_path import evaluate_sensor, submit_sensor_run, workspace
     from docflow.orchestration.retention import delete_partitions
     from docflow.orchestration.tags import partition_range
-    from docflow.runtime import bucket_for, runtime
+    from docflow.runtime import runtime
 
-    s = runtime(settings).settings
-    name = f"{s.bucket}-bench-partitions"
-    bucket = bucket_for(s.model_copy(update={"bucket": name}))
-    bucket.ensure_bucket()
-    for old in list(bucket.list(s.prefix)):
-        bucket.delete(old.key)
-    sensor = next(x for x in build_defs(s).sensors if x.name == "s3_document_sensor")
-    resource = DocflowResource(bucket=name)
+    rt = runtime(settings)
+    bucket, prefix = rt.bucket, rt.settings.prefix
     ticks: list[dict[str, Any]] = []
     runs: list[dict[str, Any]] = []
     with workspace(instance, services.workspace) as context:
         for r in range(rounds):
+            newest = max((o.last_modified for o in bucket.list(prefix)), default=None)
+            cursor = ScanCursor(since=newest + SLACK + timedelta(seconds=1)) if newest else ScanCursor()
+            time.sleep(1.5)  # Last-Modified has 1 s resolution: the fresh objects come after the others
             stamp = time.time_ns()
-            keys = [f"{s.prefix}{TICK_TENANT}/fresh-{stamp}-{i}.txt" for i in range(fresh)]
+            keys = [f"{prefix}{TICK_TENANT}/fresh-{stamp}-{i}.txt" for i in range(fresh)]
             for i, key in enumerate(keys):
                 bucket.put_bytes(key, f"fresh {stamp} {i}\n".encode())
             started = time.perf_counter()
-            data = sensor.evaluate_tick(
-                dg.build_sensor_context(instance=instance, resources={"docflow": resource})
-            )
+            data = evaluate_sensor(context, "s3_document_sensor", cursor.dump())
             evaluated = time.perf_counter()
             added: list[str] = []
             for request in data.dynamic_partitions_requests or []:
@@ -407,7 +400,7 @@ def sensor_ticks(settings: Settings, instance, services: Services, rounds: int, 
             ticks.append(tick)
             progress(f"  tick {r + 1}: {tick} {runs[-1] if runs else ''}")
             delete_partitions(instance, added)
-            runtime(settings).store.delete_documents(added)
+            rt.store.delete_documents(added)
             for key in keys:
                 bucket.delete(key)
     tick_times = [t["tick_s"] for t in ticks]

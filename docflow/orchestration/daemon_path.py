@@ -24,19 +24,32 @@ def workspace(instance: dg.DagsterInstance, workspace_file: Path) -> Iterator[ob
         yield context
 
 
+def _sensor(request_context, sensor_name: str):
+    """(code location, remote sensor) of the sensor named so."""
+    return next(
+        (location, repo.get_sensor(sensor_name))
+        for location in request_context.code_locations
+        for repo in location.get_repositories().values()
+        if repo.has_sensor(sensor_name)
+    )
+
+
+def evaluate_sensor(context, sensor_name: str, cursor: str | None):
+    """A tick of the sensor as the sensor daemon asks the code server for it (with this cursor, no previous
+    tick); returns the code server's answer (run requests, partition requests, cursor)."""
+    location, remote_sensor = _sensor(context.create_request_context(), sensor_name)
+    return location.get_sensor_execution_data(
+        context.instance, remote_sensor.handle.repository_handle, sensor_name, None, None, cursor, None, None
+    )
+
+
 def submit_sensor_run(context, sensor_name: str, run_request: dg.RunRequest) -> dg.DagsterRun:
     """What the sensor daemon does with one of a tick's run requests: fetch the job from the code location,
     ask the code server for the execution plan, create the run (for a partition range, its planned asset
     events) and submit it to the run queue. Returns the run."""
     from dagster._daemon.sensor import _submit_run_request
 
-    request_context = context.create_request_context()
-    remote_sensor = next(
-        repo.get_sensor(sensor_name)
-        for location in request_context.code_locations
-        for repo in location.get_repositories().values()
-        if repo.has_sensor(sensor_name)
-    )
+    _, remote_sensor = _sensor(context.create_request_context(), sensor_name)
     result = _submit_run_request(str(uuid.uuid4()), run_request, context, remote_sensor, {}, LOG, None)
     if result.error_info is not None:
         raise RuntimeError(f"the run was created but not submitted: {result.error_info.message}")
