@@ -17,6 +17,7 @@ from live import LiveServer
 
 from docflow.cli import cli
 from docflow.defs.resources import DocflowResource
+from docflow.errors import NotFound
 from docflow.models import Document
 from docflow.orchestration import retention
 from docflow.orchestration.storage import DocflowEventLogStorage
@@ -187,6 +188,23 @@ def test_restore_adds_the_partitions_back_and_clears_the_mark(rt, instance, tena
     # a restored key is added at the end: a later batch range never spans it unawares
     assert instance.get_dynamic_partitions(PARTITIONS)[-1] == archived
     assert retention.restore(instance, rt.store, [archived]) == []
+
+
+def test_docflow_restore_gives_the_partitions_back_without_running(rt, instance, tenant, year) -> None:
+    archived, kept = _register(rt, instance, tenant, 2)
+    _age(rt, [archived, kept], "done", year)
+    _age(rt, [kept], "done", year + timedelta(days=35))
+    assert retention.archive_expired(instance, rt.store, days=30, now=year + timedelta(days=40)) == 1
+    runs = instance.get_runs_count(dg.RunsFilter(tags={"dagster/partition": archived}))
+
+    result = _invoke("restore", archived, kept)
+
+    assert result.exit_code == 0 and "1 archived documents restored, 1 were not archived" in result.output
+    assert {archived, kept} <= _partitions(instance)
+    assert store_retention.archived(rt.store, [archived]) == set()
+    assert instance.get_runs_count(dg.RunsFilter(tags={"dagster/partition": archived})) == runs
+    with pytest.raises(NotFound):  # `docflow` prints it and exits 2
+        _invoke("restore", f"{tenant}-nobody")
 
 
 def test_bulk_delete_keeps_every_process_key_cache_exact(instance, monkeypatch) -> None:
