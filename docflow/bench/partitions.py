@@ -363,6 +363,8 @@ def sensor_ticks(settings: Settings, instance, services: Services, rounds: int, 
     bucket, prefix = rt.bucket, rt.settings.prefix
     ticks: list[dict[str, Any]] = []
     runs: list[dict[str, Any]] = []
+    registered: list[str] = []
+    objects: list[str] = []
     with workspace(instance, services.workspace) as context:
         for r in range(rounds):
             newest = max((o.last_modified for o in bucket.list(prefix)), default=None)
@@ -399,10 +401,14 @@ def sensor_ticks(settings: Settings, instance, services: Services, rounds: int, 
                 instance.delete_run(run.run_id)
             ticks.append(tick)
             progress(f"  tick {r + 1}: {tick} {runs[-1] if runs else ''}")
-            delete_partitions(instance, added)
-            rt.store.delete_documents(added)
-            for key in keys:
-                bucket.delete(key)
+            registered += added
+            objects += keys
+    # removed after the last tick, not between ticks: a removed partition makes every process read all the
+    # keys again once, which the daemon's ticks do not pay while nothing is removed
+    delete_partitions(instance, registered)
+    rt.store.delete_documents(registered)
+    for key in objects:
+        bucket.delete(key)
     tick_times = [t["tick_s"] for t in ticks]
     create_times = [r["create_run_s"] for r in runs]
     return {
@@ -486,8 +492,9 @@ def measure(settings, rt, instance, services, n_docs: int, opts: dict[str, Any],
     }
     newest = doc_id(n_docs - 1)
     assert services.code_server is not None
-    code_server = PeakRss(services.code_server.pid)
+    code_server, here = PeakRss(services.code_server.pid), PeakRss(os.getpid())
     code_server.start()
+    here.start()
     out["ui"] = ui_queries(services, newest, opts["query_timeout_s"], opts["repeat"], progress)
     out["sensor"] = sensor_ticks(settings, instance, services, opts["ticks"], opts["fresh"], progress)
     keys = [doc_id(i) for i in range(max(0, n_docs - opts["backfill_docs"]), n_docs)]
@@ -496,6 +503,8 @@ def measure(settings, rt, instance, services, n_docs: int, opts: dict[str, Any],
     out["status"] = status_timings(settings, newest)
     progress(f"  status: {out['status']}")
     out["code_server_peak_rss_mb"] = code_server.stop()
+    # this process plays the daemon (partitions added, runs created, the backfill's pass) and the CLI
+    out["bench_process_peak_rss_mb"] = here.stop()
     return out
 
 
@@ -513,6 +522,7 @@ def _headline(entry: dict[str, Any]) -> dict[str, Any]:
         "status_s": entry["status"]["status_s"],
         "webserver_peak_rss_mb": ui["webserver_peak_rss_mb"],
         "code_server_peak_rss_mb": entry["code_server_peak_rss_mb"],
+        "bench_process_peak_rss_mb": entry["bench_process_peak_rss_mb"],
     }
 
 
