@@ -95,6 +95,33 @@ def test_documents_processed_more_than_n_days_ago_leave_the_partitions_and_stay_
     assert retention.archive_expired(instance, rt.store, days=30, now=year + timedelta(days=60)) == 2
 
 
+def test_the_expired_query_reads_the_partial_index_when_most_documents_are_archived(rt) -> None:
+    """At scale most rows are archived and a few are due: the plan must not scan and sort the table."""
+    import psycopg
+
+    with psycopg.connect(rt.store.url) as conn:  # rolled back: the rows never reach the other tests
+        conn.execute(
+            """INSERT INTO docflow.documents
+                   (doc_id, tenant, bucket, key, sha256, status, updated_at, archived_at)
+               SELECT 'plan-' || i, 'plan', 'b', 'plan/' || i, 'plan-' || i, 'done',
+                      now() - (i % 400) * interval '1 day',
+                      CASE WHEN i % 10 = 0 THEN NULL ELSE now() END
+               FROM generate_series(1, 50000) i"""
+        )
+        conn.execute("ANALYZE docflow.documents")
+        plan = "\n".join(
+            row[0]
+            for row in conn.execute(
+                """EXPLAIN SELECT doc_id FROM docflow.documents
+                   WHERE archived_at IS NULL AND status IN ('done', 'failed') AND updated_at < %s
+                   ORDER BY updated_at LIMIT %s""",
+                (datetime.now(UTC) - timedelta(days=390), 10_000),
+            )
+        )
+        conn.rollback()
+    assert "documents_archivable" in plan and "Seq Scan" not in plan, plan
+
+
 def test_archiving_is_bounded_per_call_oldest_first(rt, instance, tenant, year) -> None:
     docs = _register(rt, instance, tenant, 5)
     for i, doc_id in enumerate(docs):
