@@ -61,6 +61,7 @@ ASSET_PAGE = [
     "AssetOverviewMetadataEventsQuery",
     "AssetChecksQuery",
     "AssetAutomationQuery",
+    "LocationWorkspaceAssetsQuery",  # every page: the location's asset nodes, for the graph and the search
 ]
 PARTITIONS_TAB = ["PartitionHealthQuery", "AssetPartitionDetailQuery", "AssetPartitionStaleQuery"]
 
@@ -276,6 +277,7 @@ def ui_queries(services: Services, partition_key: str, timeout_s: float, repeat:
         "assetKey": {"path": [ASSET]},
         "assetKeys": [{"path": [ASSET]}],
         "partitionKey": partition_key,
+        "name": "docflow",  # the code location
     }
     sampler = PeakRss(services.webserver.pid)
     sampler.start()
