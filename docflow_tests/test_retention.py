@@ -234,6 +234,31 @@ def test_docflow_restore_gives_the_partitions_back_without_running(rt, instance,
         _invoke("restore", f"{tenant}-nobody")
 
 
+def test_rekey_of_an_archived_document_leaves_it_with_a_partition_and_unarchived(rt, instance, year) -> None:
+    import hashlib
+
+    from docflow.bucket import legacy_doc_id
+    from docflow.orchestration.rekey import rekey
+
+    tenant = f"r{uuid.uuid4().hex[:8]}"
+    sha = hashlib.sha256(tenant.encode()).hexdigest()
+    old_id = legacy_doc_id(tenant, sha)
+    rt.store.register(
+        Document(
+            doc_id=old_id, tenant=tenant, bucket="b", key=f"{tenant}/a.txt", sha256=sha, filename="a.txt"
+        )
+    )
+    instance.add_dynamic_partitions(PARTITIONS, [old_id])
+    _age(rt, [old_id], "done", year)
+    assert retention.archive_expired(instance, rt.store, days=30, now=year + timedelta(days=40)) == 1
+
+    report = rekey(rt.store, instance, while_running=True)
+
+    [renamed] = [r for r in report.followed if r.old_id == old_id]
+    assert renamed.new_id in _partitions(instance) and old_id not in _partitions(instance)
+    assert rt.store.get_document(renamed.new_id).archived_at is None
+
+
 def test_bulk_delete_keeps_every_process_key_cache_exact(instance, monkeypatch) -> None:
     storage = instance.event_log_storage
     assert isinstance(storage, DocflowEventLogStorage)

@@ -18,6 +18,7 @@ from docflow.errors import DocflowError
 from docflow.pipeline import STEPS
 from docflow.store import Store
 from docflow.store import rekey as store_rekey
+from docflow.store import retention as store_retention
 from docflow.store.rekey import Rename
 
 PARTITIONS = "documents"  # the DynamicPartitionsDefinition of the five assets (defs/partitions.py)
@@ -77,6 +78,9 @@ def rekey(
     for start in range(0, len(pending), BATCH):
         batch = pending[start : start + BATCH]
         report.materializations += follow(instance, batch)
+        # a document archived by partition retention has a partition again, under its new id: no longer
+        # archived (a later retention tick archives it again when it is due)
+        store_retention.mark_restored(store, [r.new_id for r in batch if r.status is not None])
         store_rekey.followed(store, [r.old_id for r in batch])
         report.followed += batch
         progress(f"moved {len(report.followed)} of {len(pending)} documents in Dagster")
