@@ -61,7 +61,8 @@ def test_partitions_section_measures_each_mode_and_retention_removes_the_old_par
             )
         assert mode["sensor"]["ticks"][0]["registered"] == 3 and mode["sensor"]["sensor_tick_s"] > 0
         assert mode["sensor"]["create_run_s"] > 0  # the tick's batch became a run
-        assert mode["backfill"]["first_run_s"] > 0 and mode["backfill"]["runs"] >= 1
+        assert mode["backfill"]["dialog_s"] > 0 and mode["backfill"]["first_run_s"] > 0
+        assert mode["backfill"]["runs"] >= 1 and "error" not in mode["backfill"]["launch"]
         assert set(mode["status"]) == {"status_s", "status_one_s", "status_failed_s"}
     # retention archives the documents processed before the window: about half, as the model says
     assert size["retention"]["archived"] in (100, 101)

@@ -11,8 +11,8 @@ their partition):
   finds a few new objects under the upload prefix, and the daemon's share of it (adding its partitions);
 - run creation for one of that tick's batch run requests, along the sensor daemon's code path (execution
   plan from the code server, run with its planned events, submitted to the queue);
-- a UI backfill of a few documents (orchestration/backfill.py) up to its first run, along the backfill
-  daemon's code path;
+- a UI backfill of a few documents up to its first run: the *Materialize* dialog's queries and the
+  LaunchPartitionBackfill mutation sent to the webserver, then the backfill daemon's code path;
 - `docflow status` (all, one document, `--failed`; JSON), what the command does, in-process.
 
 Every synthetic document has a materialization of the measured asset (`embeddings`; the other four have
@@ -268,7 +268,6 @@ class PeakRss(threading.Thread):
 def ui_queries(services: Services, partition_key: str, timeout_s: float, repeat: int, progress) -> dict:
     """Each query of the asset page and of the partitions tab, `repeat` times, timed by the client. A query
     that times out is reported broken; the webserver, still busy with it, is restarted."""
-    import httpx
 
     from docflow.bench.ui_queries import ui_query
 
@@ -294,29 +293,10 @@ def ui_queries(services: Services, partition_key: str, timeout_s: float, repeat:
             for attempt in range(repeat):
                 if attempt and entry["s"][-1] > REPEAT_UNDER_S:
                     break  # a slow query once is enough: the window is short
-                started = time.perf_counter()
-                try:
-                    response = httpx.post(
-                        f"{services.url}/graphql",
-                        json={"query": text, "variables": variables, "operationName": name},
-                        timeout=timeout_s,
-                    )
-                except httpx.TimeoutException:
-                    entry.update(broken=f"timeout after {timeout_s:.0f} s")
+                body = _post(services, name, text, variables, timeout_s, entry)
+                if body is None:
                     break
-                except httpx.HTTPError as exc:
-                    entry.update(broken=f"{type(exc).__name__}: {exc}")
-                    break
-                entry["s"].append(round(time.perf_counter() - started, 3))
-                entry["bytes"] = len(response.content)
-                body = (
-                    response.json()
-                    if response.headers.get("content-type", "").startswith("application/json")
-                    else {}
-                )
-                if response.status_code != 200 or body.get("errors"):
-                    entry["error"] = str(body.get("errors") or response.text[:300])[:300]
-                elif name == "PartitionHealthQuery":
+                if name == "PartitionHealthQuery" and "error" not in entry:
                     entry.update(_health_counts(body))
             queries[name] = entry
             progress(f"  {page} {name}: {entry.get('s')} {entry.get('broken') or entry.get('error') or ''}")
@@ -337,6 +317,35 @@ def ui_queries(services: Services, partition_key: str, timeout_s: float, repeat:
         }
     result["webserver_peak_rss_mb"] = sampler.stop()
     return result
+
+
+def _post(
+    services: Services, name: str, text: str, variables: dict, timeout_s: float, entry: dict[str, Any]
+) -> dict[str, Any] | None:
+    """POST one operation as the UI does; its time goes to entry["s"], its size to entry["bytes"], a GraphQL
+    error to entry["error"]. Returns the response body, or None when it broke (entry["broken"] says how)."""
+    import httpx
+
+    started = time.perf_counter()
+    try:
+        response = httpx.post(
+            f"{services.url}/graphql",
+            json={"query": text, "variables": variables, "operationName": name},
+            timeout=timeout_s,
+        )
+    except httpx.TimeoutException:
+        entry["broken"] = f"timeout after {timeout_s:.0f} s"
+        return None
+    except httpx.HTTPError as exc:
+        entry["broken"] = f"{type(exc).__name__}: {exc}"
+        return None
+    entry.setdefault("s", []).append(round(time.perf_counter() - started, 3))
+    entry["bytes"] = len(response.content)
+    json_body = response.headers.get("content-type", "").startswith("application/json")
+    body = response.json() if json_body else {}
+    if response.status_code != 200 or body.get("errors"):
+        entry["error"] = str(body.get("errors") or response.text[:300])[:300]
+    return body
 
 
 def _health_counts(body: dict[str, Any]) -> dict[str, int]:
@@ -424,29 +433,58 @@ def sensor_ticks(settings: Settings, instance, services: Services, rounds: int, 
 
 
 def backfill_first_run(
-    settings: Settings, instance, services: Services, keys: list[str], timeout_s: float
+    instance, services: Services, keys: list[str], opts: dict[str, Any], dialog: bool, progress
 ) -> dict:
-    """A UI backfill (the five assets, `keys`) up to its first run, along the backfill daemon's code path:
-    passes of the daemon's iteration until a run of the backfill exists. The backfill is canceled and its
-    runs deleted afterwards."""
+    """A backfill as the UI launches one, up to its first run: the *Materialize* dialog loads the partition
+    health of the five assets (skipped when the partitions tab broke: it is the same query), the
+    LaunchPartitionBackfill mutation (the five assets, `keys`) goes to the webserver, then passes of the
+    backfill daemon's iteration until a run of the backfill exists. The backfill is canceled and its runs
+    deleted afterwards."""
     import dagster as dg
 
-    from docflow.defs import build_defs
-    from docflow.defs.assets import ASSET_KEYS
-    from docflow.orchestration.backfill import launch_asset_backfill
+    from docflow.bench.ui_queries import ui_query
+    from docflow.defs.assets import ASSET_NAMES
     from docflow.orchestration.daemon_path import backfill_iteration, cancel_backfill, workspace
     from docflow.orchestration.tags import BACKFILL_ID_TAG
 
-    defs = build_defs(settings)
+    timeout_s = opts["query_timeout_s"]
     out: dict[str, Any] = {"docs": len(keys)}
+    if dialog:
+        health: dict[str, dict[str, Any]] = {}
+        for name in ASSET_NAMES:
+            health[name] = {}
+            _post(services, "PartitionHealthQuery", ui_query("PartitionHealthQuery"),
+                  {"assetKey": {"path": [name]}}, timeout_s, health[name])  # fmt: skip
+        if broken := {n: h["broken"] for n, h in health.items() if "broken" in h}:
+            out["dialog_broken"] = broken
+            services.restart_webserver()
+        else:
+            out["dialog_s"] = max(h["s"][0] for h in health.values())  # the dialog sends them at once
+    params = {
+        "tags": [{"key": "dagster/from_ui", "value": "true"}],
+        "assetSelection": [{"path": [name]} for name in ASSET_NAMES],
+        "partitionNames": keys,
+        "fromFailure": False,
+    }
+    launch: dict[str, Any] = {}
+    started = time.perf_counter()
+    body = _post(services, "LaunchPartitionBackfill", ui_query("LaunchPartitionBackfill"),
+                 {"backfillParams": params}, timeout_s, launch)  # fmt: skip
+    out["launch"] = launch
+    backfill_id = ((body or {}).get("data") or {}).get("launchPartitionBackfill", {}).get("backfillId")
+    if not backfill_id:
+        out["broken"] = (
+            f"the backfill was not launched: {launch.get('broken') or launch.get('error') or body}"
+        )
+        return out
+    passes, errors = 0, []
+    of_backfill = dg.RunsFilter(tags={BACKFILL_ID_TAG: backfill_id})
     with workspace(instance, services.workspace) as context:
-        started = time.perf_counter()
-        backfill_id = launch_asset_backfill(instance, defs, keys, ASSET_KEYS, "docflow bench: partitions")
-        out["request_s"] = round(time.perf_counter() - started, 3)
-        passes, errors = 0, []
-        of_backfill = dg.RunsFilter(tags={BACKFILL_ID_TAG: backfill_id})
         try:
-            while not instance.get_runs_count(of_backfill) and time.perf_counter() - started < timeout_s:
+            while (
+                not instance.get_runs_count(of_backfill)
+                and time.perf_counter() - started < opts["backfill_timeout_s"]
+            ):
                 errors += backfill_iteration(context)
                 passes += 1
             out["first_run_s"] = (
@@ -459,7 +497,9 @@ def backfill_first_run(
                 instance.delete_run(run.run_id)
     out.update(daemon_passes=passes, errors=errors[:3])
     if out["first_run_s"] is None:
-        out["broken"] = f"no run after {timeout_s:.0f} s" + (f": {errors[0]}" if errors else "")
+        out["broken"] = f"no run after {opts['backfill_timeout_s']:.0f} s" + (
+            f": {errors[0]}" if errors else ""
+        )
     return out
 
 
@@ -500,7 +540,8 @@ def measure(settings, rt, instance, services, n_docs: int, opts: dict[str, Any],
     out["ui"] = ui_queries(services, newest, opts["query_timeout_s"], opts["repeat"], progress)
     out["sensor"] = sensor_ticks(settings, instance, services, opts["ticks"], opts["fresh"], progress)
     keys = [doc_id(i) for i in range(max(0, n_docs - opts["backfill_docs"]), n_docs)]
-    out["backfill"] = backfill_first_run(settings, instance, services, keys, opts["backfill_timeout_s"])
+    dialog = "PartitionHealthQuery" not in out["ui"]["partitions_tab"]["broken"]
+    out["backfill"] = backfill_first_run(instance, services, keys, opts, dialog, progress)
     progress(f"  backfill: {out['backfill']}")
     out["status"] = status_timings(settings, newest)
     progress(f"  status: {out['status']}")
