@@ -558,6 +558,13 @@ def train_classifier_(manifest: Path, out: Path | None, folds: int, c: float) ->
 )
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), help="Write the report.")
 @click.option(
+    "--extra",
+    "extras",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A section's option (repeatable), e.g. search_chunks=1000000 keep_search_rows=1; see the sections.",
+)
+@click.option(
     "--soak",
     "soak_minutes",
     type=float,
@@ -566,7 +573,12 @@ def train_classifier_(manifest: Path, out: Path | None, folds: int, c: float) ->
     help="Instead: a soak test of MINUTES (steady uploads, bad files, S3 restarts); reports lost documents.",
 )
 def bench(
-    docs: int, only: tuple[str, ...], objects: int, json_out: Path | None, soak_minutes: float | None
+    docs: int,
+    only: tuple[str, ...],
+    objects: int,
+    json_out: Path | None,
+    extras: tuple[str, ...],
+    soak_minutes: float | None,
 ) -> None:
     """Measure speed: each registered section (see docflow.bench.SECTIONS)."""
     from docflow.bench import BenchOptions, dumps, run_bench
@@ -584,7 +596,13 @@ def bench(
         if soak["lost"]:
             sys.exit(1)
         return
-    options = BenchOptions(docs=docs, extra={"objects": objects})
+    extra: dict[str, object] = {"objects": objects}
+    for item in extras:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--extra")
+        extra[key] = int(value) if value.lstrip("-").isdigit() else value
+    options = BenchOptions(docs=docs, extra=extra)
     report = run_bench(get_settings(), options, list(only) or None, progress=_progress)
     text = dumps(report)
     if json_out:

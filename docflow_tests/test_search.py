@@ -19,11 +19,13 @@ from docflow.retrieval import search, split_type_words, type_words
 from docflow.store.search import (
     SearchFilters,
     _wider_ef,
+    exact_search,
     fuse_documents,
     hybrid_search,
     name_groups,
     name_weight,
     rrf,
+    semantic_search,
 )
 
 DOCS = {
@@ -151,6 +153,31 @@ def test_selective_filter_falls_back_to_exact_search(rt) -> None:
         assert [(h.doc_id, h.chunk_index) for h in hits] == [(target, 1), (target, 0)]  # nearest first
         crowd_hits = hybrid_search(rt.store, "", query, model, k=5, filters=SearchFilters(tenant=crowd))
         assert len(crowd_hits) == 5
+    finally:
+        rt.store.delete_documents([many, target])
+
+
+def test_semantic_retriever_under_a_selective_filter_returns_the_exact_answer(rt) -> None:
+    """A small tenant behind a crowd nearer to the query: the semantic retriever must return exactly the true
+    nearest chunks of the tenant, in order (exact_search itself checked against distances computed here)."""
+    rng = random.Random(4)
+    dim, model = 20, "test/exact"
+    query = _unit(rng, dim)
+    crowd, small = f"c{uuid.uuid4().hex[:6]}", f"f{uuid.uuid4().hex[:6]}"
+    texts = [f"crowd chunk {i}" for i in range(400)]
+    many = _add(rt, crowd, "crowd", "other", texts, {}, model, [_unit(rng, dim, query, 0.05) for _ in texts])
+    vectors = [_unit(rng, dim) for _ in range(30)]
+    target = _add(rt, small, "small", "other", [f"small {i}" for i in range(30)], {}, model, vectors)
+    cosine = [sum(a * b for a, b in zip(v, query, strict=True)) for v in vectors]
+    truth = [(target, i) for i in sorted(range(30), key=lambda i: -cosine[i])[:10]]
+    try:
+        flt = SearchFilters(tenant=small)
+        assert exact_search(rt.store, query, model, flt, k=10) == truth
+        found, strategy = semantic_search(rt.store, query, model, flt, candidates=10)
+        assert found == truth
+        assert strategy in {"exact", "index"}  # "index": the planner itself chose the tenant's rows
+        found, strategy = semantic_search(rt.store, query, model, SearchFilters(tenant=crowd), candidates=10)
+        assert strategy == "index" and len(found) == 10
     finally:
         rt.store.delete_documents([many, target])
 

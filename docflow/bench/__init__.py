@@ -36,7 +36,7 @@ HEADLINE = {
         "per_asset_s",
         "peak_rss_mb",
     ],
-    "search": ["search_p50_ms", "search_p95_ms"],
+    "search": ["search_p50_ms", "search_p95_ms", "search_worst_p95_ms", "search_worst_recall_at_10"],
     "api": ["ack_ms_p95", "floor_ack_ms_p95", "p95_ratio_to_floor"],
     "sensor": ["sensor_tick_s"],
     "fairness": ["small_p95_ratio", "high_priority_overtook"],

@@ -19,6 +19,8 @@ docflow / plain (target >= 0.9).
 import json
 import random
 import statistics
+import struct
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -27,8 +29,35 @@ from docflow.bench import BenchOptions
 from docflow.settings import Settings
 from docflow.store import bulk
 
-BENCH_TENANT = "bench-search"
-CHUNKS_PER_DOC = 50
+BENCH_TENANT = "bench-search"  # the large tenant; every bench tenant's name starts with it
+# Tenants of skewed sizes and their shares of the chunks: one large, four medium, one small.
+TENANTS = (
+    (BENCH_TENANT, 0.60),
+    (f"{BENCH_TENANT}-m1", 0.15),
+    (f"{BENCH_TENANT}-m2", 0.12),
+    (f"{BENCH_TENANT}-m3", 0.08),
+    (f"{BENCH_TENANT}-m4", 0.045),
+    (f"{BENCH_TENANT}-s", 0.005),
+)
+MEDIUM_TENANT, SMALL_TENANT = TENANTS[1][0], TENANTS[-1][0]
+TYPE_WEIGHTS = {"invoice": 0.40, "receipt": 0.25, "report": 0.20, "contract": 0.15}
+DATE_FIELD = {
+    "invoice": "invoice_date",
+    "receipt": "date",
+    "contract": "agreement_date",
+    "report": "issue_date",
+}
+AMOUNT_FIELD = {"invoice": "total_amount", "receipt": "total", "contract": "amount"}
+DATE_YEARS = (2016, 2026)
+UNDATED_SHARE = 0.05
+MEAN_CHUNKS_PER_DOC = 20
+MAX_CHUNKS_PER_DOC = 400
+# Base texts (really embedded) per template: a chunk's vector is a noisy copy of one of them. Enough of them
+# that a million chunks are not a few hundred tight clusters of near-equal distances.
+BASES_PER_TEMPLATE = 250
+NOISE_NORM = 0.5
+BLOCK_CHUNKS = 20_000  # chunks generated and sent per COPY block (memory stays at a block's vectors)
+INDEX_BUILD_MEMORY = "4GB"  # maintenance_work_mem for the bulk HNSW build: the graph of 1M 384-d vectors fits
 VENDORS = [
     "Northwind Traders", "Acme Corporation", "Globex Industries", "Initech Solutions", "Umbrella Logistics",
     "Stark Components", "Wayne Enterprises", "Contoso Pharmaceuticals", "Fabrikam Textiles", "Tailspin Toys",
@@ -98,37 +127,86 @@ def _fill(template: str, rng: random.Random) -> dict[str, Any]:
     return {"text": template.format(**values), **values}
 
 
-def _synthetic_rows(n_chunks: int, base_vectors, bases: list[dict[str, Any]], model: str, seed: int):
-    """(documents, chunks) as COPY text rows; vectors are noisy copies of the bases' real embeddings."""
+def _documents(n_chunks: int, seed: int) -> list[dict[str, Any]]:
+    """The synthetic documents: per tenant (TENANTS' shares of the chunks), chunk counts skewed like real
+    files (geometric, mean MEAN_CHUNKS_PER_DOC), a doc type by TYPE_WEIGHTS, a document date over DATE_YEARS
+    in the type's date field (a few without one: dated by registration), an amount (log-normal) in the type's
+    amount field."""
     import numpy as np
 
-    rng = random.Random(seed)
-    nrng = np.random.default_rng(seed)
+    rng = np.random.default_rng(seed)
+    types, weights = list(TYPE_WEIGHTS), list(TYPE_WEIGHTS.values())
+    first_day = np.datetime64(f"{DATE_YEARS[0]}-01-01")
+    days = int((np.datetime64(f"{DATE_YEARS[1] + 1}-01-01") - first_day).astype(int))
+    docs: list[dict[str, Any]] = []
+    left = n_chunks
+    for t, (tenant, share) in enumerate(TENANTS):
+        quota = left if t == len(TENANTS) - 1 else min(left, round(n_chunks * share))
+        left -= quota
+        while quota > 0:
+            n = int(min(quota, min(rng.geometric(1 / MEAN_CHUNKS_PER_DOC), MAX_CHUNKS_PER_DOC)))
+            quota -= n
+            doc_type = types[int(rng.choice(len(types), p=weights))]
+            fields: dict[str, Any] = {"vendor_name": VENDORS[int(rng.integers(len(VENDORS)))]}
+            if rng.random() > UNDATED_SHARE:
+                fields[DATE_FIELD[doc_type]] = str(first_day + int(rng.integers(days)))
+            if doc_type in AMOUNT_FIELD:
+                fields[AMOUNT_FIELD[doc_type]] = round(float(rng.lognormal(6.0, 1.3)), 2)
+            d = len(docs)
+            docs.append({"doc_id": f"{tenant}-{d:032x}", "tenant": tenant, "doc_type": doc_type,
+                         "fields": fields, "chunks": n, "seq": d})  # fmt: skip
+    return docs
+
+
+def _chunk_blocks(docs, base_vectors, bases: list[dict[str, Any]], model: str, seed: int, progress):
+    """Binary COPY tuples (bulk.BINARY_CHUNK_COLUMNS) in blocks of about BLOCK_CHUNKS chunks. A chunk's text
+    is a base text of its document's type; its vector that base's real embedding plus Gaussian noise of norm
+    NOISE_NORM (cosine ~0.9 to the base), normalized; all formatted with numpy. Isotropic noise fills all
+    dimensions, which makes the index's job harder than real text vectors (of low intrinsic dimension) do:
+    recall measured here errs low. (Mixing a per-document topic vector in made tight clusters of a
+    document's chunks that the graph's links miss altogether: a worse model of real text.)"""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
     dim = base_vectors.shape[1]
-    sigma = 0.5 / dim**0.5  # noise of norm ~0.5 on a unit vector: cosine ~0.9 to the base
-    n_docs = max(1, n_chunks // CHUNKS_PER_DOC)
-    docs, chunks = [], []
-    for d in range(n_docs):
-        doc_id = f"{BENCH_TENANT}-{d:032x}"
-        doc_type = rng.choice(list(TEMPLATES))
-        first = bases[rng.randrange(len(bases))]
-        fields = {
-            "vendor_name": first["vendor"],
-            "total_amount": first["total"],
-            "invoice_date": first["date"],
-        }
-        docs.append((doc_id, BENCH_TENANT, "bench", f"bench/{doc_id}.pdf", f"{d:064x}", f"{doc_id}.pdf"))
-        metadata = json.dumps({"doc_type": doc_type, "tenant": BENCH_TENANT, "fields": fields})
-        picks = nrng.integers(0, len(bases), CHUNKS_PER_DOC)
-        noisy = base_vectors[picks] + nrng.normal(0.0, sigma, (CHUNKS_PER_DOC, dim)).astype(np.float32)
+    sigma = NOISE_NORM / dim**0.5
+    by_type = {t: np.array([i for i, b in enumerate(bases) if b["type"] == t]) for t in TYPE_WEIGHTS}
+    texts = [b["text"].encode() for b in bases]
+    model_field = _field(model.encode())
+    vec_head = struct.pack(">iHH", 4 + 4 * dim, dim, 0)
+    int4 = struct.Struct(">ii")
+    done, block_docs, block_n = 0, [], 0
+    for i, doc in enumerate(docs):
+        block_docs.append(doc)
+        block_n += doc["chunks"]
+        if block_n < BLOCK_CHUNKS and i < len(docs) - 1:
+            continue
+        picks = np.concatenate([rng.choice(by_type[d["doc_type"]], d["chunks"]) for d in block_docs])
+        noisy = base_vectors[picks] + rng.normal(0.0, sigma, (len(picks), dim)).astype(np.float32)
         noisy /= np.linalg.norm(noisy, axis=1, keepdims=True)
-        for i, (pick, vector) in enumerate(zip(picks, noisy, strict=True)):
-            if len(chunks) >= n_chunks:
-                break
-            text = f"{bases[pick]['text']} Ref {rng.randint(1000, 99999)}."
-            vec = "[" + ",".join(f"{x:.5f}" for x in vector.tolist()) + "]"
-            chunks.append((doc_id, i, text, "{}", 1, 1, len(text.split()), metadata, model, vec))
-    return docs, chunks
+        vectors = noisy.astype(">f4")
+        refs = rng.integers(1000, 99999, len(picks))
+        out = bytearray()
+        row = 0
+        for d in block_docs:
+            id_field = _field(d["doc_id"].encode())
+            meta = {"doc_type": d["doc_type"], "tenant": d["tenant"], "fields": d["fields"]}
+            meta_field = _field(b"\x01" + json.dumps(meta).encode())
+            for c in range(d["chunks"]):
+                text = texts[picks[row]] + b" Ref %d." % refs[row]
+                out += b"\x00\x09" + id_field + int4.pack(4, c) + _field(text) + int4.pack(4, 1)
+                out += int4.pack(4, 1) + int4.pack(4, text.count(b" ") + 1) + meta_field + model_field
+                out += vec_head + vectors[row].tobytes()
+                row += 1
+        done += row
+        yield bytes(out)
+        if done // 100_000 != (done - row) // 100_000:
+            progress(f"search bench: {done} chunks sent ({time.strftime('%H:%M:%S')})")
+        block_docs, block_n = [], 0
+
+
+def _field(value: bytes) -> bytes:
+    return struct.pack(">i", len(value)) + value
 
 
 def _load(rt, n_chunks: int, embedder, model: str, progress: Callable[[str], None]) -> dict[str, Any]:
@@ -136,44 +214,111 @@ def _load(rt, n_chunks: int, embedder, model: str, progress: Callable[[str], Non
     import numpy as np
 
     have = bulk.count_model_chunks(rt.store, model)
-    if have == n_chunks:
+    if have == n_chunks and bulk.count_tenant_documents(rt.store, SMALL_TENANT):
         progress(f"search bench: reusing {have} synthetic chunks")
-        return {"reused": True}
-    _cleanup(rt, model, embedder.dimension)
+        return {"reused": True, **_sizes(rt, embedder.dimension)}
+    _cleanup(rt, model, embedder.dimension, rebuild=False)
     rng = random.Random(7)
-    bases = [_fill(t, rng) for _ in range(60) for templates in TEMPLATES.values() for t in templates]
+    bases = [
+        {**_fill(t, rng), "type": doc_type}
+        for _ in range(BASES_PER_TEMPLATE)
+        for doc_type, templates in TEMPLATES.items()
+        for t in templates
+    ]
     started = time.perf_counter()
     base_vectors = np.asarray(embedder.embed([b["text"] for b in bases]), dtype=np.float32)
-    docs, chunks = _synthetic_rows(n_chunks, base_vectors, bases, model, seed=11)
-    generated = time.perf_counter()
+    embedded = time.perf_counter()
+    docs = _documents(n_chunks, seed=11)
     dim = base_vectors.shape[1]
-    progress(f"search bench: COPY {len(chunks)} chunks of {len(docs)} documents...")
-    # Inserting 100k rows one by one into a live HNSW graph takes far longer than building the graph once:
+    progress(f"search bench: COPY {n_chunks} chunks of {len(docs)} documents...")
+    # Inserting rows one by one into a live HNSW graph takes far longer than building the graph once:
     # drop the dimension's index, COPY, rebuild (searches meanwhile stay correct, just exact and slower).
     bulk.drop_vector_index(rt.store, dim)
-    bulk.copy_documents_and_chunks(rt.store, ((*row, "done") for row in docs), chunks)
+    doc_rows = (
+        (d["doc_id"], d["tenant"], "bench", f"bench/{d['doc_id']}.pdf", f"{d['seq']:064x}",
+         f"{d['doc_id']}.pdf", "done")
+        for d in docs
+    )  # fmt: skip
+    blocks = _chunk_blocks(docs, base_vectors, bases, model, seed=13, progress=progress)
+    bulk.copy_binary_chunks(rt.store, doc_rows, blocks)
     copied = time.perf_counter()
     progress("search bench: building the HNSW index...")
-    bulk.build_vector_index(rt.store, dim)
-    loaded = time.perf_counter()
+    with _PeakRss(bulk.backend_pid(rt.store)) as peak:
+        build_started = time.perf_counter()
+        bulk.build_vector_index(rt.store, dim, memory=INDEX_BUILD_MEMORY)
+        loaded = time.perf_counter()
     bulk.analyze(rt.store)
+    progress(f"search bench: index built in {loaded - build_started:.0f} s")
     return {
         "reused": False,
-        "generate_s": round(generated - started, 2),
-        "copy_s": round(copied - generated, 2),
-        "copy_rows_per_s": round(len(chunks) / max(copied - generated, 1e-9)),
-        "index_build_s": round(loaded - copied, 2),
+        "documents": len(docs),
+        "embed_base_texts_s": round(embedded - started, 2),
+        "generate_and_copy_s": round(copied - embedded, 2),
+        "copy_rows_per_s": round(n_chunks / max(copied - embedded, 1e-9)),
+        "index_build_s": round(loaded - build_started, 2),
+        "index_build_memory": INDEX_BUILD_MEMORY,
+        "index_build_peak_rss_mb": peak.result(),
+        **_sizes(rt, dim),
     }
 
 
-def _cleanup(rt, model: str, dim: int) -> None:
-    """Remove the synthetic rows; the index is rebuilt rather than left with 100k dead entries."""
+def _sizes(rt, dim: int) -> dict[str, Any]:
+    return {
+        f"{k[: -len('_bytes')]}_mb": round(v / 2**20) for k, v in bulk.relation_sizes(rt.store, dim).items()
+    }
+
+
+class _PeakRss:
+    """Samples the Postgres server's memory while a statement runs: the postmaster's children (the backend
+    and its parallel workers). RSS counts the shared buffers a process touched once per process, so the sum
+    overstates; `max_process_mb` is the largest single process."""
+
+    def __init__(self, backend_pid: int, interval: float = 0.5) -> None:
+        self.backend_pid, self.interval = backend_pid, interval
+        self.peak_sum = self.peak_max = 0
+        self._stop = threading.Event()
+
+    def __enter__(self) -> "_PeakRss":
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        try:
+            import psutil
+
+            postmaster = psutil.Process(self.backend_pid).parent()
+        except Exception:  # no psutil or no access to the server's processes: no measurement
+            return
+        while not self._stop.is_set():
+            rss = []
+            for child in postmaster.children():
+                try:
+                    rss.append(child.memory_info().rss)
+                except psutil.Error:
+                    continue
+            self.peak_sum = max(self.peak_sum, sum(rss))
+            self.peak_max = max(self.peak_max, max(rss, default=0))
+            self._stop.wait(self.interval)
+
+    def result(self) -> dict[str, int]:
+        return {"sum_mb": round(self.peak_sum / 2**20), "max_process_mb": round(self.peak_max / 2**20)}
+
+
+def _cleanup(rt, model: str, dim: int, rebuild: bool = True) -> None:
+    """Remove the synthetic rows; the index is rebuilt rather than left with dead entries."""
+    tenants = [t for t, _ in TENANTS]
     if not bulk.count_model_chunks(rt.store, model):
-        bulk.delete_model_rows(rt.store, model, BENCH_TENANT)
+        bulk.delete_model_rows(rt.store, model, tenants)
         return
     bulk.drop_vector_index(rt.store, dim)
-    bulk.delete_model_rows(rt.store, model, BENCH_TENANT)
-    bulk.build_vector_index(rt.store, dim)
+    bulk.delete_model_rows(rt.store, model, tenants)
+    if rebuild:
+        bulk.build_vector_index(rt.store, dim)
 
 
 def _percentiles(samples: list[float]) -> dict[str, float]:
@@ -186,8 +331,33 @@ def _percentiles(samples: list[float]) -> dict[str, float]:
             "mean_ms": round(statistics.fmean(ordered), 2), "n": len(ordered)}  # fmt: skip
 
 
-def search_latency(rt, embedder, n_chunks: int, n_queries: int, keep: bool, progress) -> dict[str, Any]:
-    from docflow.store.search import SearchFilters, hybrid_search
+def filter_classes() -> dict[str, Any]:
+    """The filters measured, from none to selective: tenants large and small, a medium tenant with a type or
+    a year of document dates, the large tenant with a type and an amount range."""
+    from datetime import date
+
+    from docflow.store.search import SearchFilters
+
+    return {
+        "none": SearchFilters(),
+        "tenant_large": SearchFilters(tenant=BENCH_TENANT),
+        "tenant_small": SearchFilters(tenant=SMALL_TENANT),
+        "tenant_type": SearchFilters(tenant=MEDIUM_TENANT, doc_type="contract"),
+        "tenant_date": SearchFilters(
+            tenant=MEDIUM_TENANT, date_from=date(2023, 1, 1), date_to=date(2023, 12, 31)
+        ),
+        "tenant_type_amount": SearchFilters(
+            tenant=BENCH_TENANT, doc_type="invoice", amount_min=100.0, amount_max=1000.0
+        ),
+    }
+
+
+def search_latency(
+    rt, embedder, n_chunks: int, n_queries: int, n_recall: int, keep: bool, progress
+) -> dict[str, Any]:
+    """Per filter class: p50/p95 of the hybrid search (by document, as `docflow search`) and of its semantic
+    retriever alone, the semantic retriever's strategies, and its recall@10 against exact search."""
+    from docflow.store.search import count_matching, exact_search, hybrid_search, semantic_search
 
     model = f"bench/{embedder.name}"
     load = _load(rt, n_chunks, embedder, model, progress)
@@ -196,30 +366,54 @@ def search_latency(rt, embedder, n_chunks: int, n_queries: int, keep: bool, prog
     started = time.perf_counter()
     vectors = [embedder.embed([t])[0] for t in texts]
     embed_ms = (time.perf_counter() - started) * 1000 / len(texts)
-    plain = SearchFilters(tenant=BENCH_TENANT)
-    filtered = SearchFilters(tenant=BENCH_TENANT, doc_type="invoice", amount_min=100.0, amount_max=20000.0)
+    classes = filter_classes()
     for text, vector in zip(texts[:20], vectors[:20], strict=True):  # warm caches and the index
-        hybrid_search(rt.store, text, vector, model, k=10, filters=plain, by_document=True)
-    progress(f"search bench: {n_queries} hybrid queries...")
-    timings: dict[str, list[float]] = {"tenant_filter": [], "tenant_type_amount_filters": []}
-    hits = 0
-    for i, (text, vector) in enumerate(zip(texts, vectors, strict=True)):
-        flt, key = (filtered, "tenant_type_amount_filters") if i % 4 == 3 else (plain, "tenant_filter")
-        t0 = time.perf_counter()
-        result = hybrid_search(rt.store, text, vector, model, k=10, filters=flt, by_document=True)
-        timings[key].append((time.perf_counter() - t0) * 1000)
-        hits += bool(result)
-    all_ms = [t for values in timings.values() for t in values]
+        hybrid_search(rt.store, text, vector, model, k=10, filters=classes["none"], by_document=True)
+    by_filter: dict[str, Any] = {}
+    all_ms: list[float] = []
+    for name, flt in classes.items():
+        progress(f"search bench: {name}: {n_queries} queries...")
+        hybrid_ms, semantic_ms, strategies, hits = [], [], {}, 0
+        for text, vector in zip(texts, vectors, strict=True):
+            t0 = time.perf_counter()
+            result = hybrid_search(rt.store, text, vector, model, k=10, filters=flt, by_document=True)
+            t1 = time.perf_counter()
+            _, strategy = semantic_search(rt.store, vector, model, flt, candidates=100)
+            t2 = time.perf_counter()
+            hybrid_ms.append((t1 - t0) * 1000)
+            semantic_ms.append((t2 - t1) * 1000)
+            strategies[strategy] = strategies.get(strategy, 0) + 1
+            hits += bool(result)
+        all_ms += hybrid_ms
+        recalls = []
+        for vector in vectors[:n_recall]:
+            found, _ = semantic_search(rt.store, vector, model, flt, candidates=100)
+            truth = exact_search(rt.store, vector, model, flt, k=10)
+            if truth:
+                recalls.append(len(set(found[:10]) & set(truth)) / len(truth))
+        by_filter[name] = {
+            "matching_chunks": count_matching(rt.store, model, flt),
+            "hybrid": _percentiles(hybrid_ms),
+            "semantic": _percentiles(semantic_ms),
+            "semantic_strategies": strategies,
+            "recall_at_10": round(statistics.fmean(recalls), 4) if recalls else None,
+            "recall_at_10_min": round(min(recalls), 2) if recalls else None,
+            "queries_with_hits": hits,
+        }
     if not keep:
         _cleanup(rt, model, embedder.dimension)
     return {
         "chunks": n_chunks,
         "load": load,
         "latency": _percentiles(all_ms),
-        "by_filter": {k: _percentiles(v) for k, v in timings.items() if v},
-        "queries_with_hits": hits,
+        "by_filter": by_filter,
+        "worst_hybrid_p95_ms": max(v["hybrid"]["p95_ms"] for v in by_filter.values()),
+        "worst_recall_at_10": min(
+            (v["recall_at_10"] for v in by_filter.values() if v["recall_at_10"] is not None), default=None
+        ),
         "query_embedding_ms_mean": round(embed_ms, 2),
         "target_p95_ms": 50,
+        "target_recall_at_10": 0.95,
         "rows_kept": keep,
     }
 
@@ -279,13 +473,16 @@ def search_section(
         rt,
         embedder,
         n_chunks=int(extra.get("search_chunks", 100_000)),
-        n_queries=int(extra.get("search_queries", 200)),
+        n_queries=int(extra.get("search_queries", 40)),
+        n_recall=int(extra.get("search_recall_queries", 20)),
         keep=bool(extra.get("keep_search_rows", False)),
         progress=progress,
     )
     return {
         "search_p50_ms": search["latency"]["p50_ms"],
         "search_p95_ms": search["latency"]["p95_ms"],
+        "search_worst_p95_ms": search["worst_hybrid_p95_ms"],
+        "search_worst_recall_at_10": search["worst_recall_at_10"],
         "search": search,
         "embedding": embedding_throughput(
             embedder, int(extra.get("embed_texts", 512)), int(extra.get("embed_rounds", 3)), progress

@@ -232,22 +232,7 @@ def hybrid_search(
         def keys(sql: str) -> list[Key]:
             return [(r["doc_id"], r["chunk_index"]) for r in conn.execute(sql, params).fetchall()]
 
-        ef = min(max(EF_SEARCH, n), EF_MAX)
-        # no parallel workers: they cost more than they save on statements of milliseconds, and the lexical
-        # pool (LIMIT before ORDER BY) must be the same rows every time
-        conn.execute(
-            "SELECT set_config('hnsw.ef_search', %(ef)s, true), "
-            "set_config('max_parallel_workers_per_gather', '0', true)",
-            {"ef": str(ef)},
-        )
-        semantic = keys(_semantic_sql(dim, where, exact=False))
-        if len(semantic) < n:  # the filters (and the model) passed too few of the index's candidates: wider
-            wider = _wider_ef(ef, len(semantic), n)
-            if wider is not None:
-                conn.execute("SELECT set_config('hnsw.ef_search', %(ef)s, true)", {"ef": str(wider)})
-                semantic = keys(_semantic_sql(dim, where, exact=False))
-        if len(semantic) < n:  # even so: the filter is selective, search its rows exactly
-            semantic = keys(_semantic_sql(dim, where, exact=True))
+        semantic, _ = _semantic(conn, dim, where, params, n)
         lexical = keys(_LEXICAL_SQL.format(tsquery=_ALL_WORDS, filters=where)) if words else []
         if not lexical and words:
             lexical = keys(_LEXICAL_SQL.format(tsquery=_ANY_WORD, filters=where))
@@ -269,6 +254,79 @@ def hybrid_search(
         for key, score in fused
         if key in by_key  # a chunk replaced between the statements is skipped, never an error
     ]
+
+
+def semantic_search(
+    store: Store,
+    query_vector: Sequence[float],
+    model: str,
+    filters: SearchFilters | None = None,
+    candidates: int = CANDIDATES,
+) -> tuple[list[Key], str]:
+    """The semantic retriever of `hybrid_search` alone: the `candidates` nearest chunks passing `filters`,
+    and how they were found (`index`, `index_wider` or `exact`, see the module's docstring)."""
+    where, params = (filters or SearchFilters()).sql()
+    params.update({"qvec": _vector_literal(query_vector), "model": model, "candidates": candidates})
+    with store.tx() as conn:
+        return _semantic(conn, len(query_vector), where, params, candidates)
+
+
+def exact_search(
+    store: Store,
+    query_vector: Sequence[float],
+    model: str,
+    filters: SearchFilters | None = None,
+    k: int = 10,
+) -> list[Key]:
+    """The true `k` nearest chunks passing `filters` (every passing row compared: the truth recall is
+    measured against)."""
+    where, params = (filters or SearchFilters()).sql()
+    params.update({"qvec": _vector_literal(query_vector), "model": model, "candidates": k})
+    with store.tx() as conn:
+        conn.execute("SELECT set_config('enable_indexscan', 'off', true)")
+        rows = conn.execute(_semantic_sql(len(query_vector), where, exact=True), params).fetchall()
+    return [(r["doc_id"], r["chunk_index"]) for r in rows]
+
+
+def count_matching(store: Store, model: str, filters: SearchFilters | None = None) -> int:
+    """Chunks of `model` passing `filters`."""
+    where, params = (filters or SearchFilters()).sql()
+    params["model"] = model
+    sql = (
+        "SELECT count(*) AS n FROM docflow.chunks c JOIN docflow.documents d USING (doc_id) "
+        f"WHERE c.embedding_model = %(model)s{where}"
+    )
+    with store.tx() as conn:
+        row = conn.execute(sql, params).fetchone()
+    return int(row["n"]) if row else 0
+
+
+def _semantic(conn, dim: int, where: str, params: dict[str, Any], n: int) -> tuple[list[Key], str]:
+    """The `n` nearest chunks passing the filters `where` and how they were found."""
+
+    def keys(sql: str) -> list[Key]:
+        return [(r["doc_id"], r["chunk_index"]) for r in conn.execute(sql, params).fetchall()]
+
+    ef = min(max(EF_SEARCH, n), EF_MAX)
+    # no parallel workers: they cost more than they save on statements of milliseconds, and the lexical
+    # pool (LIMIT before ORDER BY) must be the same rows every time
+    conn.execute(
+        "SELECT set_config('hnsw.ef_search', %(ef)s, true), "
+        "set_config('max_parallel_workers_per_gather', '0', true)",
+        {"ef": str(ef)},
+    )
+    found = keys(_semantic_sql(dim, where, exact=False))
+    strategy = "index"
+    if len(found) < n:  # the filters (and the model) passed too few of the index's candidates: wider
+        wider = _wider_ef(ef, len(found), n)
+        if wider is not None:
+            conn.execute("SELECT set_config('hnsw.ef_search', %(ef)s, true)", {"ef": str(wider)})
+            found = keys(_semantic_sql(dim, where, exact=False))
+            strategy = "index_wider"
+    if len(found) < n:  # even so: the filter is selective, search its rows exactly
+        found = keys(_semantic_sql(dim, where, exact=True))
+        strategy = "exact"
+    return found, strategy
 
 
 def fuse_documents(
