@@ -19,6 +19,7 @@ SECTIONS: dict[str, str] = {
     "sensor": "docflow.bench.sensor:sensor_section",
     "fairness": "docflow.bench.fairness:fairness_section",
     "partitions": "docflow.bench.partitions:partitions_section",
+    "workers": "docflow.bench.workers:workers_section",
 }
 # The headline numbers are also copied to the top level of the report.
 HEADLINE = {
@@ -35,11 +36,14 @@ HEADLINE = {
         "single_latency_p95_s",
         "per_asset_s",
         "peak_rss_mb",
+        "peak_pss_mb",
+        "excess",
     ],
     "search": ["search_p50_ms", "search_p95_ms", "search_worst_p95_ms", "search_worst_recall_at_10"],
     "api": ["ack_ms_p95", "floor_ack_ms_p95", "p95_ratio_to_floor"],
     "sensor": ["sensor_tick_s"],
     "fairness": ["small_p95_ratio", "high_priority_overtook"],
+    "workers": ["docs_per_hour_per_worker", "scaling_vs_one_worker"],
     "partitions": ["tick_ratio_retention_on", "partitions_tab_ratio_retention_on"],
 }
 

@@ -14,18 +14,19 @@ import socket
 import statistics
 import subprocess
 import sys
-import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from docflow import ingest
-from docflow.bench import BenchOptions
+from docflow.bench import BenchOptions, costs
+from docflow.bench.costs import ProcessSampler
 from docflow.orchestration.instance import configure_pools, dagster_env, open_instance
 from docflow.orchestration.processes import daemon_command
 from docflow.pipeline import STEPS, Runtime
@@ -130,34 +131,6 @@ def _stop(proc: subprocess.Popen, grace_s: float = 30) -> None:
             continue
 
 
-class RssSampler(threading.Thread):
-    """Peak resident memory (MB) of process trees (a root and its children), sampled every half second."""
-
-    def __init__(self, *pids: int) -> None:
-        super().__init__(daemon=True)
-        self.pids, self.peak_mb, self._stop_event = pids, 0.0, threading.Event()
-
-    def run(self) -> None:
-        import psutil
-
-        while not self._stop_event.is_set():
-            total = 0
-            for pid in self.pids:
-                try:
-                    root = psutil.Process(pid)
-                    for p in [root, *root.children(recursive=True)]:
-                        with contextlib.suppress(psutil.Error):
-                            total += p.memory_info().rss
-                except psutil.Error:
-                    pass
-            self.peak_mb = max(self.peak_mb, total / 2**20)
-            self._stop_event.wait(POLL_S)
-
-    def stop(self) -> float:
-        self._stop_event.set()
-        return round(self.peak_mb, 1)
-
-
 def wait_done(rt: Runtime, tenant: str, n: int, timeout_s: float) -> dict[str, dict[str, Any]]:
     deadline = time.monotonic() + timeout_s
     rows: list[dict[str, Any]] = []
@@ -256,6 +229,9 @@ class Deployment:
     rt: Runtime
     instance: Any
     peak_rss_mb: float = 0.0  # of the daemon and code server (or this process), known once it is over
+    # per process (daemon, code server, each warm worker), CPU seconds and Postgres connections, likewise
+    processes: dict[str, Any] = field(default_factory=dict)
+    sampler: ProcessSampler | None = None
 
 
 @contextmanager
@@ -279,13 +255,15 @@ def production_path(
         log = Path(env["DAGSTER_HOME"]) / "bench-daemon.log"
         progress(f"starting a code server and dagster-daemon (sensor + run queue), log in {log}")
         started_here = _start_daemon(env, log)
-    sampler = RssSampler(*([p.pid for p in started_here] or [os.getpid()]))
+    roles = dict(zip(("code_server", "daemon"), (p.pid for p in started_here), strict=False))
+    sampler = ProcessSampler(roles or {"bench": os.getpid()}, rt.settings.database_url)
     sampler.start()
-    deployed = Deployment(rt, instance)
+    deployed = Deployment(rt, instance, sampler=sampler)
     try:
         yield deployed
     finally:
-        deployed.peak_rss_mb = sampler.stop()
+        deployed.processes = sampler.stop()
+        deployed.peak_rss_mb = deployed.processes["peak_rss_mb"]
         for proc in reversed(started_here):  # the daemon first, then the code server
             _stop(proc)
 
@@ -309,11 +287,13 @@ def dagster_path(
     timeout_s: float,
     single: int = 10,
     partitions: int = 0,
+    backfill: bool = True,
 ) -> dict[str, Any]:
     """Three phases against one daemon, with at least `partitions` document partitions registered:
     warm-up (one document per run slot, untimed, as the bare loop's workers warm up), `single` documents
     one at a time (upload -> embeddings latency with the sensor interval included), then the bulk load of
-    `docs` (throughput and latency under load)."""
+    `docs` (throughput and latency under load, its fixed costs from Dagster's records, Postgres and S3
+    requests per document), and with `backfill` the same documents re-processed as a UI backfill."""
     from dagster import DagsterRunStatus, RunsFilter
 
     stamp = f"{datetime.now(UTC):%m%d%H%M%S}"
@@ -328,17 +308,31 @@ def dagster_path(
             uploaded = upload(rt, settings.prefix, tenants[-1], [d])
             single_latencies += latencies_of(wait_done(rt, tenants[-1], 1, timeout_s), uploaded)
         tenants.append(tenant)
+        database_url = rt.settings.database_url or ""
+        pg_before = costs.pg_counters(database_url)
+        s3 = costs.S3Counter()
+        s3.attach(rt.bucket._client)  # the uploads' requests (the bench's own client)
         started = time.time()
         uploaded = upload(rt, settings.prefix, tenant, docs)
-        progress(f"uploaded {len(docs)} documents as tenant {tenant}; waiting for the pipeline")
+        upload_s = time.time() - started
+        progress(f"uploaded {len(docs)} documents as tenant {tenant} in {upload_s:.1f} s; waiting")
         rows = wait_done(rt, tenant, len(docs), timeout_s)
         wait_runs_finished(instance, [{"docflow/tenant": t} for t in tenants])
-        progress(f"re-processing the {len(rows)} documents as a backfill from the UI")
-        backfill = _backfill(settings, instance, [r["doc_id"] for r in rows.values()], timeout_s)
+        time.sleep(2)  # Postgres backends flush their statistics within a second of going idle
+        pg_after = costs.pg_counters(database_url)
+        upload_requests = dict(s3.counts)
+        backfilled = {}
+        if backfill:
+            progress(f"re-processing the {len(rows)} documents as a backfill from the UI")
+            backfilled = _backfill(settings, instance, [r["doc_id"] for r in rows.values()], timeout_s)
     finished = [r for r in rows.values() if r["status"] in ("done", "failed")]
     latencies = latencies_of(rows, uploaded)
-    wall = max(r["updated_at"].timestamp() for r in finished) - started if finished else float("nan")
+    done_at = max(r["updated_at"].timestamp() for r in finished) if finished else float("nan")
+    wall = done_at - started
     runs = instance.get_runs(RunsFilter(tags={"docflow/tenant": tenant}, statuses=[DagsterRunStatus.SUCCESS]))
+    run_ids = [r.run_id for r in runs]
+    timeline = costs.run_timeline(instance, run_ids)
+    ticks = costs.sensor_ticks(instance, after=started - 10)
     return {
         "tenant": tenant,
         "docs_done": sum(r["status"] == "done" for r in rows.values()),
@@ -351,24 +345,32 @@ def dagster_path(
         "single_latency_p50_s": round(pct(single_latencies, 50), 2),
         "single_latency_p95_s": round(pct(single_latencies, 95), 2),
         "runs": len(runs),
-        **backfill,
-        "per_asset_s": _per_doc_asset_seconds(instance, [r.run_id for r in runs], len(docs)),
-        "peak_rss_mb": deployed.peak_rss_mb,
+        **backfilled,
+        "per_asset_s": _per_doc_asset_seconds(instance, run_ids, len(docs)),
+        "fixed_costs": costs.fixed_costs(timeline, ticks, started, upload_s, run_limits()[1], done_at),
+        "pg_per_doc": costs.pg_per_doc(pg_before, pg_after, len(docs)),
+        "s3_upload_requests_per_doc": costs.per_doc(upload_requests, len(docs)),
+        **deployed.processes,
     }
 
 
 # --- the bare loop -----------------------------------------------------------------------------------
 
 _worker_rt: Runtime | None = None
+_worker_s3: costs.S3Counter | None = None
 
 
 def _init_worker(settings: Settings) -> None:
-    global _worker_rt
+    global _worker_rt, _worker_s3
     _worker_rt = runtime(settings)
+    _worker_s3 = costs.S3Counter()
+    _worker_s3.attach(_worker_rt.bucket._client)  # the steps' requests, counted in the process making them
 
 
-def _process_one(doc_id: str) -> dict[str, float]:
-    assert _worker_rt is not None
+def _process_one(doc_id: str) -> tuple[dict[str, float], dict[str, int]]:
+    """The five steps for one document: each step's seconds, and the S3 requests they sent."""
+    assert _worker_rt is not None and _worker_s3 is not None
+    _worker_s3.counts.clear()
     timings = {}
     for name, step in STEPS.items():
         t0 = time.perf_counter()
@@ -378,11 +380,13 @@ def _process_one(doc_id: str) -> dict[str, float]:
             _worker_rt.store.set_status(doc_id, "failed", stage=name, error=f"{name}: {exc}")
             break
         timings[name] = time.perf_counter() - t0
-    return timings
+    return timings, dict(_worker_s3.counts)
 
 
 def bare_loop(settings: Settings, docs: list[BenchDoc], workers: int) -> dict[str, Any]:
-    """The same steps over the same documents, no Dagster: `workers` processes, the model loaded once each."""
+    """The same steps over the same documents, no Dagster: `workers` processes, the model loaded once each.
+    Also counts the steps' S3 requests and Postgres sessions and transactions per document (the registration
+    before the clock starts is not counted)."""
     rt = runtime(settings)
     tenant = f"bare{datetime.now(UTC):%m%d%H%M%S}"
     doc_ids = []
@@ -392,16 +396,32 @@ def bare_loop(settings: Settings, docs: list[BenchDoc], workers: int) -> dict[st
         up = ingest.plan_upload(path, path.parent, settings.prefix, tenant)
         doc_ids.append(ingest.upload(rt.bucket, rt.store, up).doc_id)
         path.unlink()
+    database_url = rt.settings.database_url or ""
     # spawn, not fork: a forked worker would share this process's open Postgres connections
     spawn = multiprocessing.get_context("spawn")
     pool = ProcessPoolExecutor(workers, mp_context=spawn, initializer=_init_worker, initargs=(settings,))
     with pool:
         list(pool.map(_process_one, doc_ids[:workers]))  # warm up: model loaded in every worker, not timed
+        time.sleep(2)  # Postgres backends flush their statistics within a second of going idle
+        pg_before = costs.pg_counters(database_url)
         started = time.perf_counter()
-        timings = list(pool.map(_process_one, doc_ids[workers:] + doc_ids[:workers]))
+        results = list(pool.map(_process_one, doc_ids[workers:] + doc_ids[:workers]))
         wall = time.perf_counter() - started
+    time.sleep(2)
+    pg_after = costs.pg_counters(database_url)
+    timings = [t for t, _ in results]
+    s3: Counter[str] = Counter()
+    for _, counts in results:
+        s3.update(counts)
     per_asset = {name: round(statistics.mean(t.get(name, 0.0) for t in timings), 3) for name in STEPS}
-    return {"bare_tenant": tenant, "bare_wall_s": round(wall, 2), "bare_per_asset_s": per_asset}
+    return {
+        "bare_tenant": tenant,
+        "bare_wall_s": round(wall, 2),
+        "bare_per_asset_s": per_asset,
+        "bare_work_total_s": round(sum(sum(t.values()) for t in timings), 2),
+        "bare_s3_requests_per_doc": costs.per_doc(s3, len(docs)),
+        "bare_pg_per_doc": costs.pg_per_doc(pg_before, pg_after, len(docs)),
+    }
 
 
 def pct(values: list[float], p: float) -> float:
@@ -424,7 +444,10 @@ def pipeline_section(settings: Settings, options: BenchOptions, progress: Callab
     timeout_s = float(options.extra.get("timeout_s", 3600))
     partitions = int(options.extra.get("objects", 0))
     single = int(options.extra.get("single", 10))
-    dag = dagster_path(settings, docs, progress, timeout_s, single=single, partitions=partitions)
+    backfill = bool(options.extra.get("backfill", True))
+    dag = dagster_path(
+        settings, docs, progress, timeout_s, single=single, partitions=partitions, backfill=backfill
+    )
     progress("bare loop again")
     after = bare_loop(settings, docs, workers)
     bare = mean_of_bare_loops([before, after])
@@ -439,6 +462,7 @@ def pipeline_section(settings: Settings, options: BenchOptions, progress: Callab
         **{k: v for k, v in dag.items() if k != "wall_s"},
         **bare,
         "overhead_ratio": round(wall / bare["bare_wall_s"], 3) if bare["bare_wall_s"] else None,
+        "excess": excess_parts(wall, bare, dag["fixed_costs"]),
     }
 
 
@@ -451,14 +475,39 @@ def mean_of_bare_loops(loops: list[dict[str, Any]]) -> dict[str, Any]:
         "bare_per_asset_s": {
             name: round(statistics.mean(b["bare_per_asset_s"][name] for b in loops), 3) for name in STEPS
         },
+        "bare_work_total_s": round(statistics.mean(b["bare_work_total_s"] for b in loops), 2),
+        # counts do not vary between runs of the same documents: the first run's
+        "bare_s3_requests_per_doc": loops[0]["bare_s3_requests_per_doc"],
+        "bare_pg_per_doc": loops[0]["bare_pg_per_doc"],
     }
 
 
+def excess_parts(wall: float, bare: dict[str, Any], fixed: dict[str, Any]) -> dict[str, Any]:
+    """The Dagster path's time beyond the plain loop's, in parts that add up to it: until the first run
+    worked (upload, sensor tick, run creation, queue, hand-over), the runs' own overhead and the slots left
+    idle (each over the slots that share it), the documents' step time beyond the plain loop's (the same
+    work, done slower or faster), and what is left (the plain loop's own idle time at its end, sampling)."""
+    if not fixed:
+        return {}
+    slots = fixed["slots"]
+    parts = {
+        "to_first_run_start_s": fixed["first_run_started_after_s"],
+        "run_overhead_s": round(fixed["run_overhead_total_s"] / slots, 2),
+        "idle_slots_s": round(fixed["idle_slot_s"] / slots, 2),
+        "work_difference_s": round((fixed["work_total_s"] - bare["bare_work_total_s"]) / slots, 2),
+    }
+    excess = wall - bare["bare_wall_s"]
+    return {"excess_s": round(excess, 2), **parts, "rest_s": round(excess - sum(parts.values()), 2)}
+
+
 def run_limits() -> tuple[int, int]:
-    """Runs the instance executes at once, and runs one tenant may have at once (dagster.yaml)."""
+    """Runs the instance executes at once, and runs one tenant may have at once: the dagster.yaml of
+    DAGSTER_HOME when it is set (the instance the bench uses), else the repository's."""
     import yaml
 
-    runs = yaml.safe_load((REPO_ROOT / "dagster.yaml").read_text()).get("concurrency", {}).get("runs", {})
+    home = Path(os.environ.get("DAGSTER_HOME") or REPO_ROOT)
+    config = home / "dagster.yaml" if (home / "dagster.yaml").exists() else REPO_ROOT / "dagster.yaml"
+    runs = yaml.safe_load(config.read_text()).get("concurrency", {}).get("runs", {})
     total = int(runs.get("max_concurrent_runs", 1))
     per_tenant = [
         int(t["limit"]) for t in runs.get("tag_concurrency_limits", []) if t["key"] == "docflow/tenant"
