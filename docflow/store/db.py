@@ -401,7 +401,6 @@ class Store:
             raise ValueError(f"{len(chunks)} chunks but {len(vectors)} vectors")
         rows = [
             (
-                doc_id,
                 c.index,
                 c.text,
                 c.heading_path,
@@ -412,6 +411,7 @@ class Store:
                 model,
                 _vector_literal(v),
                 Jsonb([b.model_dump() for b in c.boxes]),
+                doc_id,
             )
             for c, v in zip(chunks, vectors, strict=True)
         ]
@@ -419,9 +419,12 @@ class Store:
             conn.execute("DELETE FROM docflow.chunks WHERE doc_id = %s", (doc_id,))
             with conn.cursor() as cur:
                 cur.executemany(
+                    # the metadata's tenant is the document's: search filters read it (migration 0017)
                     """INSERT INTO docflow.chunks (doc_id, chunk_index, text, heading_path, page_start,
                            page_end, n_tokens, metadata, embedding_model, embedding, boxes)
-                       VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s::vector, %s)""",
+                       SELECT d.doc_id, %s, %s, %s, %s, %s, %s,
+                              %s::jsonb || jsonb_build_object('tenant', d.tenant), %s, %s::vector, %s
+                       FROM docflow.documents d WHERE d.doc_id = %s""",
                     rows,
                 )
             conn.execute(

@@ -62,6 +62,9 @@ NAME_MIN_SHARE = 0.5  # share of the query's name trigrams a document's names mu
 # its names hold all of the query's name trigrams, linearly less down to nothing at NAME_MIN_SHARE: a query
 # that is a document's name says more than words found in its text, a half-matching name says little.
 NAME_WEIGHT = 2.0
+# Partial name matches scored, at most (in storage order): a query whose groups of trigrams match more
+# documents than that is a phrase of common words, not a name; full matches are always all found.
+NAME_POOL = 500
 NAME_MIN_KEY = 3  # letters/digits in the query's name key below which the names ranking is skipped
 TYPE_BOOST = 1.25  # score factor of documents of a type the query names
 
@@ -70,19 +73,11 @@ DATE_FIELDS = ("invoice_date", "date", "agreement_date", "effective_date", "issu
 # Extracted fields holding a document's amount (invoice gross total, receipt total, ...).
 AMOUNT_FIELDS = ("total_amount", "total", "amount")
 
-_ISO_DATE = r"'^\d{4}-\d{2}-\d{2}'"
-
-
-def _doc_date_sql() -> str:
-    cases = [
-        f"CASE WHEN c.metadata->'fields'->>'{name}' ~ {_ISO_DATE} "
-        f"THEN left(c.metadata->'fields'->>'{name}', 10) END"
-        for name in DATE_FIELDS
-    ]
-    return f"coalesce({', '.join(cases)}, to_char(d.created_at, 'YYYY-MM-DD'))"
-
-
-DOC_DATE_SQL = _doc_date_sql()
+# The document date as the chunk carries it (the first of DATE_FIELDS holding an ISO date; an SQL function of
+# migration 0017, indexed per tenant), else the day the document was registered.
+CHUNK_DATE_SQL = "docflow.chunk_date(c.metadata)"
+REGISTERED_DATE_SQL = "to_char(d.created_at, 'YYYY-MM-DD')"
+DOC_DATE_SQL = f"coalesce({CHUNK_DATE_SQL}, {REGISTERED_DATE_SQL})"
 # The first of AMOUNT_FIELDS as numeric (NULL when not a plain number): an SQL function of migration 0005, so
 # that its index serves the amount filters and gives the planner statistics about them.
 AMOUNT_SQL = "docflow.chunk_amount(c.metadata)"
@@ -105,17 +100,25 @@ class SearchFilters:
         parts: list[str] = []
         params: dict[str, Any] = {}
         if self.tenant is not None:
-            parts.append("d.tenant = %(f_tenant)s")
+            # the chunk's copy of the tenant (migration 0017) reaches the tenant's rows through its index
+            parts.append("d.tenant = %(f_tenant)s AND c.metadata->>'tenant' = %(f_tenant)s")
             params["f_tenant"] = self.tenant
         if self.doc_type is not None:
             parts.append("c.metadata->>'doc_type' = %(f_doc_type)s")
             params["f_doc_type"] = self.doc_type
-        if self.date_from is not None:
-            parts.append(f"{DOC_DATE_SQL} >= %(f_date_from)s")
-            params["f_date_from"] = self.date_from.isoformat()
-        if self.date_to is not None:
-            parts.append(f"{DOC_DATE_SQL} <= %(f_date_to)s")
-            params["f_date_to"] = self.date_to.isoformat()
+        if self.date_from is not None or self.date_to is not None:
+            # DOC_DATE_SQL in range, written so that the chunk's date reaches its index
+            def in_range(expr: str) -> str:
+                bounds = [f"{expr} >= %(f_date_from)s"] if self.date_from is not None else []
+                bounds += [f"{expr} <= %(f_date_to)s"] if self.date_to is not None else []
+                return " AND ".join(bounds)
+
+            undated = f"{CHUNK_DATE_SQL} IS NULL AND {in_range(REGISTERED_DATE_SQL)}"
+            parts.append(f"({in_range(CHUNK_DATE_SQL)} OR ({undated}))")
+            if self.date_from is not None:
+                params["f_date_from"] = self.date_from.isoformat()
+            if self.date_to is not None:
+                params["f_date_to"] = self.date_to.isoformat()
         for i, (name, value) in enumerate(sorted(self.fields.items())):
             parts.append(f"c.metadata->'fields'->>%(f_key{i})s ILIKE %(f_value{i})s")
             params[f"f_key{i}"] = name
@@ -169,14 +172,27 @@ LEFT JOIN docflow.classifications cl USING (doc_id)
 """
 
 _NAME_TRIGRAMS_SQL = "SELECT docflow.name_key(%(q)s) AS key, docflow.name_trigrams(%(q)s) AS trigrams"
+# Documents whose names hold every trigram of the query: share 1, the fewest names first (fit = n / all).
+_FULL_NAMES_SQL = """
+SELECT c.doc_id, 1.0::float AS share, %(n_q)s::float / greatest(cardinality(c.name_trgm), 1) AS fit
+FROM docflow.chunks c JOIN docflow.documents d USING (doc_id)
+WHERE c.chunk_index = 0 AND c.embedding_model = %(model)s AND c.name_trgm @> %(qtri)s::text[]{filters}
+ORDER BY fit DESC, c.doc_id
+LIMIT %(candidates)s
+"""
+# Documents holding at least `min_hits` of them, found by the groups' tests, at most NAME_POOL scored.
 _NAMES_SQL = """
-SELECT c.doc_id, m.hits::float / %(n_q)s AS share,
-       m.hits::float / greatest(cardinality(c.name_trgm), 1) AS fit
-FROM docflow.chunks c JOIN docflow.documents d USING (doc_id),
-     LATERAL (SELECT count(*) AS hits FROM unnest(c.name_trgm) t WHERE t = ANY(%(qtri)s::text[])) m
-WHERE c.chunk_index = 0 AND c.embedding_model = %(model)s AND ({groups}){filters}
-      AND m.hits >= %(min_hits)s
-ORDER BY share DESC, fit DESC, c.doc_id
+SELECT p.doc_id, m.hits::float / %(n_q)s AS share,
+       m.hits::float / greatest(cardinality(p.name_trgm), 1) AS fit
+FROM (
+    SELECT c.doc_id, c.name_trgm
+    FROM docflow.chunks c JOIN docflow.documents d USING (doc_id)
+    WHERE c.chunk_index = 0 AND c.embedding_model = %(model)s AND ({groups}){filters}
+    LIMIT %(pool)s
+) p,
+     LATERAL (SELECT count(*) AS hits FROM unnest(p.name_trgm) t WHERE t = ANY(%(qtri)s::text[])) m
+WHERE m.hits >= %(min_hits)s
+ORDER BY share DESC, fit DESC, p.doc_id
 LIMIT %(candidates)s
 """
 
@@ -389,8 +405,15 @@ def _names_ranking(conn, words: str, where: str, params: dict[str, Any]) -> list
         "n_q": len(trigrams),
         "min_hits": min_hits,
     }
+    full = conn.execute(_FULL_NAMES_SQL.format(filters=where), named).fetchall()
+    if len(full) >= named["candidates"]:  # no partial match could rank among them
+        return [(r["doc_id"], r["share"]) for r in full]
+    named["pool"] = NAME_POOL
     rows = conn.execute(_NAMES_SQL.format(groups=tests, filters=where), named).fetchall()
-    return [(r["doc_id"], r["share"]) for r in rows]
+    best = {r["doc_id"]: (r["share"], r["fit"]) for r in rows}
+    best.update({r["doc_id"]: (r["share"], r["fit"]) for r in full})
+    ranked = sorted(best.items(), key=lambda item: (-item[1][0], -item[1][1], item[0]))
+    return [(doc_id, share) for doc_id, (share, _) in ranked[: named["candidates"]]]
 
 
 def _doc_types(conn, *rankings: Sequence[Any]) -> dict[str, str | None]:
