@@ -65,3 +65,46 @@ def test_partition_keys_are_read_incrementally_and_stay_exact(instance) -> None:
     keys = storage.get_dynamic_partitions(name)
     keys.append("mutated by a caller")
     assert storage.get_dynamic_partitions(name) == ["a", "late", "c", "d", "e"]
+
+
+def test_a_batch_runs_planned_events_are_written_in_one_insert(instance, monkeypatch) -> None:
+    import dagster as dg
+
+    from docflow.orchestration.tags import range_tags
+
+    monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "100")  # as docflow's processes run (batched writes on)
+    parts = dg.DynamicPartitionsDefinition(name=f"planned-{uuid.uuid4().hex[:8]}")
+
+    @dg.asset(partitions_def=parts)
+    def first(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        return dg.MaterializeResult()
+
+    @dg.asset(partitions_def=parts, deps=[first])
+    def second(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        return dg.MaterializeResult()
+
+    keys = [f"p{i}" for i in range(6)]
+    instance.add_dynamic_partitions(parts.name, keys)
+    job = dg.Definitions(assets=[first, second], jobs=[dg.define_asset_job("both")]).resolve_job_def("both")
+    storage = instance.event_log_storage
+    one_by_one = []
+    stock_store_event = storage.store_event
+
+    def store_event(event):  # the real write, counted when it is a planned event written on its own
+        if event.get_dagster_event().event_type == dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED:
+            one_by_one.append(event)
+        return stock_store_event(event)
+
+    monkeypatch.setattr(storage, "store_event", store_event)
+    result = job.execute_in_process(instance=instance, tags=range_tags(keys[0], keys[-1]))
+    assert result.success
+    assert one_by_one == []
+    planned = instance.get_records_for_run(
+        result.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED
+    ).records
+    assert len(planned) == 12  # a planned event per partition and asset, as the stock storage writes
+    for asset in (first, second):
+        assert instance.get_latest_planned_materialization_info(asset.key).run_id == result.run_id
+        for key in keys:
+            info = instance.get_latest_planned_materialization_info(asset.key, partition=key)
+            assert info is not None and info.run_id == result.run_id

@@ -69,6 +69,14 @@ TOUCHPOINTS: tuple[Touchpoint, ...] = (
     Touchpoint("dagster_postgres.event_log", "PostgresEventLogStorage._check_partitions_table", "as stock"),
     Touchpoint("dagster_postgres.event_log", "PostgresEventLogStorage.index_connection", "read partitions"),
     Touchpoint("dagster_postgres.event_log", "PostgresEventLogStorage.has_table", "kept once true"),
+    # a run's planned-materialization events in one insert (DocflowEventLogStorage.store_event_batch)
+    Touchpoint("dagster_postgres.event_log", "PostgresEventLogStorage.store_event_batch", "other batches"),
+    Touchpoint("dagster_postgres.event_log", "PostgresEventLogStorage.prepare_insert_event_batch", "insert"),
+    Touchpoint("dagster_postgres.event_log", "PostgresEventLogStorage._connect", "the insert's connection"),
+    Touchpoint("dagster_postgres.event_log", "PostgresEventLogStorage.index_transaction", "the asset rows"),
+    Touchpoint("dagster_postgres.event_log", "PostgresEventLogStorage._store_asset_event_tags", "as stock"),
+    Touchpoint("dagster_postgres.event_log", "PostgresEventLogStorage._store_asset_event", "an asset's row"),
+    Touchpoint("dagster._core.storage.event_log.schema", "SqlEventLogStorageTable", "the inserted ids"),
     Touchpoint("dagster_postgres.schedule_storage", "PostgresScheduleStorage.has_instigators_table", "kept"),
     Touchpoint("dagster_postgres.schedule_storage", "PostgresScheduleStorage.has_built_index", "kept"),
     Touchpoint(
