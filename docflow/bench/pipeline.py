@@ -35,6 +35,7 @@ from docflow.settings import Settings
 
 SAMPLES = REPO_ROOT / "data" / "samples"
 POLL_S = 0.5
+IDLE_S = 10  # seconds the deployment is watched idle before the bulk load
 
 
 @dataclass(frozen=True)
@@ -309,6 +310,11 @@ def dagster_path(
             single_latencies += latencies_of(wait_done(rt, tenants[-1], 1, timeout_s), uploaded)
         tenants.append(tenant)
         database_url = rt.settings.database_url or ""
+        # what the deployment does with nothing to process (sensor ticks, the run queue, heartbeats): its
+        # rate, to tell the bulk load's per-document figures from the background's
+        wait_runs_finished(instance, [{"docflow/tenant": t} for t in tenants])
+        idle_before = costs.pg_counters(database_url)
+        time.sleep(IDLE_S)
         pg_before = costs.pg_counters(database_url)
         s3 = costs.S3Counter()
         s3.attach(rt.bucket._client)  # the uploads' requests (the bench's own client)
@@ -349,6 +355,7 @@ def dagster_path(
         "per_asset_s": _per_doc_asset_seconds(instance, run_ids, len(docs)),
         "fixed_costs": costs.fixed_costs(timeline, ticks, started, upload_s, run_limits()[1], done_at),
         "pg_per_doc": costs.pg_per_doc(pg_before, pg_after, len(docs)),
+        "pg_idle_per_s": costs.pg_per_doc(idle_before, pg_before, IDLE_S),
         "s3_upload_requests_per_doc": costs.per_doc(upload_requests, len(docs)),
         **deployed.processes,
     }

@@ -1,5 +1,6 @@
 """`docflow bench` workers section: the same bulk load through the production path with 1, 2 and 4 warm run
-workers, to check the per-worker throughput docs/scale.md builds on.
+workers, to check the per-worker throughput docs/scale.md builds on
+(`docflow bench --only workers --docs 80 --extra worker_counts=1,2,4`).
 
 For each count N the instance runs N runs at once (`max_concurrent_runs`, which is also the number of warm
 workers), one tenant may use all N (its `docflow/tenant` limit), and the sensor splits a bulk load into a
@@ -117,7 +118,8 @@ def _cpu(deployed) -> dict[str, float]:
 
 
 def workers_section(settings: Settings, options: BenchOptions, progress: Callable[[str], None]) -> dict:
-    counts = [int(c) for c in options.extra.get("worker_counts", (1, 2, 4))]
+    counts = options.extra.get("worker_counts", (1, 2, 4))  # `--extra worker_counts=1,2,4` from the CLI
+    counts = [int(c) for c in (counts.split(",") if isinstance(counts, str) else counts)]
     timeout_s = float(options.extra.get("timeout_s", 3600))
     results = [with_workers(settings, w, options.docs, progress, timeout_s) for w in counts]
     cores = os.cpu_count() or 1
