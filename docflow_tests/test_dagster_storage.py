@@ -1,6 +1,7 @@
 """docflow's Dagster storage (docflow/orchestration/storage.py) on the real instance: pooled connections, and
 dynamic partition keys read incrementally yet always equal to what the stock storage reads."""
 
+import threading
 import uuid
 
 import sqlalchemy as db
@@ -35,7 +36,8 @@ def test_the_instance_uses_docflows_pooled_storage(instance) -> None:
 
 def test_partition_keys_are_read_incrementally_and_stay_exact(instance) -> None:
     storage = instance.event_log_storage
-    other = DocflowEventLogStorage(storage.postgres_url)  # another process's view of the same table
+    other = DocflowEventLogStorage(storage.postgres_url)  # another process's view of the same table:
+    other._partitions_lock, other._partitions = threading.Lock(), {}  # a process's keys are its own
     name = f"docs-{uuid.uuid4().hex[:8]}"
     instance.add_dynamic_partitions(name, ["a", "b", "c"])
     assert storage.get_dynamic_partitions(name) == ["a", "b", "c"] == other.get_dynamic_partitions(name)
@@ -108,3 +110,45 @@ def test_a_batch_runs_planned_events_are_written_in_one_insert(instance, monkeyp
         for key in keys:
             info = instance.get_latest_planned_materialization_info(asset.key, partition=key)
             assert info is not None and info.run_id == result.run_id
+
+
+def test_instances_made_for_each_evaluation_share_connections_and_keys(instance) -> None:
+    # the code server makes an instance from a ref for every sensor evaluation and run plan
+    import dagster as dg
+
+    name = f"shared-{uuid.uuid4().hex[:8]}"
+    instance.add_dynamic_partitions(name, ["a", "b"])
+    with dg.DagsterInstance.from_ref(instance.get_ref()) as first:
+        assert first.get_dynamic_partitions(name) == ["a", "b"]
+        engine = first.event_log_storage._engine
+    instance.add_dynamic_partitions(name, ["c"])
+    with dg.DagsterInstance.from_ref(instance.get_ref()) as second:
+        storage = second.event_log_storage
+        assert storage._engine is engine  # no new connections for a new instance
+        assert storage._partitions[name][1] == ["a", "b"]  # read by the first instance: not read again
+        assert second.get_dynamic_partitions(name) == ["a", "b", "c"]
+        assert second.run_storage._engine is not engine  # one pool per storage kind
+        assert second.get_runs_count() >= 0
+
+
+def test_a_new_instance_opens_no_connection_of_its_own(instance, rt) -> None:
+    import time
+
+    import dagster as dg
+    from sqlalchemy.engine import make_url
+
+    from docflow.bench.costs import pg_counters
+
+    database = make_url(instance.event_log_storage.postgres_url).database
+    for _ in range(2):  # the tables of each storage kind checked once in this process already
+        with dg.DagsterInstance.from_ref(instance.get_ref()) as warm:
+            warm.get_runs_count()
+    time.sleep(1.5)  # a backend reports its statistics within a second of going idle
+    before = pg_counters(rt.settings.database_url)[database]["sessions"]
+    for _ in range(5):  # as the code server does for five sensor evaluations
+        with dg.DagsterInstance.from_ref(instance.get_ref()) as each:
+            each.get_runs_count()
+            each.get_dynamic_partitions("documents")
+            each.all_instigator_state()
+    time.sleep(1.5)
+    assert pg_counters(rt.settings.database_url)[database]["sessions"] - before <= 1  # the stats query's own

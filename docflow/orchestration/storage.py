@@ -2,8 +2,9 @@
 dagster-postgres's classes through their internals (listed in compat.TOUCHPOINTS).
 
 The stock classes open a new Postgres connection for every statement (NullPool), and a batch run writes
-hundreds of events. Here each process keeps a small pool; `pool_pre_ping` replaces a connection that died
-with a Postgres restart before it is used. Whether a table exists (or a data migration ran) is asked for
+hundreds of events. Here each process keeps a small pool per storage kind, shared by the storage objects
+Dagster makes for each sensor evaluation; `pool_pre_ping` replaces a connection that died with a Postgres
+restart before it is used. Whether a table exists (or a data migration ran) is asked for
 every asset event and every sensor tick; a yes is kept.
 
 Every document is a dynamic partition, and Dagster reads *all* keys of the `documents` partitions
@@ -39,6 +40,37 @@ from sqlalchemy.dialects.postgresql import ARRAY
 DELETE_CHUNK = 1000  # keys per DELETE statement: one array parameter, one index probe per key
 POOL = {"pool_size": 2, "max_overflow": 10, "pool_pre_ping": True, "pool_recycle": 3600}
 
+# Per process: Dagster makes a new instance, and new storage objects, for each sensor evaluation and each
+# run plan in the code server. Storage objects of one kind on one database share a pooled engine and the
+# partition keys read so far, instead of opening connections and reading every key again each time.
+_ENGINES: dict[tuple[str, str], db.engine.Engine] = {}
+_PARTITIONS: dict[str, tuple[threading.Lock, dict[str, tuple[int, list[str]]]]] = {}
+_TABLES_CHECKED: set[tuple[str, str]] = set()
+_SHARED_LOCK = threading.Lock()
+
+
+def _engine(kind: str, postgres_url: str, token_provider: Any) -> db.engine.Engine:
+    """A pooled engine; one per process for a storage kind and database (with a token provider, which may
+    hand out expiring credentials, one per storage object)."""
+
+    def create() -> db.engine.Engine:
+        return create_pg_engine(
+            postgres_url=postgres_url, token_provider=token_provider, isolation_level="AUTOCOMMIT", **POOL
+        )
+
+    if token_provider is not None:
+        return create()
+    with _SHARED_LOCK:
+        if (kind, postgres_url) not in _ENGINES:
+            _ENGINES[kind, postgres_url] = create()
+        return _ENGINES[kind, postgres_url]
+
+
+def _partitions_of(postgres_url: str) -> tuple[threading.Lock, dict[str, tuple[int, list[str]]]]:
+    """The partition keys this process has read from a database, and their lock."""
+    with _SHARED_LOCK:
+        return _PARTITIONS.setdefault(postgres_url, (threading.Lock(), {}))
+
 
 class _Pooled:
     """Replaces the stock storage's connection-per-statement engine with a small pool."""
@@ -48,16 +80,22 @@ class _Pooled:
     _engine: db.engine.Engine
 
     def __init__(self, postgres_url: str, should_autocreate_tables: bool = True, **kwargs: Any) -> None:
+        # the stock constructor lists the database's tables (a connection of its own) to create missing ones:
+        # once per process, storage kind and database is enough
+        kind = type(self).__name__
+        with _SHARED_LOCK:
+            checked = (kind, postgres_url) in _TABLES_CHECKED
         super().__init__(  # type: ignore[call-arg]
-            postgres_url=postgres_url, should_autocreate_tables=should_autocreate_tables, **kwargs
+            postgres_url=postgres_url,
+            should_autocreate_tables=should_autocreate_tables and not checked,
+            **kwargs,
         )
+        self.should_autocreate_tables = should_autocreate_tables
+        if should_autocreate_tables:
+            with _SHARED_LOCK:
+                _TABLES_CHECKED.add((kind, postgres_url))
         self._engine.dispose()
-        self._engine = create_pg_engine(
-            postgres_url=self.postgres_url,
-            token_provider=self._token_provider,
-            isolation_level="AUTOCOMMIT",
-            **POOL,
-        )
+        self._engine = _engine(kind, self.postgres_url, self._token_provider)
 
     @classmethod
     def from_config_value(cls, inst_data: ConfigurableClassData | None, config_value: Mapping[str, Any]):
@@ -103,8 +141,8 @@ class DocflowEventLogStorage(_Pooled, PostgresEventLogStorage):
         super().__init__(
             postgres_url=postgres_url, should_autocreate_tables=should_autocreate_tables, **kwargs
         )
-        self._partitions_lock = threading.Lock()
-        self._partitions: dict[str, tuple[int, list[str]]] = {}  # name -> (highest id read, keys by id)
+        # name -> (highest id read, keys by id), shared with this process's other storage objects
+        self._partitions_lock, self._partitions = _partitions_of(postgres_url)
         self._tables: set[str] = set()
 
     def store_event_batch(self, events: Sequence[Any]) -> None:
