@@ -41,6 +41,7 @@ scored.
 
 import math
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -55,7 +56,11 @@ EF_MAX = 1000  # pgvector's maximum hnsw.ef_search
 # Under filters the second probe's ef_search is the candidates wanted / the share of the first probe's rows
 # that passed, times this margin (the share is an estimate from few rows).
 EF_MARGIN = 1.5
-LEXICAL_POOL = 500  # matching rows ranked by the full-text retriever, at most (10x its candidates)
+# Beyond this many rows estimated to pass the filters, an exact search costs more than pgvector's widest probe
+# (each row is fetched and its filters and distance computed): the widest probe's rows are taken even when
+# fewer than the candidates asked for (pgvector >= 0.8's iterative scans would go on until enough pass).
+EXACT_MAX_ROWS = 50_000
+LEXICAL_POOL = 200  # matching rows ranked by the full-text retriever, at most (2x the candidates by document)
 DOC_CANDIDATES_PER_HIT = 10  # by document: chunk candidates per document asked for (one long file has many)
 NAME_MIN_SHARE = 0.5  # share of the query's name trigrams a document's names must hold to rank by name
 # A document's place in the names ranking counts NAME_WEIGHT times as much as a place in a chunk ranking when
@@ -64,7 +69,7 @@ NAME_MIN_SHARE = 0.5  # share of the query's name trigrams a document's names mu
 NAME_WEIGHT = 2.0
 # Partial name matches scored, at most (in storage order): a query whose groups of trigrams match more
 # documents than that is a phrase of common words, not a name; full matches are always all found.
-NAME_POOL = 500
+NAME_POOL = 200
 NAME_MIN_KEY = 3  # letters/digits in the query's name key below which the names ranking is skipped
 TYPE_BOOST = 1.25  # score factor of documents of a type the query names
 
@@ -113,8 +118,10 @@ class SearchFilters:
                 bounds += [f"{expr} <= %(f_date_to)s"] if self.date_to is not None else []
                 return " AND ".join(bounds)
 
-            undated = f"{CHUNK_DATE_SQL} IS NULL AND {in_range(REGISTERED_DATE_SQL)}"
-            parts.append(f"({in_range(CHUNK_DATE_SQL)} OR ({undated}))")
+            # (dated and in range) or (undated and registered in range), as a condition on the chunk alone,
+            # which its index serves, and one joining the document, which reads the chunk's date only once
+            parts.append(f"({in_range(CHUNK_DATE_SQL)} OR {CHUNK_DATE_SQL} IS NULL)")
+            parts.append(f"({in_range(REGISTERED_DATE_SQL)} OR {CHUNK_DATE_SQL} IS NOT NULL)")
             if self.date_from is not None:
                 params["f_date_from"] = self.date_from.isoformat()
             if self.date_to is not None:
@@ -197,6 +204,8 @@ LIMIT %(candidates)s
 """
 
 Key = tuple[str, int]
+# The retrievers of a search run on these threads, each in a transaction of its own (see hybrid_search).
+_RETRIEVERS = ThreadPoolExecutor(max_workers=6, thread_name_prefix="docflow-search")
 
 
 def rrf(*rankings: Sequence[Key], k: int = RRF_K) -> list[tuple[Key, float]]:
@@ -243,21 +252,40 @@ def hybrid_search(
             "pool": max(LEXICAL_POOL, n),
         }
     )
+
+    def semantic() -> list[Key]:
+        with store.tx() as conn:
+            return _semantic(conn, dim, where, dict(params), n)[0]
+
+    def lexical() -> list[Key]:
+        if not words:
+            return []
+        with store.tx() as conn:
+            # no parallel workers: the pool (LIMIT before ORDER BY) must be the same rows every time
+            conn.execute("SELECT set_config('max_parallel_workers_per_gather', '0', true)")
+
+            def keys(sql: str) -> list[Key]:
+                return [(r["doc_id"], r["chunk_index"]) for r in conn.execute(sql, params).fetchall()]
+
+            found = keys(_LEXICAL_SQL.format(tsquery=_ALL_WORDS, filters=where))
+            return found or keys(_LEXICAL_SQL.format(tsquery=_ANY_WORD, filters=where))
+
+    def names() -> list[tuple[str, float]]:
+        if not by_document:
+            return []
+        with store.tx() as conn:
+            return _names_ranking(conn, words, where, dict(params))
+
+    # the retrievers are independent statements: run at once on connections of their own, a search costs
+    # the slowest of them rather than their sum (no connection is held while waiting for another)
+    jobs = [_RETRIEVERS.submit(fn) for fn in (semantic, lexical, names)]
+    semantic_keys, lexical_keys, name_keys = (job.result() for job in jobs)
     with store.tx() as conn:
-
-        def keys(sql: str) -> list[Key]:
-            return [(r["doc_id"], r["chunk_index"]) for r in conn.execute(sql, params).fetchall()]
-
-        semantic, _ = _semantic(conn, dim, where, params, n)
-        lexical = keys(_LEXICAL_SQL.format(tsquery=_ALL_WORDS, filters=where)) if words else []
-        if not lexical and words:
-            lexical = keys(_LEXICAL_SQL.format(tsquery=_ANY_WORD, filters=where))
         if by_document:
-            names = _names_ranking(conn, words, where, params)
-            types = _doc_types(conn, semantic, lexical, names) if boost_types else {}
-            fused = fuse_documents(semantic, lexical, names, types, boost_types)[:k]
+            types = _doc_types(conn, semantic_keys, lexical_keys, name_keys) if boost_types else {}
+            fused = fuse_documents(semantic_keys, lexical_keys, name_keys, types, boost_types)[:k]
         else:
-            fused = rrf(semantic, lexical)[:k]
+            fused = rrf(semantic_keys, lexical_keys)[:k]
         if not fused:
             return []
         rows = conn.execute(
@@ -304,6 +332,25 @@ def exact_search(
     return [(r["doc_id"], r["chunk_index"]) for r in rows]
 
 
+def distances(store: Store, query_vector: Sequence[float], keys: Sequence[Key]) -> list[float]:
+    """Cosine distances of the chunks `keys` to the query, in the order of `keys`."""
+    if not keys:
+        return []
+    with store.tx() as conn:
+        rows = conn.execute(
+            """SELECT c.embedding <=> %(qvec)s::vector AS distance
+               FROM unnest(%(doc_ids)s::text[], %(indexes)s::int[])
+                    WITH ORDINALITY AS t(doc_id, chunk_index, i)
+               JOIN docflow.chunks c USING (doc_id, chunk_index) ORDER BY t.i""",
+            {
+                "qvec": _vector_literal(query_vector),
+                "doc_ids": [key[0] for key in keys],
+                "indexes": [key[1] for key in keys],
+            },
+        ).fetchall()
+    return [float(r["distance"]) for r in rows]
+
+
 def count_matching(store: Store, model: str, filters: SearchFilters | None = None) -> int:
     """Chunks of `model` passing `filters`."""
     where, params = (filters or SearchFilters()).sql()
@@ -334,15 +381,33 @@ def _semantic(conn, dim: int, where: str, params: dict[str, Any], n: int) -> tup
     found = keys(_semantic_sql(dim, where, exact=False))
     strategy = "index"
     if len(found) < n:  # the filters (and the model) passed too few of the index's candidates: wider
+        passing = _passing_rows(conn, dim, where, params, ef, len(found))
         wider = _wider_ef(ef, len(found), n)
+        if wider is None and passing > EXACT_MAX_ROWS:
+            wider = EF_MAX  # too many rows pass for an exact search: the widest probe, however short
         if wider is not None:
             conn.execute("SELECT set_config('hnsw.ef_search', %(ef)s, true)", {"ef": str(wider)})
             found = keys(_semantic_sql(dim, where, exact=False))
             strategy = "index_wider"
-    if len(found) < n:  # even so: the filter is selective, search its rows exactly
-        found = keys(_semantic_sql(dim, where, exact=True))
-        strategy = "exact"
+        if len(found) < n and (passing <= EXACT_MAX_ROWS or not found):
+            # even so, and the filter is selective enough: search its rows exactly
+            found = keys(_semantic_sql(dim, where, exact=True))
+            strategy = "exact"
     return found, strategy
+
+
+def _passing_rows(conn, dim: int, where: str, params: dict[str, Any], ef: int, passed: int) -> float:
+    """Chunks estimated to pass the filters: the share of the probe's `ef` rows that passed times the chunks
+    (the planner's count); when none passed, the planner's estimate of the filters."""
+    if passed:
+        row = conn.execute("SELECT reltuples FROM pg_class WHERE oid = 'docflow.chunks'::regclass").fetchone()
+        return passed / max(ef, 1) * max(float(row["reltuples"] if row else 0.0), 0.0)
+    sql = (
+        "EXPLAIN (FORMAT JSON) SELECT 1 FROM docflow.chunks c JOIN docflow.documents d USING (doc_id) "
+        f"WHERE vector_dims(c.embedding) = {dim:d} AND c.embedding_model = %(model)s{where}"
+    )
+    plan = conn.execute(sql, params).fetchone()
+    return float(plan["QUERY PLAN"][0]["Plan"]["Plan Rows"]) if plan else 0.0
 
 
 def fuse_documents(
