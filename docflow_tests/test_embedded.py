@@ -258,3 +258,17 @@ def test_stop_postgres_alone(tmp_path: Path) -> None:
     assert stop_postgres(tmp_path) is True
     assert stop_postgres(tmp_path) is False
     assert not port_open(pg_port)
+
+
+@pytest.mark.parametrize(
+    ("ram_gib", "shared_buffers", "maintenance_work_mem"),
+    [(0.25, "128MB", "64MB"), (2, "512MB", "128MB"), (24, "4096MB", "1024MB"), (64, "4096MB", "1024MB")],
+)
+def test_embedded_postgres_memory_follows_the_machine(
+    ram_gib: float, shared_buffers: str, maintenance_work_mem: str
+) -> None:
+    from docflow.embedded.postgres import server_settings
+
+    settings = server_settings(int(ram_gib * 2**30))
+    assert settings["shared_buffers"] == shared_buffers
+    assert settings["maintenance_work_mem"] == maintenance_work_mem
