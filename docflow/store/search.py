@@ -261,8 +261,13 @@ def hybrid_search(
         if not words:
             return []
         with store.tx() as conn:
-            # no parallel workers: the pool (LIMIT before ORDER BY) must be the same rows every time
-            conn.execute("SELECT set_config('max_parallel_workers_per_gather', '0', true)")
+            # no parallel workers: the pool (LIMIT before ORDER BY) must be the same rows every time; no
+            # sequential scan: with LIMIT, the planner bets that common words' matches come soon in storage
+            # order and, for words rarer than it thinks, reads the whole table
+            conn.execute(
+                "SELECT set_config('max_parallel_workers_per_gather', '0', true), "
+                "set_config('enable_seqscan', 'off', true)"
+            )
 
             def keys(sql: str) -> list[Key]:
                 return [(r["doc_id"], r["chunk_index"]) for r in conn.execute(sql, params).fetchall()]
@@ -274,6 +279,7 @@ def hybrid_search(
         if not by_document:
             return []
         with store.tx() as conn:
+            conn.execute("SELECT set_config('enable_seqscan', 'off', true)")  # as for the full text
             return _names_ranking(conn, words, where, dict(params))
 
     # the retrievers are independent statements: run at once on connections of their own, a search costs
