@@ -16,8 +16,10 @@ from stored import add_document
 from docflow import backends
 from docflow.cli import cli
 from docflow.retrieval import search, split_type_words, type_words
+from docflow.store.db import _vector_literal
 from docflow.store.search import (
     SearchFilters,
+    _semantic,
     _wider_ef,
     exact_search,
     fuse_documents,
@@ -176,6 +178,15 @@ def test_semantic_retriever_under_a_selective_filter_returns_the_exact_answer(rt
         found, strategy = semantic_search(rt.store, query, model, flt, candidates=10)
         assert found == truth
         assert strategy in {"exact", "index"}  # "index": the planner itself chose the tenant's rows
+        # the first probe through the HNSW index, as at scale: the crowd fills it, the exact search answers
+        where, params = flt.sql()
+        params.update({"qvec": _vector_literal(query), "model": model, "candidates": 10})
+        with rt.store.tx() as conn:
+            conn.execute("SET LOCAL enable_seqscan = off")
+            conn.execute("SET LOCAL enable_bitmapscan = off")
+            conn.execute("SET LOCAL enable_sort = off")
+            found, strategy = _semantic(conn, dim, where, params, 10)
+        assert (found, strategy) == (truth, "exact")
         found, strategy = semantic_search(rt.store, query, model, SearchFilters(tenant=crowd), candidates=10)
         assert strategy == "index" and len(found) == 10
     finally:
