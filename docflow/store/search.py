@@ -1,6 +1,7 @@
 """Hybrid search: pgvector (HNSW, cosine) and Postgres full-text, fused with reciprocal rank fusion.
 
-One search is a few statements in one transaction:
+One search is a few statements; the three rankings run at once, each in a transaction on a connection of its
+own (a search costs the slowest of them, not their sum), then one transaction fuses them and reads the hits:
 
 1. *semantic*: the nearest chunks of the query's model (`embedding_model`, so vectors of two models never
    meet) through the HNSW index of the vector's dimension, filters applied to what the index returns.
@@ -8,20 +9,24 @@ One search is a few statements in one transaction:
    wanted. The share of the first probe's rows that passed estimates how wide a second probe must be
    (`hnsw.ef_search` set per statement with SET LOCAL); when even pgvector's maximum would not do (a small
    tenant among many chunks, a narrow date range...), the same query runs *exactly* over the rows that pass
-   the filters (the planner reaches them through the tenant / doc type / amount indexes of migration 0005),
-   which is cheap precisely because the filter is selective.
+   the filters (the planner reaches them through the chunks' indexes of migrations 0005 and 0017: tenant +
+   doc type, tenant + document date, amount), which is cheap because the filter is selective: only while
+   at most `EXACT_MAX_ROWS` chunks are estimated to pass (that share times the table, or the planner's
+   estimate when nothing passed). A broader filter takes pgvector's widest probe, even when short.
 2. *lexical*: `websearch_to_tsquery` over the generated `tsv` (GIN index), ranked by `ts_rank_cd`; when no
    chunk holds all the words, any of them (OR) is tried, ranked the same way (questions and long names).
    `ts_rank_cd` costs ~10 us a row, and common words match tens of thousands of rows: only the first
    `LEXICAL_POOL` matching rows (in storage order) are ranked. A query matching more than that is made of
-   common words, whose ranking says little; the semantic side carries it.
+   common words, whose ranking says little; the semantic side carries it. The statement always reads the GIN
+   index (no sequential scan: under the LIMIT the planner bets on matches coming soon).
 3. reciprocal rank fusion of both lists (score = sum of 1 / (60 + rank)), then the details of the top `k`.
 
 Filters (`SearchFilters`): tenant, doc type, a date range over the *document date* (the first ISO date among
 the extracted fields in `DATE_FIELDS`, else the day the document was registered), extracted fields (a
 case-insensitive substring of the field's value, e.g. `{"vendor_name": "acme"}`) and an amount range over the
 document amount (the first numeric field of `AMOUNT_FIELDS`). They read the chunk's metadata (`doc_type`,
-`fields`, written by the embeddings step) and the document row.
+`tenant`, `fields`, written by the embeddings step; `Store.save_chunks` sets the tenant to the document's)
+and the document row.
 
 By document (`by_document=True`, what `docflow search` returns unless asked for chunks): each chunk ranking
 becomes a ranking of documents (a document's place is that of its first chunk), a third ranking joins them —
@@ -33,10 +38,11 @@ its best chunk (by the chunks' own fusion; its first chunk when only its name ma
 query without the words naming a type) feeds the full-text and name rankings, so that "receipt <store>" does
 not require the word "receipt" in the receipt.
 
-Candidates for the names ranking come from the GIN index without a pool: a document holding at least m of
-the query's n trigrams contains *all* trigrams of at least one of n - m + 1 disjoint groups of them (at most
-n - m are missing), so an OR of `@>` tests on those groups finds every such document, and only those are
-scored.
+Candidates for the names ranking come from the GIN index: first the documents holding every trigram of the
+query (all found; when they fill the candidates, nothing else could rank among them); then those holding at
+least m of the n trigrams, which contain *all* trigrams of at least one of n - m + 1 disjoint groups of them
+(at most n - m are missing), so an OR of `@>` tests on those groups finds every such document; at most
+`NAME_POOL` of those are scored (a query whose groups match more is a phrase of common words, not a name).
 """
 
 import math
