@@ -392,3 +392,26 @@ def test_cli_search_chunks_keeps_the_json_keys(named) -> None:
     keys = {"doc_id", "key", "filename", "doc_type", "chunk_index", "score", "text"}
     assert all(set(h) == keys for h in docs + chunks)
     assert len({h["doc_id"] for h in docs}) == len(docs) and len({h["doc_id"] for h in chunks}) < len(chunks)
+
+
+def test_search_bench_loads_skewed_tenants_and_measures_every_filter_class(rt, monkeypatch) -> None:
+    """The bench's loader (binary COPY in blocks) and measurement at toy scale: tenants get their shares of
+    the chunks, every filter class is measured, an exact-served class has recall 1, the rows are removed."""
+    from docflow.bench import search as bench
+    from docflow.store import bulk
+
+    monkeypatch.setattr(bench, "BASES_PER_TEMPLATE", 3)  # few base texts to embed
+    monkeypatch.setattr(bench, "BLOCK_CHUNKS", 700)  # several COPY blocks
+    embedder = backends.get_embedder(rt.settings)
+    result = bench.search_latency(
+        rt, embedder, n_chunks=3000, n_queries=2, n_recall=2, keep=False, progress=lambda _: None
+    )
+    by_filter = result["by_filter"]
+    assert set(by_filter) == set(bench.filter_classes())
+    matching = {name: v["matching_chunks"] for name, v in by_filter.items()}
+    assert (matching["none"], matching["tenant_large"], matching["tenant_small"]) == (3000, 1800, 15)
+    assert 0 < matching["tenant_type_amount"] < matching["tenant_large"]
+    assert 0 < matching["tenant_date"] < 450  # a year of the medium tenant's 450
+    assert by_filter["tenant_small"]["recall_at_10"] == 1.0
+    assert all(v["hybrid"]["n"] == 2 and v["queries_with_hits"] == 2 for v in by_filter.values())
+    assert bulk.count_model_chunks(rt.store, f"bench/{embedder.name}") == 0
