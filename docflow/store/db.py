@@ -399,32 +399,35 @@ class Store:
         """Replace the document's chunks atomically and mark it done (readers see old or new, never none)."""
         if len(chunks) != len(vectors):
             raise ValueError(f"{len(chunks)} chunks but {len(vectors)} vectors")
-        rows = [
-            (
-                c.index,
-                c.text,
-                c.heading_path,
-                c.page_start,
-                c.page_end,
-                c.n_tokens,
-                Jsonb(jsonable(c.metadata)),
-                model,
-                _vector_literal(v),
-                Jsonb([b.model_dump() for b in c.boxes]),
-                doc_id,
-            )
-            for c, v in zip(chunks, vectors, strict=True)
-        ]
         with self.tx() as conn:
+            found = conn.execute(
+                "SELECT tenant FROM docflow.documents WHERE doc_id = %s FOR UPDATE", (doc_id,)
+            ).fetchone()
+            if found is None:
+                raise NotFound(f"no document {doc_id!r} to save chunks for")
+            # the metadata's tenant is the document's: search filters read it (migration 0018)
+            rows = [
+                (
+                    doc_id,
+                    c.index,
+                    c.text,
+                    c.heading_path,
+                    c.page_start,
+                    c.page_end,
+                    c.n_tokens,
+                    Jsonb({**jsonable(c.metadata), "tenant": found["tenant"]}),
+                    model,
+                    _vector_literal(v),
+                    Jsonb([b.model_dump() for b in c.boxes]),
+                )
+                for c, v in zip(chunks, vectors, strict=True)
+            ]
             conn.execute("DELETE FROM docflow.chunks WHERE doc_id = %s", (doc_id,))
             with conn.cursor() as cur:
                 cur.executemany(
-                    # the metadata's tenant is the document's: search filters read it (migration 0017)
                     """INSERT INTO docflow.chunks (doc_id, chunk_index, text, heading_path, page_start,
                            page_end, n_tokens, metadata, embedding_model, embedding, boxes)
-                       SELECT d.doc_id, %s, %s, %s, %s, %s, %s,
-                              %s::jsonb || jsonb_build_object('tenant', d.tenant), %s, %s::vector, %s
-                       FROM docflow.documents d WHERE d.doc_id = %s""",
+                       VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s::vector, %s)""",
                     rows,
                 )
             conn.execute(

@@ -9,7 +9,7 @@ own (a search costs the slowest of them, not their sum), then one transaction fu
    wanted. The share of the first probe's rows that passed estimates how wide a second probe must be
    (`hnsw.ef_search` set per statement with SET LOCAL); when even pgvector's maximum would not do (a small
    tenant among many chunks, a narrow date range...), the same query runs *exactly* over the rows that pass
-   the filters (the planner reaches them through the chunks' indexes of migrations 0005 and 0017: tenant +
+   the filters (the planner reaches them through the chunks' indexes of migrations 0005 and 0018: tenant +
    doc type, tenant + document date, amount), which is cheap because the filter is selective: only while
    at most `EXACT_MAX_ROWS` chunks are estimated to pass (that share times the table, or the planner's
    estimate when nothing passed). A broader filter takes pgvector's widest probe, even when short.
@@ -85,7 +85,7 @@ DATE_FIELDS = ("invoice_date", "date", "agreement_date", "effective_date", "issu
 AMOUNT_FIELDS = ("total_amount", "total", "amount")
 
 # The document date as the chunk carries it (the first of DATE_FIELDS holding an ISO date; an SQL function of
-# migration 0017, indexed per tenant), else the day the document was registered.
+# migration 0018, indexed per tenant), else the day the document was registered.
 CHUNK_DATE_SQL = "docflow.chunk_date(c.metadata)"
 REGISTERED_DATE_SQL = "to_char(d.created_at, 'YYYY-MM-DD')"
 DOC_DATE_SQL = f"coalesce({CHUNK_DATE_SQL}, {REGISTERED_DATE_SQL})"
@@ -111,7 +111,7 @@ class SearchFilters:
         parts: list[str] = []
         params: dict[str, Any] = {}
         if self.tenant is not None:
-            # the chunk's copy of the tenant (migration 0017) reaches the tenant's rows through its index
+            # the chunk's copy of the tenant (migration 0018) reaches the tenant's rows through its index
             parts.append("d.tenant = %(f_tenant)s AND c.metadata->>'tenant' = %(f_tenant)s")
             params["f_tenant"] = self.tenant
         if self.doc_type is not None:
