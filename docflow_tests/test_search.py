@@ -20,6 +20,7 @@ from docflow.store.db import _vector_literal
 from docflow.store.search import (
     SearchFilters,
     _semantic,
+    _semantic_sql,
     _wider_ef,
     exact_search,
     fuse_documents,
@@ -28,6 +29,7 @@ from docflow.store.search import (
     name_weight,
     rrf,
     semantic_search,
+    type_vector_index_name,
 )
 
 DOCS = {
@@ -415,3 +417,79 @@ def test_search_bench_loads_skewed_tenants_and_measures_every_filter_class(rt, m
     assert by_filter["tenant_small"]["recall_at_10"] == 1.0
     assert all(v["hybrid"]["n"] == 2 and v["queries_with_hits"] == 2 for v in by_filter.values())
     assert bulk.count_model_chunks(rt.store, f"bench/{embedder.name}") == 0
+
+
+def test_a_type_filtered_search_probes_the_types_own_index(rt) -> None:
+    """Contracts nearer to the query crowd the whole table's HNSW probe; with a partial index of the invoices
+    (bulk.build_vector_index's doc_type), a search filtered on invoices probes that index, whose first probe
+    already holds the invoices' true nearest chunks; a search without the type never reads it."""
+    from docflow.store import bulk
+
+    rng = random.Random(6)
+    dim, model = 18, "test/typeindex"
+    query = _unit(rng, dim)
+    tenant = f"t{uuid.uuid4().hex[:6]}"
+    crowd = [_unit(rng, dim, query, 0.05) for _ in range(300)]
+    invoices = [_unit(rng, dim, query, 1.0) for _ in range(60)]
+    doc_ids = [
+        _add(rt, tenant, "crowd", "contract", [f"c {i}" for i in range(300)], {}, model, crowd),
+        _add(rt, tenant, "inv", "invoice", [f"i {i}" for i in range(60)], {}, model, invoices),
+    ]
+    rt.store.ensure_vector_index(dim)
+    index = type_vector_index_name(dim, "invoice")
+    flt = SearchFilters(doc_type="invoice")  # the model's chunks are this test's alone
+    where, params = flt.sql()
+    params.update({"qvec": _vector_literal(query), "model": model, "candidates": 10})
+
+    def probe() -> tuple[list, str, str]:
+        with rt.store.tx() as conn:
+            for setting in ("enable_seqscan", "enable_bitmapscan", "enable_sort"):  # the index, as at scale
+                conn.execute(f"SET LOCAL {setting} = off")
+            found, strategy = _semantic(conn, dim, where, params, 10)
+            plan = conn.execute("EXPLAIN " + _semantic_sql(dim, where, exact=False), params).fetchall()
+        return found, strategy, str(plan)
+
+    try:
+        truth = exact_search(rt.store, query, model, flt, k=10)
+        assert {d for d, _ in truth} == {doc_ids[1]}
+        found, strategy, _ = probe()
+        assert found == truth and strategy != "index"  # the crowd filled the whole table's first probe
+        bulk.build_vector_index(rt.store, dim, doc_type="invoice")
+        found, strategy, untyped_plan = probe()
+        assert (found, strategy) == (truth, "index")
+        assert f"chunks_embedding_{dim} " in untyped_plan and index not in untyped_plan
+        with rt.store.tx() as conn:
+            for setting in ("enable_seqscan", "enable_bitmapscan", "enable_sort"):
+                conn.execute(f"SET LOCAL {setting} = off")
+            plan = conn.execute("EXPLAIN " + _semantic_sql(dim, where, exact=False, typed=True), params)
+            assert index in str(plan.fetchall())
+    finally:
+        with rt.store.tx() as conn:
+            conn.execute(f"DROP INDEX IF EXISTS docflow.{index}")
+        rt.store.delete_documents(doc_ids)
+
+
+def test_bench_vectors_vary_in_few_directions_unlike_isotropic_noise() -> None:
+    """The search bench's generator (span_vectors) keeps the local intrinsic dimensionality of a set near its
+    few directions, where Gaussian noise in every dimension fills them all; the statistic itself finds a
+    plane's dimension."""
+    import numpy as np
+
+    from docflow.bench import search as bench
+
+    rng = np.random.default_rng(0)
+    dim = 64
+    bases = rng.normal(size=(8, dim)).astype(np.float32)
+    bases /= np.linalg.norm(bases, axis=1, keepdims=True)
+    plane = rng.normal(size=(2, dim))
+    flat = rng.normal(size=(1500, 2)) @ plane + 5 * rng.normal(size=dim)
+    flat /= np.linalg.norm(flat, axis=1, keepdims=True)
+    assert 1.5 < bench.neighbourhood_stats(flat)["lid_mle"] < 2.6
+    spans = rng.integers(0, len(bases), (1500, bench.SPAN_BASES + 1))
+    spanned = bench.span_vectors(bases, spans, rng)
+    assert np.allclose(np.linalg.norm(spanned, axis=1), 1.0, atol=1e-5)
+    noisy = bases[spans[:, 0]] + rng.normal(0, 0.5 / dim**0.5, (1500, dim))
+    noisy /= np.linalg.norm(noisy, axis=1, keepdims=True)
+    lid_spanned = bench.neighbourhood_stats(spanned)["lid_mle"]
+    lid_noisy = bench.neighbourhood_stats(noisy)["lid_mle"]
+    assert lid_spanned < lid_noisy / 2

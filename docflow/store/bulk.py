@@ -5,7 +5,10 @@ import struct
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from psycopg import sql
+
 from docflow.store.db import Store
+from docflow.store.search import TYPED_VECTOR_SQL, type_vector_index_name
 
 
 def count_model_chunks(store: Store, model: str) -> int:
@@ -74,24 +77,50 @@ def analyze(store: Store) -> None:
 
 
 def drop_vector_index(store: Store, dimension: int) -> None:
-    """Inserting many rows into a live HNSW graph is far slower than building the graph once after them."""
+    """Inserting many rows into a live HNSW graph is far slower than building the graph once after them (the
+    dimension's per-type indexes, `search.type_vector_index_name`, are dropped too)."""
     with store.tx() as conn:
         conn.execute(f"DROP INDEX IF EXISTS docflow.chunks_embedding_{dimension:d}")
+        for row in conn.execute(
+            "SELECT indexname FROM pg_indexes WHERE schemaname = 'docflow' AND indexname LIKE %s",
+            (f"chunks_embedding_{dimension:d}_type_%",),
+        ).fetchall():
+            conn.execute(sql.SQL("DROP INDEX IF EXISTS docflow.{}").format(sql.Identifier(row["indexname"])))
 
 
-def build_vector_index(store: Store, dimension: int, memory: str = "1GB", parallel_workers: int = 2) -> None:
+def build_vector_index(
+    store: Store,
+    dimension: int,
+    memory: str = "1GB",
+    parallel_workers: int = 2,
+    doc_type: str | None = None,
+) -> None:
     """The index `Store.ensure_vector_index` makes, built in bulk. pgvector builds the graph in
     maintenance_work_mem and falls back to a far slower build on disk once the graph outgrows it: `memory`
-    must hold the whole graph (about the vectors' size plus a quarter)."""
+    must hold the whole graph (about the vectors' size plus a quarter).
+
+    With `doc_type`: a partial index of that type's chunks alone (`search.type_vector_index_name`), on the
+    expression `search.TYPED_VECTOR_SQL` (the same vector, written so that only a search that chose this
+    index can use it: the planner costs both graphs alike and keeps the whole table's). A search filtered
+    on the type probes it (see docflow.store.search): pgvector < 0.8 filters only the rows a probe returns,
+    and among the type's own nearest chunks a further filter (a tenant, an amount range) passes a share
+    that the other types' rows dilute in the whole table's graph."""
+
+    name, where = f"chunks_embedding_{dimension:d}", sql.SQL(f"vector_dims(embedding) = {dimension:d}")
+    vector = sql.SQL(f"embedding::vector({dimension:d})")
+    if doc_type is not None:
+        name = type_vector_index_name(dimension, doc_type)
+        where = sql.SQL("{} AND (metadata->>'doc_type') = {}").format(where, sql.Literal(doc_type))
+        vector = sql.SQL(TYPED_VECTOR_SQL.format(column="embedding", dim=dimension))
     with store.tx() as conn:
         conn.execute("SELECT set_config('maintenance_work_mem', %s, true)", (memory,))
         conn.execute(
             "SELECT set_config('max_parallel_maintenance_workers', %s, true)", (str(parallel_workers),)
         )
         conn.execute(
-            f"CREATE INDEX IF NOT EXISTS chunks_embedding_{dimension:d} ON docflow.chunks "
-            f"USING hnsw ((embedding::vector({dimension:d})) vector_cosine_ops) "
-            f"WHERE vector_dims(embedding) = {dimension:d}"
+            sql.SQL(
+                "CREATE INDEX IF NOT EXISTS {} ON docflow.chunks USING hnsw (({}) vector_cosine_ops) WHERE {}"
+            ).format(sql.Identifier(name), vector, where)
         )
 
 

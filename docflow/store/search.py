@@ -13,6 +13,10 @@ own (a search costs the slowest of them, not their sum), then one transaction fu
    doc type, tenant + document date, amount), which is cheap because the filter is selective: only while
    at most `EXACT_MAX_ROWS` chunks are estimated to pass (that share times the table, or the planner's
    estimate when nothing passed). A broader filter takes pgvector's widest probe, even when short.
+   A filter naming a doc type that has an HNSW index of its own (a partial index of the type's chunks,
+   `store.bulk.build_vector_index`'s `doc_type`, on `TYPED_VECTOR_SQL`) probes that graph instead: the
+   other types' chunks no longer take the probe's places, and a broad filter within the type (a large
+   tenant, an amount range) passes enough of them.
 2. *lexical*: `websearch_to_tsquery` over the generated `tsv` (GIN index), ranked by `ts_rank_cd`; when no
    chunk holds all the words, any of them (OR) is tried, ranked the same way (questions and long names).
    `ts_rank_cd` costs ~10 us a row, and common words match tens of thousands of rows: only the first
@@ -45,7 +49,9 @@ least m of the n trigrams, which contain *all* trigrams of at least one of n - m
 `NAME_POOL` of those are scored (a query whose groups match more is a phrase of common words, not a name).
 """
 
+import hashlib
 import math
+import re
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -160,6 +166,11 @@ LIMIT %(candidates)s
 _HNSW_DISTANCE = "c.embedding::vector({dim}) <=> %(qvec)s::vector({dim})"
 # ... and this one (the same distance) cannot: exact search over the rows passing the filters.
 _EXACT_DISTANCE = "c.embedding <=> %(qvec)s::vector"
+# A doc type's own HNSW index (store.bulk.build_vector_index's doc_type: a partial index of the type's
+# chunks) is on this expression: the same vector through a round trip by real[], so that only a probe that
+# asks for it uses it (the planner costs the type's graph and the whole table's alike and keeps the latter).
+TYPED_VECTOR_SQL = "({column}::real[])::vector({dim})"
+_TYPED_DISTANCE = TYPED_VECTOR_SQL.format(column="c.embedding", dim="{dim}") + " <=> %(qvec)s::vector({dim})"
 
 _LEXICAL_SQL = """
 SELECT m.doc_id, m.chunk_index
@@ -385,12 +396,15 @@ def _semantic(conn, dim: int, where: str, params: dict[str, Any], n: int) -> tup
     ef = min(max(EF_SEARCH, n), EF_MAX)
     # no parallel workers: they cost more than they save on statements of milliseconds, and the lexical
     # pool (LIMIT before ORDER BY) must be the same rows every time
-    conn.execute(
+    row = conn.execute(
         "SELECT set_config('hnsw.ef_search', %(ef)s, true), "
-        "set_config('max_parallel_workers_per_gather', '0', true)",
-        {"ef": str(ef)},
-    )
-    found = keys(_semantic_sql(dim, where, exact=False))
+        "set_config('max_parallel_workers_per_gather', '0', true), "
+        "to_regclass(%(type_index)s) IS NOT NULL AS typed",
+        {"ef": str(ef), "type_index": _type_index(dim, params.get("f_doc_type"))},
+    ).fetchone()
+    # a filter naming a type that has an index of its own probes that graph (see TYPED_VECTOR_SQL)
+    typed = bool(row and row["typed"])
+    found = keys(_semantic_sql(dim, where, exact=False, typed=typed))
     strategy = "index"
     if len(found) < n:  # the filters (and the model) passed too few of the index's candidates: wider
         passing = _passing_rows(conn, dim, where, params, ef, len(found))
@@ -399,7 +413,7 @@ def _semantic(conn, dim: int, where: str, params: dict[str, Any], n: int) -> tup
             wider = EF_MAX  # too many rows pass for an exact search: the widest probe, however short
         if wider is not None:
             conn.execute("SELECT set_config('hnsw.ef_search', %(ef)s, true)", {"ef": str(wider)})
-            found = keys(_semantic_sql(dim, where, exact=False))
+            found = keys(_semantic_sql(dim, where, exact=False, typed=typed))
             strategy = "index_wider"
         if len(found) < n and (passing <= EXACT_MAX_ROWS or not found):
             # even so, and the filter is selective enough: search its rows exactly
@@ -519,6 +533,17 @@ def _wider_ef(ef: int, passed: int, wanted: int) -> int | None:
     return min(max(needed, ef + 1), EF_MAX)
 
 
-def _semantic_sql(dim: int, where: str, exact: bool) -> str:
-    distance = (_EXACT_DISTANCE if exact else _HNSW_DISTANCE).format(dim=dim)
-    return _SEMANTIC_SQL.format(dim=dim, filters=where, distance=distance)
+def _semantic_sql(dim: int, where: str, exact: bool, typed: bool = False) -> str:
+    distance = _EXACT_DISTANCE if exact else _TYPED_DISTANCE if typed else _HNSW_DISTANCE
+    return _SEMANTIC_SQL.format(dim=dim, filters=where, distance=distance.format(dim=dim))
+
+
+def type_vector_index_name(dimension: int, doc_type: str) -> str:
+    """A doc type's own index's name: the type's letters and a digest (any type name, within 63 bytes)."""
+    slug = re.sub(r"[^a-z0-9]+", "_", doc_type.lower())[:24]
+    return f"chunks_embedding_{dimension:d}_type_{slug}_{hashlib.sha1(doc_type.encode()).hexdigest()[:8]}"
+
+
+def _type_index(dim: int, doc_type: str | None) -> str | None:
+    """The qualified name of `doc_type`'s own index for the dimension (None without a type)."""
+    return None if doc_type is None else f"docflow.{type_vector_index_name(dim, doc_type)}"
