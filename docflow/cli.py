@@ -168,7 +168,14 @@ def status(doc_id: str | None, failed: bool, tenant: str | None, as_json: bool) 
         raise click.ClickException(f"no document {doc_id!r}")
     rows = summarize(rt, docs)
     if as_json:
-        _echo_json([r.model_dump() for r in rows])
+        out = [r.model_dump() for r in rows]
+        if doc_id:  # one document: an archived one's lineage summary (its Dagster events are gone)
+            from docflow.store.retention import lineage
+
+            for row in out:
+                if row.get("archived"):
+                    row["lineage"] = lineage(rt.store, row["doc_id"])
+        _echo_json(out)
     else:
         _print_table(rows)
         if not doc_id:

@@ -337,6 +337,77 @@ def test_reprocess_from_the_cli_restores_the_partition_and_runs(rt, instance, pr
     assert rt.store.get_document(doc_id).archived_at is None
 
 
+ASSETS = ("raw_file", "classification", "parsed_markdown", "extracted_fields", "embeddings")
+
+
+def _latest(instance, name: str, partition: str):
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(name), asset_partitions=[partition]), limit=1
+    ).records
+    return records[0] if records else None
+
+
+def _asset_events(instance, partition: str) -> int:
+    """Rows of Dagster's event log for this partition (any asset, any event type)."""
+    from dagster._core.storage.event_log.schema import SqlEventLogStorageTable as events
+    from sqlalchemy import func, select
+
+    with instance.event_log_storage.index_connection() as conn:
+        return conn.execute(select(func.count()).where(events.c.partition == partition)).scalar_one()
+
+
+def test_archiving_removes_the_partitions_asset_events_and_keeps_their_lineage(
+    rt, instance, processed, tenant, year, api
+) -> None:
+    from docflow.defs.partitions import documents
+
+    owner, doc_id = processed
+    if _latest(instance, "raw_file", doc_id) is None:  # an earlier test archived it and did not run it
+        assert _invoke("reprocess", doc_id, "--json").exit_code == 0
+    before = {name: _latest(instance, name, doc_id) for name in ASSETS}
+    assert all(before.values()) and _asset_events(instance, doc_id) > len(ASSETS)
+    # another document's partition, processed too recently to be archived
+    [other] = _register(rt, instance, tenant, 1)
+    _age(rt, [other], "done", year + timedelta(days=35))
+    instance.report_runless_asset_event(dg.AssetMaterialization("raw_file", partition=other))
+    status = instance.get_status_by_partition(dg.AssetKey("raw_file"), [other], documents)
+    assert status == {other: dg.AssetPartitionStatus.MATERIALIZED}  # cached from here on
+
+    _archive(rt, instance, doc_id, year)
+
+    # the partition's asset events are gone from Dagster; its runs stay
+    assert all(_latest(instance, name, doc_id) is None for name in ASSETS)
+    assert _asset_events(instance, doc_id) == 0
+    assert all(instance.get_run_by_id(before[name].run_id) is not None for name in ASSETS)
+    # their summary stays in docflow.documents
+    summary = store_retention.lineage(rt.store, doc_id)
+    assert summary is not None and set(summary) >= set(ASSETS)
+    for name, record in before.items():
+        assert summary[name]["run_id"] == record.run_id
+        assert summary[name]["timestamp"] == record.timestamp
+        assert summary[name]["data_version"] == record.asset_materialization.tags.get("dagster/data_version")
+    # other partitions keep theirs, and the asset's status is recomputed right
+    assert _latest(instance, "raw_file", other) is not None
+    status = instance.get_status_by_partition(dg.AssetKey("raw_file"), [other], documents)
+    assert status == {other: dg.AssetPartitionStatus.MATERIALIZED}
+    # status and the API's detail show the summary
+    [row] = json.loads(_invoke("status", doc_id, "--json").stdout)
+    assert row["archived"] is True and row["lineage"] == summary
+    with httpx.Client(
+        base_url=api, headers={"X-API-Key": tenants.create_api_key(rt.store, owner, "test")}, timeout=60
+    ) as client:
+        assert client.get(f"/v1/documents/{doc_id}").json()["lineage"] == summary
+
+        # processing it again materializes it again, in a new run
+        result = _invoke("reprocess", doc_id, "--json")
+        assert result.exit_code == 0, result.output
+        assert doc_id in _partitions(instance)
+        after = {name: _latest(instance, name, doc_id) for name in ASSETS}
+        assert all(after.values())
+        assert after["raw_file"].run_id not in {r.run_id for r in before.values()}
+        assert client.get(f"/v1/documents/{doc_id}").json()["lineage"] is None  # not archived any more
+
+
 def test_a_reextract_job_over_an_archived_document_restores_it_first(rt, instance, processed, year) -> None:
     _, doc_id = processed
     _archive(rt, instance, doc_id, year)

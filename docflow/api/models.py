@@ -85,6 +85,12 @@ class DocumentDetail(DocumentOut):
     )
     validation_errors: list[str] = Field(default_factory=list)
     chunks: int = 0
+    lineage: dict[str, Any] | None = Field(
+        None,
+        description="An archived document's lineage summary, recorded when partition retention removed its "
+        "Dagster partition and asset events: per asset, the latest materialization's `run_id`, `timestamp` "
+        "(epoch seconds) and `data_version`. Null for a document that is not archived.",
+    )
     events_url: str
     reviews: dict[str, "ReviewOut"] = Field(
         default_factory=dict,

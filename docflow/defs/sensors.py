@@ -6,7 +6,7 @@ from itertools import groupby
 import dagster as dg
 
 from docflow.backends.classify.local import current_rules
-from docflow.defs.assets import process_batch, process_documents
+from docflow.defs.assets import ASSET_NAMES, process_batch, process_documents
 from docflow.defs.partitions import documents, documents_of_runs
 from docflow.defs.resources import DocflowResource
 from docflow.ingest import NewDocument, ScanCursor, reconcile, scan
@@ -205,7 +205,9 @@ def _retain_partitions(context: dg.SensorEvaluationContext, docflow: DocflowReso
     days = rt.settings.partition_retention_days
     if days is None:
         return dg.SkipReason("partition retention is off (DOCFLOW_PARTITION_RETENTION_DAYS is not set)")
-    archived = archive_expired(context.instance, rt.store, days, rt.settings.partition_retention_per_tick)
+    archived = archive_expired(
+        context.instance, rt.store, days, rt.settings.partition_retention_per_tick, asset_names=ASSET_NAMES
+    )
     if archived:
         context.log.info(f"archived {archived} documents processed more than {days} days ago")
     # counts only, like the passthrough sensor: a tick's reason is kept in the UI

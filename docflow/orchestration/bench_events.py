@@ -15,8 +15,10 @@ import dagster as dg
 from dagster._core.events import DagsterEvent, DagsterEventType, StepMaterializationData
 from dagster._core.events.log import EventLogEntry
 from dagster._core.instance.utils import RUNLESS_JOB_NAME, RUNLESS_RUN_ID
-from dagster._core.storage.event_log.schema import AssetKeyTable, SqlEventLogStorageTable
+from dagster._core.storage.event_log.schema import SqlEventLogStorageTable
 from dagster_shared.serdes import serialize_value
+
+from docflow.orchestration.storage import forget_partitions
 
 CHUNK = 5000  # events per insert
 _KEY = "docflow-bench-partition-placeholder"
@@ -79,21 +81,8 @@ def record_materializations(
 
 def forget(instance: dg.DagsterInstance, asset_key: dg.AssetKey, partition_keys: Sequence[str]) -> None:
     """Delete the events of `asset_key` for these partitions and drop the asset's cached partition statuses
-    (recomputed on the next read). Dagster's own wipe cannot wipe some partitions of an asset on Postgres,
-    and wiping all of it hides every event older than the wipe, as the bench's are."""
-    storage = instance.event_log_storage
-    asset = asset_key.to_string()
-    with storage.index_connection() as conn:  # type: ignore[attr-defined]
-        for start in range(0, len(partition_keys), CHUNK):
-            conn.execute(
-                SqlEventLogStorageTable.delete().where(
-                    SqlEventLogStorageTable.c.asset_key == asset,
-                    SqlEventLogStorageTable.c.partition.in_(list(partition_keys[start : start + CHUNK])),
-                )
-            )
-        conn.execute(
-            AssetKeyTable.update().where(AssetKeyTable.c.asset_key == asset).values(cached_status_data=None)
-        )
+    (recomputed on the next read), as partition retention does (orchestration.storage.forget_partitions)."""
+    forget_partitions(instance.event_log_storage, [asset_key], partition_keys)
 
 
 def materialized(instance: dg.DagsterInstance, asset_key: dg.AssetKey) -> set[str]:

@@ -142,6 +142,63 @@ TOUCHPOINTS: tuple[Touchpoint, ...] = (
         "AssetGraphSubset.iterate_asset_partitions",
         "the (asset, partition) pairs an asset backfill targets",
     ),
+    # partition retention's asset events (orchestration/storage.py latest_materializations, forget_partitions)
+    Touchpoint(
+        "dagster._core.definitions.data_version", "DATA_VERSION_TAG", "a materialization's data version tag"
+    ),
+    Touchpoint(
+        "dagster._core.storage.event_log.schema",
+        "AssetEventTagsTable",
+        "indexed tags of the deleted asset events",
+    ),
+    Touchpoint(
+        "dagster._core.storage.event_log.schema",
+        "AssetCheckExecutionsTable",
+        "check executions of the archived partitions",
+    ),
+    Touchpoint(
+        "dagster._core.storage.event_log.schema",
+        "AssetKeyTable",
+        "an asset's cached_status_data, dropped when events are deleted",
+    ),
+    # the partition bench's recorded materializations (orchestration/bench_events.py)
+    Touchpoint(
+        "dagster._core.events", "DagsterEvent", "a runless materialization event", ("event_type_value",)
+    ),
+    Touchpoint("dagster._core.events", "StepMaterializationData", "the materialization inside the event"),
+    Touchpoint("dagster._core.events.log", "EventLogEntry", "the event log row's entry"),
+    Touchpoint("dagster._core.instance.utils", "RUNLESS_JOB_NAME", "as report_runless_asset_event"),
+    Touchpoint("dagster._core.instance.utils", "RUNLESS_RUN_ID", "as report_runless_asset_event"),
+    Touchpoint("dagster_shared.serdes", "serialize_value", "one serialized event, copied per partition"),
+    Touchpoint(
+        "dagster._core.storage.event_log.base",
+        "EventLogStorage.get_materialized_partitions",
+        "the partitions already recorded",
+    ),
+    # the daemon's code paths, in-process for the partition bench (orchestration/daemon_path.py)
+    Touchpoint("dagster._core.workspace.context", "WorkspaceProcessContext", "the daemon's workspace"),
+    Touchpoint(
+        "dagster._core.workspace.context",
+        "WorkspaceProcessContext.create_request_context",
+        "the code locations of a tick",
+    ),
+    Touchpoint(
+        "dagster._core.workspace.context", "BaseWorkspaceRequestContext.code_locations", "find the sensor"
+    ),
+    Touchpoint("dagster._core.workspace.load_target", "WorkspaceFileTarget", "a workspace.yaml"),
+    Touchpoint(
+        "dagster._core.remote_representation.code_location",
+        "CodeLocation.get_sensor_execution_data",
+        "a sensor tick as the sensor daemon asks the code server for it",
+    ),
+    Touchpoint(
+        "dagster._core.remote_representation.external", "RemoteRepository.get_sensor", "the remote sensor"
+    ),
+    Touchpoint("dagster._core.remote_representation.external", "RemoteRepository.has_sensor", "find it"),
+    Touchpoint("dagster._daemon.sensor", "_submit_run_request", "create and submit a sensor's run request"),
+    Touchpoint("dagster._daemon.sensor", "SubmitRunRequestResult", "its answer (error_info, run)"),
+    Touchpoint("dagster._daemon.backfill", "execute_backfill_iteration", "one pass of the backfill daemon"),
+    Touchpoint("dagster._core.execution.backfill", "PartitionBackfill.with_status", "cancel a backfill"),
     # deployment checks (orchestration/deployment.py)
     Touchpoint("dagster._config", "validate_config", "a class's config against its schema"),
     Touchpoint(

@@ -10,6 +10,11 @@ range must not lose a key while its run is queued or running.
 
 Dagster's public API deletes one partition per call and statement; `archive_expired` uses docflow's event
 log storage to delete a chunk of keys per statement, and falls back to the public call on another storage.
+
+The archived partitions' asset events leave Dagster's event log too (docflow's storage only): the UI's
+partitions tab and stale-status queries read an asset's whole event history, whatever partitions exist.
+Before they go, each document's `lineage` (docflow.documents) records per asset the latest
+materialization's run id, timestamp and data version; the runs themselves stay in Dagster.
 """
 
 from collections.abc import Iterable, Sequence
@@ -18,7 +23,7 @@ from datetime import datetime
 import dagster as dg
 from dagster._core.execution.backfill import BulkActionStatus
 
-from docflow.orchestration.storage import DocflowEventLogStorage
+from docflow.orchestration.storage import DocflowEventLogStorage, forget_partitions, latest_materializations
 from docflow.orchestration.tags import partition_range
 from docflow.store import Store
 from docflow.store import retention as store_retention
@@ -35,27 +40,53 @@ IN_FLIGHT = [
 
 
 def archive_expired(
-    instance: dg.DagsterInstance, store: Store, days: int, limit: int = 10_000, now: datetime | None = None
+    instance: dg.DagsterInstance,
+    store: Store,
+    days: int,
+    limit: int = 10_000,
+    now: datetime | None = None,
+    asset_names: Sequence[str] | None = None,
 ) -> int:
     """Remove the partitions of at most `limit` documents done or failed more than `days` ago (oldest first)
     and mark them archived; returns how many. Documents a queued or running run, or a backfill still
-    requesting runs, covers are left for a later call."""
+    requesting runs, covers are left for a later call. On docflow's event log storage the documents' asset
+    events (of `asset_names`; by default every asset the instance knows) leave Dagster's event log, their
+    summary kept in `documents.lineage`."""
     candidates = store_retention.expired(store, days, limit, now)
     if not candidates:
         return 0
     order = list(instance.get_dynamic_partitions(PARTITIONS))  # batch ranges are resolved in this order
     busy = in_flight(instance, order)
     todo = [d for d in candidates if d not in busy]
+    storage = instance.event_log_storage
+    events = isinstance(storage, DocflowEventLogStorage)
+    keys = _asset_keys(instance, asset_names) if events else []
     archived: list[str] = []
     for start in range(0, len(todo), CHUNK):
-        # marked first, rows locked until the partitions are gone: a failed delete leaves none marked
-        with store_retention.archiving(store, todo[start : start + CHUNK]) as marked:
+        # marked and summarized first, rows locked until the partitions are gone: a failed delete leaves
+        # none marked; the summary commits with the mark, before any event is deleted
+        with store_retention.archiving(
+            store,
+            todo[start : start + CHUNK],
+            (lambda marked: latest_materializations(storage, keys, marked)) if events else None,
+        ) as marked:
             delete_partitions(instance, marked)
         archived += marked
     # a run requested meanwhile (between the look at the runs and the delete) gets its documents back
     if late := sorted(in_flight(instance, order) & set(archived)):
         restore(instance, store, late)
+    if events:
+        # after the commit: a failure here leaves events behind (slower reads), never a document without
+        # its summary
+        kept = set(late)
+        forget_partitions(storage, keys, [d for d in archived if d not in kept])
     return len(archived) - len(late)
+
+
+def _asset_keys(instance: dg.DagsterInstance, names: Sequence[str] | None) -> list[dg.AssetKey]:
+    if names is None:
+        return list(instance.get_asset_keys())
+    return [dg.AssetKey.from_user_string(name) for name in names]
 
 
 def restore(instance: dg.DagsterInstance, store: Store, doc_ids: Sequence[str]) -> list[str]:

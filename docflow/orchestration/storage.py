@@ -21,6 +21,10 @@ or observations, and writes any other batch event by event (an insert, then a tr
 asset's row), in the daemon's sensor thread while the run waits to be queued. `store_event_batch` writes a
 batch of planned events as dagster-postgres writes a batch of materializations: one insert, then the asset
 rows from the last event of each asset (a planned event sets its asset's last run and timestamp only).
+
+`latest_materializations` and `forget_partitions` read and delete the asset events of many partitions at
+once (partition retention): the UI's partitions tab and stale-status queries read an asset's whole event
+history, so the events of archived documents would slow them as if their partitions were still there.
 """
 
 import threading
@@ -28,8 +32,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as db
-from dagster import DagsterEventType
-from dagster._core.storage.event_log.schema import DynamicPartitionsTable, SqlEventLogStorageTable
+from dagster import AssetKey, DagsterEventType, EventLogEntry, deserialize_value
+from dagster._core.definitions.data_version import DATA_VERSION_TAG
+from dagster._core.storage.event_log.schema import (
+    AssetCheckExecutionsTable,
+    AssetEventTagsTable,
+    AssetKeyTable,
+    DynamicPartitionsTable,
+    SqlEventLogStorageTable,
+)
 from dagster._serdes.config_class import ConfigurableClassData
 from dagster_postgres.event_log import PostgresEventLogStorage
 from dagster_postgres.run_storage import PostgresRunStorage
@@ -38,6 +49,9 @@ from dagster_postgres.utils import create_pg_engine, get_token_provider_from_con
 from sqlalchemy.dialects.postgresql import ARRAY
 
 DELETE_CHUNK = 1000  # keys per DELETE statement: one array parameter, one index probe per key
+# the event types recorded for an asset partition (materializations, observations, planned materializations,
+# failures to materialize, check evaluations and planned ones): all of the event log's partition-keyed rows
+ASSET_EVENT_TYPES = tuple(t.value for t in DagsterEventType if t.name.startswith("ASSET_"))
 POOL = {"pool_size": 2, "max_overflow": 10, "pool_pre_ping": True, "pool_recycle": 3600}
 
 # Per process: Dagster makes a new instance, and new storage objects, for each sensor evaluation and each
@@ -216,3 +230,94 @@ class DocflowEventLogStorage(_Pooled, PostgresEventLogStorage):
                 if gone:
                     self._partitions[partitions_def_name] = (last_id, [k for k in cached if k not in gone])
         return len(deleted)
+
+
+def _keys_array(keys: Sequence[str]) -> Any:
+    return db.any_(db.literal(list(keys), ARRAY(db.Text)))
+
+
+def latest_materializations(
+    storage: Any, asset_keys: Sequence[AssetKey], partition_keys: Sequence[str]
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """partition -> asset name ("/"-joined path) -> the latest materialization's run_id, timestamp (epoch
+    seconds) and data_version (None when it has none), for the partitions of these assets that have one;
+    one statement per DELETE_CHUNK partitions. `storage` is a SQL event log storage (`index_connection`)."""
+    table = SqlEventLogStorageTable
+    names = {key.to_string(): "/".join(key.path) for key in asset_keys}
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    if not names:
+        return out
+    keys = list(dict.fromkeys(partition_keys))
+    with storage.index_connection() as conn:
+        for start in range(0, len(keys), DELETE_CHUNK):
+            latest = (
+                db.select(db.func.max(table.c.id))
+                .where(
+                    table.c.asset_key == _keys_array(list(names)),
+                    table.c.dagster_event_type == DagsterEventType.ASSET_MATERIALIZATION.value,
+                    table.c.partition == _keys_array(keys[start : start + DELETE_CHUNK]),
+                )
+                .group_by(table.c.asset_key, table.c.partition)
+            )
+            rows = conn.execute(
+                db.select(table.c.asset_key, table.c.partition, table.c.run_id, table.c.event).where(
+                    table.c.id.in_(latest)
+                )
+            ).fetchall()
+            for asset, partition, run_id, event in rows:
+                entry = deserialize_value(event, EventLogEntry)
+                materialization = entry.asset_materialization
+                tags = (materialization.tags if materialization else None) or {}
+                out.setdefault(partition, {})[names[asset]] = {
+                    "run_id": run_id,
+                    "timestamp": entry.timestamp,
+                    "data_version": tags.get(DATA_VERSION_TAG),
+                }
+    return out
+
+
+def forget_partitions(storage: Any, asset_keys: Sequence[AssetKey], partition_keys: Sequence[str]) -> int:
+    """Delete the asset events (and their indexed tags and check executions) of these partitions of these
+    assets, DELETE_CHUNK partitions per statement, and drop the assets' cached partition statuses (Dagster
+    recomputes them from the events on the next read). Returns how many events were deleted. Runs and their
+    other events stay. Dagster's own wipe cannot wipe some partitions of an asset on Postgres, and wiping a
+    whole asset hides every event older than the wipe."""
+    events, checks = SqlEventLogStorageTable, AssetCheckExecutionsTable
+    assets = [key.to_string() for key in asset_keys]
+    keys = list(dict.fromkeys(partition_keys))
+    deleted = 0
+    if not assets or not keys:
+        return 0
+    with storage.index_connection() as conn:  # autocommit: each chunk commits
+        for start in range(0, len(keys), DELETE_CHUNK):
+            chunk = keys[start : start + DELETE_CHUNK]
+            ids = [
+                row[0]
+                for row in conn.execute(
+                    events.delete()
+                    .where(
+                        events.c.asset_key == _keys_array(assets),
+                        events.c.dagster_event_type == _keys_array(ASSET_EVENT_TYPES),
+                        events.c.partition == _keys_array(chunk),
+                    )
+                    .returning(events.c.id)
+                )
+            ]
+            if ids:
+                conn.execute(
+                    AssetEventTagsTable.delete().where(
+                        AssetEventTagsTable.c.event_id == db.any_(db.literal(ids, ARRAY(db.BigInteger)))
+                    )
+                )
+            conn.execute(
+                checks.delete().where(
+                    checks.c.asset_key == _keys_array(assets), checks.c.partition == _keys_array(chunk)
+                )
+            )
+            deleted += len(ids)
+        conn.execute(
+            AssetKeyTable.update()
+            .where(AssetKeyTable.c.asset_key == _keys_array(assets))
+            .values(cached_status_data=None)
+        )
+    return deleted

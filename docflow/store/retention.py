@@ -2,14 +2,19 @@
 Dagster's dynamic partitions, and the `archived_at` mark (migration 0016). No Dagster here: the partitions
 themselves are removed and added back by docflow.orchestration.retention.
 
-An archived document keeps every row (results, chunks, lineage, run ids); only its Dagster partition is gone.
+An archived document keeps every row (results, chunks, run ids); its Dagster partition and asset events are
+gone, and `documents.lineage` (migration 0019) keeps their summary: per asset, the latest materialization's
+run id, timestamp and data version.
 Only a document that is done or failed is archived; one that goes back to pending or running is unarchived
 by the database (the trigger of migration 0016), whatever path re-runs it.
 """
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from psycopg.types.json import Jsonb
 
 from docflow.store.db import Store
 
@@ -39,12 +44,34 @@ def mark_archived(store: Store, doc_ids: Sequence[str]) -> list[str]:
 
 
 @contextmanager
-def archiving(store: Store, doc_ids: Sequence[str]) -> Iterator[list[str]]:
+def archiving(
+    store: Store,
+    doc_ids: Sequence[str],
+    lineage: Callable[[list[str]], Mapping[str, Any]] | None = None,
+) -> Iterator[list[str]]:
     """Mark documents archived (those still done or failed) in a transaction that commits when the block
-    ends, yielding the marked ids. The rows stay locked meanwhile, so a run cannot start on one (its status
-    update waits) while the caller removes their partitions; an error in the block leaves none marked."""
+    ends, yielding the marked ids. With `lineage`, each marked document's `lineage` is set, in the same
+    transaction, to what `lineage(marked)` maps its id to (`{}` for one it leaves out). The rows stay locked
+    meanwhile, so a run cannot start on one (its status update waits) while the caller removes their
+    partitions; an error in the block leaves none marked and no summary written."""
     with store.tx() as conn:
-        yield [r["doc_id"] for r in conn.execute(_MARK, (list(doc_ids),)).fetchall()]
+        marked = [r["doc_id"] for r in conn.execute(_MARK, (list(doc_ids),)).fetchall()]
+        if lineage is not None and marked:
+            found = lineage(marked)
+            conn.execute(
+                """UPDATE docflow.documents d SET lineage = s.value
+                   FROM jsonb_each(%s) s WHERE d.doc_id = s.key""",
+                (Jsonb({doc_id: found.get(doc_id, {}) for doc_id in marked}),),
+            )
+        yield marked
+
+
+def lineage(store: Store, doc_id: str) -> dict[str, Any] | None:
+    """The lineage summary recorded when the document was last archived (asset name -> run_id, timestamp,
+    data_version), or None if it never was."""
+    with store.tx() as conn:
+        row = conn.execute("SELECT lineage FROM docflow.documents WHERE doc_id = %s", (doc_id,)).fetchone()
+    return row["lineage"] if row else None
 
 
 def mark_restored(store: Store, doc_ids: Sequence[str]) -> list[str]:

@@ -30,6 +30,7 @@ from docflow.api.state import Authenticated, Idempotent
 from docflow.errors import NotFound
 from docflow.netguard import TooLarge, download
 from docflow.settings import Settings
+from docflow.store import retention as store_retention
 from docflow.store import reviews
 
 if TYPE_CHECKING:
@@ -205,6 +206,8 @@ def get_document(doc_id: str, who: Authenticated) -> DocumentDetail:
     except NotFound:
         pass
     detail.chunks = who.store.count_chunks(doc_id)
+    if doc.archived_at is not None:
+        detail.lineage = store_retention.lineage(who.store, doc_id)
     detail.reviews = _reviews_out(reviews.reviews_of(who.store, doc_id))
     return detail
 
