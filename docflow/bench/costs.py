@@ -235,10 +235,8 @@ def run_timeline(instance, run_ids: Iterable[str]) -> list[dict[str, Any]]:
 
 def sensor_ticks(instance, after: float) -> list[dict[str, Any]]:
     """The document sensor's ticks since `after` that requested runs: start, end and their runs."""
-    from dagster._core.scheduler.instigation import InstigatorType
-
     ticks = []
-    for state in instance.all_instigator_state(instigator_type=InstigatorType.SENSOR):
+    for state in instance.all_instigator_state():  # sensors and schedules: the name tells
         if state.instigator_name != SENSOR:
             continue
         for tick in instance.get_ticks(state.instigator_origin_id, state.selector_id, after=after):

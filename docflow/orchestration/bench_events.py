@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import dagster as dg
-from dagster._core.events import DagsterEvent, DagsterEventType, StepMaterializationData
+from dagster._core.events import DagsterEvent, StepMaterializationData
 from dagster._core.events.log import EventLogEntry
 from dagster._core.instance.utils import RUNLESS_JOB_NAME, RUNLESS_RUN_ID
 from dagster._core.storage.event_log.schema import SqlEventLogStorageTable
@@ -33,7 +33,7 @@ def _entry(asset_key: dg.AssetKey, partition: str, timestamp: float) -> EventLog
         run_id=RUNLESS_RUN_ID,
         timestamp=timestamp,
         dagster_event=DagsterEvent(
-            event_type_value=DagsterEventType.ASSET_MATERIALIZATION.value,
+            event_type_value=dg.DagsterEventType.ASSET_MATERIALIZATION.value,
             job_name=RUNLESS_JOB_NAME,
             event_specific_data=StepMaterializationData(
                 dg.AssetMaterialization(asset_key=asset_key, partition=partition)
@@ -62,7 +62,7 @@ def record_materializations(
             {
                 "run_id": RUNLESS_RUN_ID,
                 "event": template.replace(_KEY, key).replace(json.dumps(_TS), json.dumps(at.timestamp())),
-                "dagster_event_type": DagsterEventType.ASSET_MATERIALIZATION.value,
+                "dagster_event_type": dg.DagsterEventType.ASSET_MATERIALIZATION.value,
                 "timestamp": at.astimezone(UTC).replace(tzinfo=None),
                 "step_key": None,
                 "asset_key": asset,
