@@ -5,7 +5,7 @@ import importlib
 import json
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from docflow.settings import Settings
@@ -52,6 +52,13 @@ class BenchOptions:
     def __init__(self, docs: int = 100, extra: dict[str, Any] | None = None) -> None:
         self.docs = docs
         self.extra = extra or {}
+
+    def ints(self, key: str, default: Sequence[int]) -> list[int]:
+        """A list option: `--extra sizes=1000,5000` arrives as text, a single value as a number."""
+        value = self.extra.get(key, default)
+        if isinstance(value, int | str):
+            value = str(value).split(",")
+        return [int(v) for v in value]
 
 
 def machine() -> dict[str, Any]:

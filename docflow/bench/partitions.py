@@ -579,7 +579,7 @@ def partitions_section(settings: Settings, options: BenchOptions, progress: Call
     from docflow.store import synthetic
 
     extra = options.extra
-    sizes = [int(x) for x in extra.get("sizes", SIZES)]
+    sizes = options.ints("sizes", SIZES)
     per_day = float(extra.get("docs_per_day", 5000))
     days = int(extra.get("retention_days", 10))
     opts = {

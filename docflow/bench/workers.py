@@ -118,10 +118,7 @@ def _cpu(deployed) -> dict[str, float]:
 
 
 def workers_section(settings: Settings, options: BenchOptions, progress: Callable[[str], None]) -> dict:
-    counts = options.extra.get("worker_counts", (1, 2, 4))  # `--extra worker_counts=1,2,4` from the CLI
-    if isinstance(counts, int | str):  # the CLI gives `2` as a number and `1,2,4` as text
-        counts = str(counts).split(",")
-    counts = [int(c) for c in counts]
+    counts = options.ints("worker_counts", (1, 2, 4))
     timeout_s = float(options.extra.get("timeout_s", 3600))
     results = [with_workers(settings, w, options.docs, progress, timeout_s) for w in counts]
     cores = os.cpu_count() or 1

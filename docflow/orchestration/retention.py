@@ -17,14 +17,14 @@ Before they go, each document's `lineage` (docflow.documents) records per asset 
 materialization's run id, timestamp and data version; the runs themselves stay in Dagster.
 """
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 
 import dagster as dg
 from dagster._core.execution.backfill import BulkActionStatus
 
 from docflow.orchestration.storage import DocflowEventLogStorage, forget_partitions, latest_materializations
-from docflow.orchestration.tags import partition_range
+from docflow.orchestration.tags import run_partitions
 from docflow.store import Store
 from docflow.store import retention as store_retention
 
@@ -117,26 +117,11 @@ def in_flight(instance: dg.DagsterInstance, order: Sequence[str] | None = None) 
     """Documents a queued or running run will process (its partition, or every key of its range in `order`,
     the partition keys as they were added: by default as they are now), and the partitions a backfill that
     is still requesting runs targets."""
-    keys: set[str] = set()
-    ranges: list[tuple[str, str]] = []
-    for run in instance.get_runs(dg.RunsFilter(statuses=IN_FLIGHT)):
-        if "dagster/partition" in run.tags:
-            keys.add(run.tags["dagster/partition"])
-        elif (bounds := partition_range(run.tags)) is not None:
-            ranges.append(bounds)
-    if ranges:
-        keys |= _expand(instance.get_dynamic_partitions(PARTITIONS) if order is None else order, ranges)
+    runs = instance.get_runs(dg.RunsFilter(statuses=IN_FLIGHT))
+    every = (lambda: instance.get_dynamic_partitions(PARTITIONS)) if order is None else (lambda: order)
+    keys = set(run_partitions((run.tags for run in runs), every))
     for backfill in instance.get_backfills(status=BulkActionStatus.REQUESTED):
         keys |= _backfill_keys(backfill)
-    return keys
-
-
-def _expand(every: Sequence[str], ranges: Iterable[tuple[str, str]]) -> set[str]:
-    position = {k: i for i, k in enumerate(every)}
-    keys: set[str] = set()
-    for start, end in ranges:
-        if start in position and end in position:
-            keys.update(every[position[start] : position[end] + 1])
     return keys
 
 
