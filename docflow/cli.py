@@ -117,7 +117,7 @@ def retry(failed: bool, tenant: str | None, as_json: bool) -> None:
 @click.argument("doc_ids", nargs=-1, required=True)
 @click.option(
     "--job",
-    type=click.Choice(["process_documents", "reextract_documents", "reembed_documents"]),
+    type=click.Choice(["process_documents", "reextract_documents", "reembed_documents"]),  # defs/jobs.py
     default="process_documents",
     show_default=True,
     help="All five assets, or fields then embeddings again, or embeddings again.",

@@ -134,10 +134,6 @@ def retry_failed(
     return _in_order(doc_ids, summary + summarize(rt, [rt.store.get_document(d) for d in refused]))
 
 
-# The jobs `docflow reprocess --job` runs: all five assets, or one of the re-run jobs of defs/jobs.py.
-REPROCESS_JOBS = ("process_documents", "reextract_documents", "reembed_documents")
-
-
 def reprocess(
     settings: Settings,
     doc_ids: Sequence[str],

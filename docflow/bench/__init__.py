@@ -43,7 +43,7 @@ HEADLINE = {
     "api": ["ack_ms_p95", "floor_ack_ms_p95", "p95_ratio_to_floor"],
     "sensor": ["sensor_tick_s"],
     "fairness": ["small_p95_ratio", "high_priority_overtook"],
-    "workers": ["docs_per_hour_per_worker", "scaling_vs_one_worker"],
+    "workers": ["docs_per_hour_per_worker", "scaling"],
     "partitions": ["tick_ratio_retention_on", "partitions_tab_ratio_retention_on"],
 }
 
@@ -59,6 +59,15 @@ class BenchOptions:
         if isinstance(value, int | str):
             value = str(value).split(",")
         return [int(v) for v in value]
+
+    def flag(self, key: str, default: bool) -> bool:
+        """A yes/no option: `--extra backfill=0` (or false, no, off) turns it off."""
+        value = str(self.extra.get(key, default)).strip().lower()
+        if value in ("1", "true", "yes", "on"):
+            return True
+        if value in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"--extra {key}={value}: expected 1/0, true/false, yes/no or on/off")
 
 
 def machine() -> dict[str, Any]:

@@ -28,7 +28,6 @@ stopped at the end; no daemon runs, so the runs the bench creates stay queued, a
 import contextlib
 import json
 import os
-import signal
 import socket
 import statistics
 import subprocess
@@ -42,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from docflow.bench import BenchOptions
+from docflow.bench.pipeline import stop_process
 from docflow.settings import Settings
 
 TENANT = "bench-partitions"
@@ -93,7 +93,7 @@ def register(rt, instance, n: int, per_day: float, progress: Callable[[str], Non
     from docflow.defs.partitions import documents
     from docflow.orchestration.bench_events import forget, materialized, record_materializations
     from docflow.orchestration.retention import delete_partitions, restore
-    from docflow.store import synthetic
+    from docflow.store import bulk, synthetic
 
     out: dict[str, Any] = {}
     have, _ = synthetic.count(rt.store, TENANT)
@@ -116,7 +116,7 @@ def register(rt, instance, n: int, per_day: float, progress: Callable[[str], Non
                     documents.name, [doc_id(i) for i in range(s, min(end, s + PARTITION_CHUNK))]
                 )
         out["added"] = n - have
-        synthetic.analyze(rt.store)
+        bulk.analyze(rt.store)
     done = materialized(instance, dg.AssetKey(ASSET))
     todo = [i for i in range(n) if doc_id(i) not in done]
     if todo:
@@ -144,11 +144,12 @@ def register(rt, instance, n: int, per_day: float, progress: Callable[[str], Non
 
 
 def apply_retention(rt, instance, days: int, now: datetime, progress) -> dict[str, Any]:
-    """archive_expired until nothing is left to archive; returns how many and how long."""
+    """archive_expired on the bench's documents (never a deployment's own) until nothing is left to archive;
+    returns how many and how long."""
     from docflow.orchestration.retention import archive_expired
 
     started, total = time.perf_counter(), 0
-    while archived := archive_expired(instance, rt.store, days, limit=100_000, now=now):
+    while archived := archive_expired(instance, rt.store, days, limit=100_000, now=now, tenant=TENANT):
         total += archived
         progress(f"partitions bench: archived {total} documents")
     return {"archived": total, "archive_s": round(time.perf_counter() - started, 2)}
@@ -161,17 +162,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def _stop(proc: subprocess.Popen, grace_s: float = 20) -> None:
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig)  # its own session: started with start_new_session
-        try:
-            proc.wait(timeout=grace_s)
-            return
-        except subprocess.TimeoutExpired:
-            continue
 
 
 class Services:
@@ -233,13 +223,13 @@ class Services:
 
     def restart_webserver(self) -> None:
         if self.webserver is not None:
-            _stop(self.webserver)
+            stop_process(self.webserver)
         self.start_webserver()
 
     def stop(self) -> None:
         for proc in (self.webserver, self.code_server):
             if proc is not None:
-                _stop(proc)
+                stop_process(proc)
 
 
 # --- the measures ----------------------------------------------------------------------------------
@@ -590,7 +580,7 @@ def partitions_section(settings: Settings, options: BenchOptions, progress: Call
         "backfill_docs": int(extra.get("backfill_docs", 10)),
         "backfill_timeout_s": float(extra.get("backfill_timeout_s", 300)),
     }
-    keep = bool(extra.get("keep_partition_rows", False))
+    keep = options.flag("keep_partition_rows", False)
     rt = runtime(settings)
     env = {**os.environ, **dagster_env(settings)}
     instance = open_instance(env)
@@ -617,7 +607,7 @@ def partitions_section(settings: Settings, options: BenchOptions, progress: Call
             entry: dict[str, Any] = {"docs": n}
             progress(f"partitions bench: {n} documents, registering")
             entry["registration"] = register(rt, instance, n, per_day, progress)
-            if extra.get("register_only"):
+            if options.flag("register_only", False):
                 report["sizes"][str(n)] = entry
                 continue
             progress(f"partitions bench: {n} documents, retention off")

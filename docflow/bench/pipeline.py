@@ -119,7 +119,7 @@ def _start_daemon(env: dict[str, str], log: Path) -> list[subprocess.Popen]:
     return [server, subprocess.Popen(daemon_command(workspace), start_new_session=True, **run)]
 
 
-def _stop(proc: subprocess.Popen, grace_s: float = 30) -> None:
+def stop_process(proc: subprocess.Popen, grace_s: float = 30) -> None:
     """SIGTERM to the process and its children, SIGKILL after `grace_s`: the code server's gRPC server does
     not always exit on a signal."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
@@ -266,7 +266,7 @@ def production_path(
         deployed.processes = sampler.stop()
         deployed.peak_rss_mb = deployed.processes["peak_rss_mb"]
         for proc in reversed(started_here):  # the daemon first, then the code server
-            _stop(proc)
+            stop_process(proc)
 
 
 def warm_up(rt: Runtime, stamp: str, seed: int, timeout_s: float) -> list[str]:
@@ -451,7 +451,7 @@ def pipeline_section(settings: Settings, options: BenchOptions, progress: Callab
     timeout_s = float(options.extra.get("timeout_s", 3600))
     partitions = int(options.extra.get("objects", 0))
     single = int(options.extra.get("single", 10))
-    backfill = bool(options.extra.get("backfill", True))
+    backfill = options.flag("backfill", True)
     dag = dagster_path(
         settings, docs, progress, timeout_s, single=single, partitions=partitions, backfill=backfill
     )

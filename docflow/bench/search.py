@@ -38,7 +38,7 @@ from typing import Any
 
 from docflow.bench import BenchOptions
 from docflow.settings import Settings
-from docflow.store import bulk
+from docflow.store import bulk, synthetic
 
 BENCH_TENANT = "bench-search"  # the large tenant; every bench tenant's name starts with it
 # Tenants of skewed sizes and their shares of the chunks: one large, four medium, one small.
@@ -277,7 +277,7 @@ def _load(rt, n_chunks: int, embedder, model: str, progress: Callable[[str], Non
     import numpy as np
 
     have = bulk.count_model_chunks(rt.store, model)
-    if have == n_chunks and bulk.count_tenant_documents(rt.store, SMALL_TENANT):
+    if have == n_chunks and synthetic.count(rt.store, SMALL_TENANT)[0]:
         progress(f"search bench: reusing {have} synthetic chunks")
         return {"reused": True, **_sizes(rt, embedder.dimension)}
     _cleanup(rt, model, embedder.dimension, rebuild=False)
@@ -592,7 +592,7 @@ def search_section(
         n_chunks=int(extra.get("search_chunks", 100_000)),
         n_queries=int(extra.get("search_queries", 40)),
         n_recall=int(extra.get("search_recall_queries", 20)),
-        keep=bool(extra.get("keep_search_rows", False)),
+        keep=options.flag("keep_search_rows", False),
         progress=progress,
     )
     return {

@@ -127,7 +127,9 @@ def workers_section(settings: Settings, options: BenchOptions, progress: Callabl
         "cpus": cores,
         "by_workers": results,
         "docs_per_hour_per_worker": {str(r["workers"]): r["docs_per_hour_per_worker"] for r in results},
-        "scaling_vs_one_worker": {
+        # throughput relative to the first (fewest) worker count run
+        "scaling_baseline_workers": results[0]["workers"] if results else None,
+        "scaling": {
             str(r["workers"]): round(r["docs_per_hour"] / results[0]["docs_per_hour"], 2)
             for r in results
             if r["docs_per_hour"] and results[0]["docs_per_hour"]

@@ -110,12 +110,12 @@ def _start(service_dir: Path, port: int, timeout: float) -> None:
 
 
 def server_settings(memory_bytes: int | None = None) -> dict[str, str]:
-    """Memory settings for the machine (initdb's defaults are for a 1990s one: 128 MB of shared buffers).
-    Search at scale reads an HNSW graph at random (about 2 kB per 384-d chunk): a quarter of the RAM, up to
-    4 GB, keeps a million chunks' graph in Postgres' own buffers; the planner is told the OS caches half the
-    RAM and that a random read is not four times a sequential one (SSD or cache); sorts, hashes and the
-    bitmaps of full-text matches get 16 MB before spilling or going lossy; index builds (CREATE INDEX of a
-    new vector dimension, migrations) 1/16 of the RAM up to 1 GB. Per-statement settings may ask for more."""
+    """Memory settings for the machine (initdb's defaults are for a much smaller one). Search at scale reads
+    an HNSW graph at random: a quarter of the RAM (capped) keeps a million chunks' graph in Postgres' own
+    buffers; the planner is told the OS caches half the RAM and that a random read costs about a sequential
+    one (SSD or cache); sorts, hashes and the bitmaps of full-text matches get room before spilling or going
+    lossy; index builds (CREATE INDEX of a new vector dimension, migrations) a share of the RAM (capped).
+    Per-statement settings may ask for more."""
     ram = memory_bytes or _physical_memory()
     mb = 2**20
     return {

@@ -23,20 +23,13 @@ from datetime import datetime
 import dagster as dg
 from dagster._core.execution.backfill import BulkActionStatus
 
+from docflow.orchestration.rekey import IN_FLIGHT, PARTITIONS
 from docflow.orchestration.storage import DocflowEventLogStorage, forget_partitions, latest_materializations
 from docflow.orchestration.tags import run_partitions
 from docflow.store import Store
 from docflow.store import retention as store_retention
 
-PARTITIONS = "documents"  # the DynamicPartitionsDefinition of the five assets (defs/partitions.py)
 CHUNK = 1000  # documents marked and removed per transaction
-IN_FLIGHT = [
-    dg.DagsterRunStatus.QUEUED,
-    dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-    dg.DagsterRunStatus.CANCELING,
-]
 
 
 def archive_expired(
@@ -46,40 +39,43 @@ def archive_expired(
     limit: int = 10_000,
     now: datetime | None = None,
     asset_names: Sequence[str] | None = None,
+    tenant: str | None = None,
 ) -> int:
     """Remove the partitions of at most `limit` documents done or failed more than `days` ago (oldest first)
     and mark them archived; returns how many. Documents a queued or running run, or a backfill still
     requesting runs, covers are left for a later call. On docflow's event log storage the documents' asset
     events (of `asset_names`; by default every asset the instance knows) leave Dagster's event log, their
-    summary kept in `documents.lineage`."""
-    candidates = store_retention.expired(store, days, limit, now)
+    summary kept in `documents.lineage`. `tenant` limits it to one tenant's documents (the partition bench
+    archives only its own)."""
+    candidates = store_retention.expired(store, days, limit, now, tenant)
     if not candidates:
         return 0
     order = list(instance.get_dynamic_partitions(PARTITIONS))  # batch ranges are resolved in this order
-    busy = in_flight(instance, order)
-    todo = [d for d in candidates if d not in busy]
     storage = instance.event_log_storage
     events = isinstance(storage, DocflowEventLogStorage)
     keys = _asset_keys(instance, asset_names) if events else []
     archived: list[str] = []
-    for start in range(0, len(todo), CHUNK):
+    for start in range(0, len(candidates), CHUNK):
+        # the runs looked at again for each chunk: a key must not leave a range a run is about to read
+        busy = in_flight(instance, order)
+        chunk = [d for d in candidates[start : start + CHUNK] if d not in busy]
         # marked and summarized first, rows locked until the partitions are gone: a failed delete leaves
         # none marked; the summary commits with the mark, before any event is deleted
         with store_retention.archiving(
-            store,
-            todo[start : start + CHUNK],
-            (lambda marked: latest_materializations(storage, keys, marked)) if events else None,
+            store, chunk, (lambda marked: latest_materializations(storage, keys, marked)) if events else None
         ) as marked:
             delete_partitions(instance, marked)
         archived += marked
-    # a run requested meanwhile (between the look at the runs and the delete) gets its documents back
-    if late := sorted(in_flight(instance, order) & set(archived)):
-        restore(instance, store, late)
+    # a run requested in the moment between a chunk's look at the runs and its delete gets its documents
+    # back, in their old order (a restored key goes to the end of the order)
+    late = set(in_flight(instance, order)) & set(archived)
+    if late:
+        restore(instance, store, [d for d in order if d in late])
     if events:
-        # after the commit: a failure here leaves events behind (slower reads), never a document without
-        # its summary
-        kept = set(late)
-        forget_partitions(storage, keys, [d for d in archived if d not in kept])
+        # after the commit, and only for documents still archived (one re-processed meanwhile has new
+        # events): a failure here leaves events behind (slower reads), never a document without its summary
+        still = store_retention.archived(store, [d for d in archived if d not in late])
+        forget_partitions(storage, keys, [d for d in archived if d in still])
     return len(archived) - len(late)
 
 

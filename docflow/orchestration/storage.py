@@ -15,12 +15,12 @@ key, or a key committed late with a lower id, makes it read everything again. Ea
 Postgres, so the answer is always current. `delete_dynamic_partitions` removes many keys at once (partition
 retention) and drops them from this process's keys, so this process does not read everything again.
 
-Creating a batch run logs a "materialization planned" event per document and asset (500 for a run of 100
-documents), as one batch; dagster-postgres writes a batch in one insert only when it holds materializations
-or observations, and writes any other batch event by event (an insert, then a transaction updating the
-asset's row), in the daemon's sensor thread while the run waits to be queued. `store_event_batch` writes a
-batch of planned events as dagster-postgres writes a batch of materializations: one insert, then the asset
-rows from the last event of each asset (a planned event sets its asset's last run and timestamp only).
+Creating a batch run logs a "materialization planned" event per document and asset, as one batch;
+dagster-postgres writes a batch in one insert only when it holds materializations or observations, and writes
+any other batch event by event (an insert, then a transaction updating the asset's row), in the daemon's
+sensor thread while the run waits to be queued. `store_event_batch` writes a batch of planned events as
+dagster-postgres writes a batch of materializations: one insert, then the asset rows from the last event of
+each asset (a planned event sets its asset's last run and timestamp only).
 
 `latest_materializations` and `forget_partitions` read and delete the asset events of many partitions at
 once (partition retention): the UI's partitions tab and stale-status queries read an asset's whole event
@@ -212,7 +212,7 @@ class DocflowEventLogStorage(_Pooled, PostgresEventLogStorage):
         table = DynamicPartitionsTable
         keys = list(dict.fromkeys(partition_keys))
         deleted: list[tuple[int, str]] = []
-        with self._partitions_lock, self.index_connection() as conn:  # autocommit: each chunk commits
+        with self.index_connection() as conn:  # autocommit: each chunk commits
             for start in range(0, len(keys), DELETE_CHUNK):
                 chunk = keys[start : start + DELETE_CHUNK]
                 rows = conn.execute(
@@ -224,6 +224,9 @@ class DocflowEventLogStorage(_Pooled, PostgresEventLogStorage):
                     .returning(table.c.id, table.c.partition)
                 ).fetchall()
                 deleted += [(row[0], row[1]) for row in rows]
+        # the lock only for the cache (shared by the process's storage objects: the deletes must not hold
+        # up their reads); a read meanwhile may have advanced last_id, which the filter below follows
+        with self._partitions_lock:
             if partitions_def_name in self._partitions:
                 last_id, cached = self._partitions[partitions_def_name]
                 gone = {key for row_id, key in deleted if row_id <= last_id}

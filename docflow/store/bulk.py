@@ -20,26 +20,6 @@ def count_model_chunks(store: Store, model: str) -> int:
     return int(row["n"]) if row else 0
 
 
-def copy_documents_and_chunks(
-    store: Store, documents: Iterable[Sequence[Any]], chunks: Iterable[Sequence[Any]]
-) -> None:
-    """COPY rows in one transaction. Documents: (doc_id, tenant, bucket, key, sha256, filename, status);
-    chunks: (doc_id, chunk_index, text, heading_path, page_start, page_end, n_tokens, metadata,
-    embedding_model, embedding)."""
-    with store.tx() as conn:
-        with conn.cursor().copy(
-            "COPY docflow.documents (doc_id, tenant, bucket, key, sha256, filename, status) FROM STDIN"
-        ) as copy:
-            for row in documents:
-                copy.write_row(row)
-        with conn.cursor().copy(
-            "COPY docflow.chunks (doc_id, chunk_index, text, heading_path, page_start, page_end, n_tokens, "
-            "metadata, embedding_model, embedding) FROM STDIN"
-        ) as copy:
-            for row in chunks:
-                copy.write_row(row)
-
-
 # PGCOPY signature, flags, header extension length (the binary COPY format of the Postgres docs).
 COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
 COPY_TRAILER = struct.pack(">h", -1)
@@ -51,9 +31,9 @@ BINARY_CHUNK_COLUMNS = (
 def copy_binary_chunks(
     store: Store, documents: Iterable[Sequence[Any]], chunk_blocks: Iterable[bytes]
 ) -> None:
-    """COPY documents (text rows as in `copy_documents_and_chunks`) and chunks in one transaction; the chunks
-    as blocks of binary COPY tuples of BINARY_CHUNK_COLUMNS (no signature or trailer: added here), so that a
-    caller formats millions of vectors with numpy rather than as decimal text."""
+    """COPY documents (text rows: doc_id, tenant, bucket, key, sha256, filename, status) and chunks in one
+    transaction; the chunks as blocks of binary COPY tuples of BINARY_CHUNK_COLUMNS (no signature or trailer:
+    added here), so that a caller formats millions of vectors with numpy rather than as decimal text."""
     with store.tx() as conn:
         with conn.cursor().copy(
             "COPY docflow.documents (doc_id, tenant, bucket, key, sha256, filename, status) FROM STDIN"
@@ -130,14 +110,6 @@ def delete_model_rows(store: Store, model: str, tenants: str | Sequence[str]) ->
     with store.tx() as conn:
         conn.execute("DELETE FROM docflow.chunks WHERE embedding_model = %s", (model,))
         conn.execute("DELETE FROM docflow.documents WHERE tenant = ANY(%s)", (names,))
-
-
-def count_tenant_documents(store: Store, tenant: str) -> int:
-    with store.tx() as conn:
-        row = conn.execute(
-            "SELECT count(*) AS n FROM docflow.documents WHERE tenant = %s", (tenant,)
-        ).fetchone()
-    return int(row["n"]) if row else 0
 
 
 def relation_sizes(store: Store, dimension: int) -> dict[str, int]:

@@ -23,16 +23,19 @@ _MARK = """UPDATE docflow.documents SET archived_at = now()
            RETURNING doc_id"""
 
 
-def expired(store: Store, days: int, limit: int, now: datetime | None = None) -> list[str]:
-    """Documents done or failed, last updated more than `days` ago and not archived: oldest first, at most
-    `limit` (the partial index documents_archivable serves exactly this)."""
+def expired(
+    store: Store, days: int, limit: int, now: datetime | None = None, tenant: str | None = None
+) -> list[str]:
+    """Documents done or failed, last updated more than `days` ago and not archived (of one tenant, or all):
+    oldest first, at most `limit` (the partial index documents_archivable serves exactly this)."""
     cutoff = (now or datetime.now(UTC)) - timedelta(days=days)
+    of_tenant = "AND tenant = %(tenant)s" if tenant is not None else ""
     with store.tx() as conn:
         rows = conn.execute(
-            """SELECT doc_id FROM docflow.documents
-               WHERE archived_at IS NULL AND status IN ('done', 'failed') AND updated_at < %s
-               ORDER BY updated_at LIMIT %s""",
-            (cutoff, limit),
+            f"""SELECT doc_id FROM docflow.documents
+                WHERE archived_at IS NULL AND status IN ('done', 'failed') AND updated_at < %(cutoff)s
+                {of_tenant} ORDER BY updated_at LIMIT %(limit)s""",
+            {"cutoff": cutoff, "limit": limit, "tenant": tenant},
         ).fetchall()
     return [r["doc_id"] for r in rows]
 

@@ -394,8 +394,7 @@ def _semantic(conn, dim: int, where: str, params: dict[str, Any], n: int) -> tup
         return [(r["doc_id"], r["chunk_index"]) for r in conn.execute(sql, params).fetchall()]
 
     ef = min(max(EF_SEARCH, n), EF_MAX)
-    # no parallel workers: they cost more than they save on statements of milliseconds, and the lexical
-    # pool (LIMIT before ORDER BY) must be the same rows every time
+    # no parallel workers: they cost more than they save on statements of milliseconds
     row = conn.execute(
         "SELECT set_config('hnsw.ef_search', %(ef)s, true), "
         "set_config('max_parallel_workers_per_gather', '0', true), "

@@ -2,7 +2,6 @@
 a retention window has something to archive), counted, listed and removed by tenant."""
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
 from typing import Any
 
 from docflow.store.db import Store
@@ -58,21 +57,7 @@ def count(store: Store, tenant: str) -> tuple[int, int]:
     return (int(row["n"]), int(row["archived"])) if row else (0, 0)
 
 
-def newest_update(store: Store, tenant: str) -> datetime | None:
-    with store.tx() as conn:
-        row = conn.execute(
-            "SELECT max(updated_at) AS t FROM docflow.documents WHERE tenant = %s", (tenant,)
-        ).fetchone()
-    return row["t"] if row else None
-
-
 def delete_tenant(store: Store, tenant: str) -> int:
     """Remove every document of a tenant (their other rows cascade)."""
     with store.tx() as conn:
         return conn.execute("DELETE FROM docflow.documents WHERE tenant = %s", (tenant,)).rowcount
-
-
-def analyze(store: Store) -> None:
-    """Fresh planner statistics after a bulk load."""
-    with store.tx() as conn:
-        conn.execute("ANALYZE docflow.documents")
