@@ -348,6 +348,25 @@ def ask(question: str, k: int, tenant: str | None, doc_type: str | None, as_json
         click.echo(f"  - {h.filename} p.{h.page_start or '?'} ({h.doc_id}#{h.chunk_index})")
 
 
+@cli.command(name="vector-index")
+@click.option("--type", "doc_types", multiple=True, required=True, help="A doc type (repeatable).")
+@click.option("--memory", default="1GB", show_default=True, help="maintenance_work_mem for the build.")
+def vector_index(doc_types: tuple[str, ...], memory: str) -> None:
+    """Build an HNSW index of a doc type's chunks of its own: searches filtered on that type (and a tenant,
+    dates or amounts) then probe it rather than the whole table's graph. Worth it for large, common types;
+    each index costs disk and write time in proportion to the type's chunks (docs/architecture.md)."""
+    from docflow import backends
+    from docflow.store import bulk
+
+    rt = runtime()
+    dimension = backends.get_embedder(rt.settings).dimension
+    for doc_type in doc_types:
+        started = time.monotonic()
+        click.echo(f"building the {doc_type} index ({dimension}-d vectors)...", err=True)
+        bulk.build_vector_index(rt.store, dimension, memory=memory, doc_type=doc_type)
+        click.echo(f"{doc_type}: built in {time.monotonic() - started:.1f} s")
+
+
 @cli.command()
 @click.option("--tenant", default=None, help="Only this tenant [default: every tenant].")
 @click.option(

@@ -493,3 +493,54 @@ def test_bench_vectors_vary_in_few_directions_unlike_isotropic_noise() -> None:
     lid_spanned = bench.neighbourhood_stats(spanned)["lid_mle"]
     lid_noisy = bench.neighbourhood_stats(noisy)["lid_mle"]
     assert lid_spanned < lid_noisy / 2
+
+
+def test_full_text_pool_never_walks_an_index_with_the_words_as_a_filter(rt) -> None:
+    """Words found only in a tenant's chunks of one type (last in the tenant + type index's order): under its
+    LIMIT the full-text statement must not walk an index in order filtering by the words (at a million chunks
+    it read 480k of a tenant's rows for 200 matches); bitmap scans only."""
+    from docflow.store import bulk
+    from docflow.store.search import _ANY_WORD, _LEXICAL_SQL, _lexical
+
+    tenant, model = f"x{uuid.uuid4().hex[:6]}", "test/lexical"
+    rng = random.Random(9)
+    filler = [f"plain filler sentence number {i} about nothing" for i in range(3000)]
+    rare = [f"zebrafinch quarterly note {i}" for i in range(30)]
+    doc_ids = [
+        _add(rt, tenant, "a", "a_contract", filler, {}, model, [_unit(rng, 8) for _ in filler]),
+        _add(rt, tenant, "z", "z_report", rare, {}, model, [_unit(rng, 8) for _ in rare]),
+    ]
+    bulk.analyze(rt.store)
+    where, params = SearchFilters(tenant=tenant).sql()
+    params.update({"model": model, "query": "zebrafinch kangaroo", "candidates": 20, "pool": 200})
+    try:
+        with rt.store.tx() as conn:
+            found = _lexical(conn, where, params)  # no chunk holds both words: any of them
+            plan = conn.execute(
+                "EXPLAIN " + _LEXICAL_SQL.format(tsquery=_ANY_WORD, filters=where), params
+            ).fetchall()
+        assert len(found) == 20 and {d for d, _ in found} == {doc_ids[1]}
+        scans = [r["QUERY PLAN"] for r in plan if "Scan" in r["QUERY PLAN"]]
+        assert scans and all("Bitmap" in line or "Subquery" in line for line in scans), scans
+    finally:
+        rt.store.delete_documents(doc_ids)
+
+
+def test_docflow_vector_index_builds_the_index_a_search_of_that_type_probes(rt) -> None:
+    """The operator's way to the per-type index: `docflow vector-index --type T` builds it for the configured
+    embedder's dimension, under the name the search looks for; no other type's."""
+    from docflow.store.search import _type_index
+
+    doc_type = f"t{uuid.uuid4().hex[:6]}"
+    dim = backends.get_embedder(rt.settings).dimension
+    name = _type_index(dim, doc_type)
+    result = CliRunner().invoke(cli, ["vector-index", "--type", doc_type], catch_exceptions=False)
+    try:
+        assert result.exit_code == 0 and f"{doc_type}: built" in result.output
+        exists = "SELECT to_regclass(%s) IS NOT NULL AS r"
+        with rt.store.tx() as conn:
+            assert conn.execute(exists, (name,)).fetchone()["r"]
+            assert not conn.execute(exists, (_type_index(dim, "other"),)).fetchone()["r"]
+    finally:
+        with rt.store.tx() as conn:
+            conn.execute(f"DROP INDEX IF EXISTS {name}")

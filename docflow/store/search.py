@@ -21,8 +21,9 @@ own (a search costs the slowest of them, not their sum), then one transaction fu
    chunk holds all the words, any of them (OR) is tried, ranked the same way (questions and long names).
    `ts_rank_cd` costs ~10 us a row, and common words match tens of thousands of rows: only the first
    `LEXICAL_POOL` matching rows (in storage order) are ranked. A query matching more than that is made of
-   common words, whose ranking says little; the semantic side carries it. The statement always reads the GIN
-   index (no sequential scan: under the LIMIT the planner bets on matches coming soon).
+   common words, whose ranking says little; the semantic side carries it. The statement reads the GIN index
+   by a bitmap scan (no sequential scan, no walk of another index with the words as a filter: under the
+   LIMIT the planner bets on matches coming soon, and they may come only after most of a tenant).
 3. reciprocal rank fusion of both lists (score = sum of 1 / (60 + rank)), then the details of the top `k`.
 
 Filters (`SearchFilters`): tenant, doc type, a date range over the *document date* (the first ISO date among
@@ -278,19 +279,7 @@ def hybrid_search(
         if not words:
             return []
         with store.tx() as conn:
-            # no parallel workers: the pool (LIMIT before ORDER BY) must be the same rows every time; no
-            # sequential scan: with LIMIT, the planner bets that common words' matches come soon in storage
-            # order and, for words rarer than it thinks, reads the whole table
-            conn.execute(
-                "SELECT set_config('max_parallel_workers_per_gather', '0', true), "
-                "set_config('enable_seqscan', 'off', true)"
-            )
-
-            def keys(sql: str) -> list[Key]:
-                return [(r["doc_id"], r["chunk_index"]) for r in conn.execute(sql, params).fetchall()]
-
-            found = keys(_LEXICAL_SQL.format(tsquery=_ALL_WORDS, filters=where))
-            return found or keys(_LEXICAL_SQL.format(tsquery=_ANY_WORD, filters=where))
+            return _lexical(conn, where, params)
 
     def names() -> list[tuple[str, float]]:
         if not by_document:
@@ -385,6 +374,24 @@ def count_matching(store: Store, model: str, filters: SearchFilters | None = Non
     with store.tx() as conn:
         row = conn.execute(sql, params).fetchone()
     return int(row["n"]) if row else 0
+
+
+def _lexical(conn, where: str, params: dict[str, Any]) -> list[Key]:
+    """The full-text ranking: chunks holding all the words, else any of them (see the module's docstring)."""
+    # no parallel workers: the pool (LIMIT before ORDER BY) must be the same rows every time; bitmap scans
+    # only: under the LIMIT the planner bets that the words' matches come soon in any order, and a sequential
+    # scan (or a scan of the tenant's index with the words as a filter) reads the whole table (or tenant)
+    # when they come late, e.g. words of the type last in that index's order
+    conn.execute(
+        "SELECT set_config('max_parallel_workers_per_gather', '0', true), "
+        "set_config('enable_seqscan', 'off', true), set_config('enable_indexscan', 'off', true)"
+    )
+
+    def keys(sql: str) -> list[Key]:
+        return [(r["doc_id"], r["chunk_index"]) for r in conn.execute(sql, params).fetchall()]
+
+    found = keys(_LEXICAL_SQL.format(tsquery=_ALL_WORDS, filters=where))
+    return found or keys(_LEXICAL_SQL.format(tsquery=_ANY_WORD, filters=where))
 
 
 def _semantic(conn, dim: int, where: str, params: dict[str, Any], n: int) -> tuple[list[Key], str]:
