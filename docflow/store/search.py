@@ -64,7 +64,7 @@ from docflow.store.db import Store, _vector_literal
 
 RRF_K = 60  # the usual constant of reciprocal rank fusion: score = sum 1 / (RRF_K + rank)
 CANDIDATES = 50  # per retriever, before fusion
-EF_SEARCH = 100  # HNSW candidate list (recall vs speed); raised to the candidates asked for when larger
+EF_SEARCH = 200  # HNSW candidate list (recall vs speed); raised to the candidates asked for when larger
 EF_MAX = 1000  # pgvector's maximum hnsw.ef_search
 # Under filters the second probe's ef_search is the candidates wanted / the share of the first probe's rows
 # that passed, times this margin (the share is an estimate from few rows).
