@@ -510,7 +510,7 @@ def test_full_text_pool_never_walks_an_index_with_the_words_as_a_filter(rt) -> N
         _add(rt, tenant, "a", "a_contract", filler, {}, model, [_unit(rng, 8) for _ in filler]),
         _add(rt, tenant, "z", "z_report", rare, {}, model, [_unit(rng, 8) for _ in rare]),
     ]
-    bulk.analyze(rt.store)
+    bulk.vacuum_analyze(rt.store)
     where, params = SearchFilters(tenant=tenant).sql()
     params.update({"model": model, "query": "zebrafinch kangaroo", "candidates": 20, "pool": 200})
     try:

@@ -116,7 +116,7 @@ def register(rt, instance, n: int, per_day: float, progress: Callable[[str], Non
                     documents.name, [doc_id(i) for i in range(s, min(end, s + PARTITION_CHUNK))]
                 )
         out["added"] = n - have
-        bulk.analyze(rt.store)
+        bulk.vacuum_analyze(rt.store)
     done = materialized(instance, dg.AssetKey(ASSET))
     todo = [i for i in range(n) if doc_id(i) not in done]
     if todo:

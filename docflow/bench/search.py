@@ -313,7 +313,7 @@ def _load(rt, n_chunks: int, embedder, model: str, progress: Callable[[str], Non
         loaded = time.perf_counter()
     progress(f"search bench: index built in {loaded - build_started:.0f} s")
     type_builds = _build_type_indexes(rt, dim, progress)
-    bulk.analyze(rt.store)
+    bulk.vacuum_analyze(rt.store)
     return {
         "reused": False,
         "documents": len(docs),

@@ -5,6 +5,7 @@ import struct
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import psycopg
 from psycopg import sql
 
 from docflow.store.db import Store
@@ -49,11 +50,13 @@ def copy_binary_chunks(
             copy.write(COPY_TRAILER)
 
 
-def analyze(store: Store) -> None:
-    """Fresh planner statistics after a bulk load."""
-    with store.tx() as conn:
-        conn.execute("ANALYZE docflow.documents")
-        conn.execute("ANALYZE docflow.chunks")
+def vacuum_analyze(store: Store) -> None:
+    """Fresh planner statistics and visibility map after a bulk load, as autovacuum would leave them later:
+    until then the rows of an earlier delete stay dead in the table and its indexes, and every scan reads
+    them (a search bench measured several times slower before autovacuum came)."""
+    with psycopg.connect(store.url, autocommit=True) as conn:  # VACUUM runs outside a transaction
+        conn.execute("VACUUM (ANALYZE) docflow.documents")
+        conn.execute("VACUUM (ANALYZE) docflow.chunks")
 
 
 def drop_vector_index(store: Store, dimension: int) -> None:
