@@ -544,3 +544,21 @@ def test_docflow_vector_index_builds_the_index_a_search_of_that_type_probes(rt) 
     finally:
         with rt.store.tx() as conn:
             conn.execute(f"DROP INDEX IF EXISTS {name}")
+
+
+def test_the_chunk_date_function_reads_date_fields_in_their_order(rt) -> None:
+    """docflow.chunk_date (migration 0018) and store.search.DATE_FIELDS must name the same fields in the same
+    order: the first of them holding an ISO date is the chunk's document date."""
+    from docflow.store.search import DATE_FIELDS
+
+    dates = {name: f"20{10 + i:02d}-01-02" for i, name in enumerate(DATE_FIELDS)}
+    with rt.store.tx() as conn:
+
+        def chunk_date(fields: dict) -> str | None:
+            metadata = json.dumps({"fields": fields})
+            return conn.execute("SELECT docflow.chunk_date(%s::jsonb) AS d", (metadata,)).fetchone()["d"]
+
+        for i, name in enumerate(DATE_FIELDS):
+            later = {n: dates[n] for n in DATE_FIELDS[i:]}
+            assert chunk_date({**later, "due_date": "1999-01-01"}) == dates[name], name
+        assert chunk_date({"due_date": "2020-01-01", "date": "not a date"}) is None
