@@ -6,6 +6,7 @@ import time
 import uuid
 
 import dagster as dg
+import psycopg
 import pytest
 import yaml
 from daemon import daemon_deployment
@@ -128,27 +129,41 @@ def test_the_run_queue_starts_a_high_priority_document_before_normal_ones_queued
     blocker = f"block{stamp}"  # takes the only run slot while the others queue up
     pdf = (SAMPLES / "services-agreement-acme.pdf").read_bytes() + f"% {stamp}".encode()
     rt.bucket.put_bytes(f"incoming/{blocker}/agreement.pdf", pdf)
-    _wait(
-        lambda: (r := _runs(instance, [blocker]).get(blocker)) and r.status != dg.DagsterRunStatus.QUEUED,
-        "the first run did not start",
-        log,
-    )
-    normal = [f"norm{stamp}{i}" for i in range(4)]
-    for i, t in enumerate(normal):  # a tenant each: the per-tenant limit plays no part in the order
-        rt.bucket.put_bytes(f"incoming/{t}/letter.txt", f"Dear reader, normal letter {i} {stamp}".encode())
-    _wait(lambda: len(_runs(instance, normal)) == len(normal), "the normal runs were not queued", log)
-    high = f"high{stamp}"
-    rt.bucket.put_bytes(
-        f"incoming/{high}/urgent.txt", f"Urgent letter {stamp}".encode(), metadata={PRIORITY_META: "high"}
-    )
-    queued_first = _wait(
-        lambda: (
-            high in _runs(instance, [high])
-            and [t for t, r in _runs(instance, normal).items() if r.status == dg.DagsterRunStatus.QUEUED]
-        ),
-        "the high-priority run was not queued",
-        log,
-    )
+    # the blocker's row held in a transaction from its registration on: its run, once started, waits at its
+    # first status update, so the slot stays taken however fast the steps are, until every run is queued
+    hold = psycopg.connect(rt.store.url)
+    try:
+        _wait(
+            lambda: hold.execute(
+                "SELECT doc_id FROM docflow.documents WHERE tenant = %s FOR UPDATE", (blocker,)
+            ).fetchone(),
+            "the first document was not registered",
+            log,
+        )
+        _wait(
+            lambda: (r := _runs(instance, [blocker]).get(blocker)) and r.status != dg.DagsterRunStatus.QUEUED,
+            "the first run did not start",
+            log,
+        )
+        normal = [f"norm{stamp}{i}" for i in range(4)]
+        for i, t in enumerate(normal):  # a tenant each: the per-tenant limit plays no part in the order
+            letter = f"Dear reader, normal letter {i} {stamp}".encode()
+            rt.bucket.put_bytes(f"incoming/{t}/letter.txt", letter)
+        _wait(lambda: len(_runs(instance, normal)) == len(normal), "the normal runs were not queued", log)
+        high = f"high{stamp}"
+        rt.bucket.put_bytes(
+            f"incoming/{high}/urgent.txt", f"Urgent letter {stamp}".encode(), metadata={PRIORITY_META: "high"}
+        )
+        queued_first = _wait(
+            lambda: (
+                high in _runs(instance, [high])
+                and [t for t, r in _runs(instance, normal).items() if r.status == dg.DagsterRunStatus.QUEUED]
+            ),
+            "the high-priority run was not queued",
+            log,
+        )
+    finally:
+        hold.close()  # rolls back: the blocker's run goes on
     tenants = [blocker, *normal, high]
     _wait(
         lambda: (
