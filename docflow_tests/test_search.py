@@ -141,15 +141,23 @@ def _unit(rng: random.Random, dim: int, near: list[float] | None = None, noise: 
     return [x / n for x in v]
 
 
+def _crowd(rt, rng: random.Random, model: str, query: list[float], n: int) -> tuple[str, str]:
+    """A tenant of its own with a document of `n` chunks all near `query`: they fill the HNSW candidates
+    before any other tenant's chunk. Returns (tenant, doc_id)."""
+    tenant = f"c{uuid.uuid4().hex[:6]}"
+    texts = [f"crowd chunk {i}" for i in range(n)]
+    vectors = [_unit(rng, len(query), query, 0.05) for _ in texts]
+    return tenant, _add(rt, tenant, "crowd", "other", texts, {}, model, vectors)
+
+
 def test_selective_filter_falls_back_to_exact_search(rt) -> None:
     """A crowd of chunks nearer to the query fills the HNSW candidates; a small tenant's chunks, far from the
     query, must still be found (pgvector < 0.8 filters only what the index returned)."""
     rng = random.Random(1)
     dim, model = 24, "test/fallback"
     query = _unit(rng, dim)
-    crowd, small = f"c{uuid.uuid4().hex[:6]}", f"f{uuid.uuid4().hex[:6]}"
-    texts = [f"crowd chunk {i}" for i in range(300)]
-    many = _add(rt, crowd, "crowd", "other", texts, {}, model, [_unit(rng, dim, query, 0.05) for _ in texts])
+    crowd, many = _crowd(rt, rng, model, query, 300)
+    small = f"f{uuid.uuid4().hex[:6]}"
     far = [[-x for x in query], _unit(rng, dim)]
     target = _add(rt, small, "small", "other", ["far away one", "far away two"], {}, model, far)
     try:
@@ -167,9 +175,8 @@ def test_semantic_retriever_under_a_selective_filter_returns_the_exact_answer(rt
     rng = random.Random(4)
     dim, model = 20, "test/exact"
     query = _unit(rng, dim)
-    crowd, small = f"c{uuid.uuid4().hex[:6]}", f"f{uuid.uuid4().hex[:6]}"
-    texts = [f"crowd chunk {i}" for i in range(400)]
-    many = _add(rt, crowd, "crowd", "other", texts, {}, model, [_unit(rng, dim, query, 0.05) for _ in texts])
+    crowd, many = _crowd(rt, rng, model, query, 400)
+    small = f"f{uuid.uuid4().hex[:6]}"
     vectors = [_unit(rng, dim) for _ in range(30)]
     target = _add(rt, small, "small", "other", [f"small {i}" for i in range(30)], {}, model, vectors)
     cosine = [sum(a * b for a, b in zip(v, query, strict=True)) for v in vectors]
