@@ -321,8 +321,7 @@ def semantic_search(
 ) -> tuple[list[Key], str]:
     """The semantic retriever of `hybrid_search` alone: the `candidates` nearest chunks passing `filters`,
     and how they were found (`index`, `index_wider` or `exact`, see the module's docstring)."""
-    where, params = (filters or SearchFilters()).sql()
-    params.update({"qvec": _vector_literal(query_vector), "model": model, "candidates": candidates})
+    where, params = _filtered(filters, model, qvec=_vector_literal(query_vector), candidates=candidates)
     with store.tx() as conn:
         return _semantic(conn, len(query_vector), where, params, candidates)
 
@@ -336,8 +335,7 @@ def exact_search(
 ) -> list[Key]:
     """The true `k` nearest chunks passing `filters` (every passing row compared: the truth recall is
     measured against)."""
-    where, params = (filters or SearchFilters()).sql()
-    params.update({"qvec": _vector_literal(query_vector), "model": model, "candidates": k})
+    where, params = _filtered(filters, model, qvec=_vector_literal(query_vector), candidates=k)
     with store.tx() as conn:
         conn.execute("SELECT set_config('enable_indexscan', 'off', true)")
         rows = conn.execute(_semantic_sql(len(query_vector), where, exact=True), params).fetchall()
@@ -365,8 +363,7 @@ def distances(store: Store, query_vector: Sequence[float], keys: Sequence[Key]) 
 
 def count_matching(store: Store, model: str, filters: SearchFilters | None = None) -> int:
     """Chunks of `model` passing `filters`."""
-    where, params = (filters or SearchFilters()).sql()
-    params["model"] = model
+    where, params = _filtered(filters, model)
     sql = (
         "SELECT count(*) AS n FROM docflow.chunks c JOIN docflow.documents d USING (doc_id) "
         f"WHERE c.embedding_model = %(model)s{where}"
@@ -374,6 +371,13 @@ def count_matching(store: Store, model: str, filters: SearchFilters | None = Non
     with store.tx() as conn:
         row = conn.execute(sql, params).fetchone()
     return int(row["n"]) if row else 0
+
+
+def _filtered(filters: SearchFilters | None, model: str, **values: Any) -> tuple[str, dict[str, Any]]:
+    """The filters' SQL and parameters, with the model's and the statement's own values."""
+    where, params = (filters or SearchFilters()).sql()
+    params.update(model=model, **values)
+    return where, params
 
 
 def _lexical(conn, where: str, params: dict[str, Any]) -> list[Key]:
