@@ -219,7 +219,7 @@ class DocflowEventLogStorage(_Pooled, PostgresEventLogStorage):
                     table.delete()
                     .where(
                         table.c.partitions_def_name == partitions_def_name,
-                        table.c.partition == db.any_(db.literal(chunk, ARRAY(db.Text))),
+                        table.c.partition == _keys_array(chunk),
                     )
                     .returning(table.c.id, table.c.partition)
                 ).fetchall()
