@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from docflow import ingest
 from docflow.bench import BenchOptions, costs
@@ -295,7 +295,6 @@ def dagster_path(
     one at a time (upload -> embeddings latency with the sensor interval included), then the bulk load of
     `docs` (throughput and latency under load, its fixed costs from Dagster's records, Postgres and S3
     requests per document), and with `backfill` the same documents re-processed as a UI backfill."""
-    from dagster import DagsterRunStatus, RunsFilter
 
     stamp = f"{datetime.now(UTC):%m%d%H%M%S}"
     tenant = f"bench{stamp}"
@@ -331,34 +330,52 @@ def dagster_path(
         if backfill:
             progress(f"re-processing the {len(rows)} documents as a backfill from the UI")
             backfilled = _backfill(settings, instance, [r["doc_id"] for r in rows.values()], timeout_s)
-    finished = [r for r in rows.values() if r["status"] in ("done", "failed")]
+    load = finished_load(instance, rows, tenant, started, upload_s, run_limits()[1])
     latencies = latencies_of(rows, uploaded)
-    done_at = max(r["updated_at"].timestamp() for r in finished) if finished else float("nan")
-    wall = done_at - started
-    runs = instance.get_runs(RunsFilter(tags={"docflow/tenant": tenant}, statuses=[DagsterRunStatus.SUCCESS]))
-    run_ids = [r.run_id for r in runs]
-    timeline = costs.run_timeline(instance, run_ids)
-    ticks = costs.sensor_ticks(instance, after=started - 10)
     return {
         "tenant": tenant,
         "docs_done": sum(r["status"] == "done" for r in rows.values()),
         "docs_failed": sum(r["status"] == "failed" for r in rows.values()),
-        "docs_unfinished": len(docs) - len(finished),
-        "wall_s": round(wall, 2),
+        "docs_unfinished": len(docs) - load.finished,
+        "wall_s": round(load.wall_s, 2),
         "latency_p50_s": round(pct(latencies, 50), 2),
         "latency_p95_s": round(pct(latencies, 95), 2),
         "single_docs": single,
         "single_latency_p50_s": round(pct(single_latencies, 50), 2),
         "single_latency_p95_s": round(pct(single_latencies, 95), 2),
-        "runs": len(runs),
+        "runs": len(load.run_ids),
         **backfilled,
-        "per_asset_s": _per_doc_asset_seconds(instance, run_ids, len(docs)),
-        "fixed_costs": costs.fixed_costs(timeline, ticks, started, upload_s, run_limits()[1], done_at),
+        "per_asset_s": _per_doc_asset_seconds(instance, load.run_ids, len(docs)),
+        "fixed_costs": load.fixed_costs,
         "pg_per_doc": costs.pg_per_doc(pg_before, pg_after, len(docs)),
         "pg_idle_per_s": costs.pg_per_doc(idle_before, pg_before, IDLE_S),
         "s3_upload_requests_per_doc": costs.per_doc(upload_requests, len(docs)),
         **deployed.processes,
     }
+
+
+class FinishedLoad(NamedTuple):
+    finished: int  # documents done or failed
+    wall_s: float  # from the first upload to the last document finished
+    run_ids: list[str]  # the tenant's runs that succeeded
+    fixed_costs: dict[str, Any]  # costs.fixed_costs of those runs
+
+
+def finished_load(
+    instance, rows: dict[str, dict[str, Any]], tenant: str, started: float, upload_s: float, slots: int
+) -> FinishedLoad:
+    """A finished bulk load of `tenant` read back from its documents' rows and Dagster's records (its runs'
+    timelines and the sensor's ticks since just before the upload)."""
+    from dagster import DagsterRunStatus, RunsFilter
+
+    finished = [r for r in rows.values() if r["status"] in ("done", "failed")]
+    done_at = max(r["updated_at"].timestamp() for r in finished) if finished else float("nan")
+    runs = instance.get_runs(RunsFilter(tags={"docflow/tenant": tenant}, statuses=[DagsterRunStatus.SUCCESS]))
+    run_ids = [r.run_id for r in runs]
+    timeline = costs.run_timeline(instance, run_ids)
+    ticks = costs.sensor_ticks(instance, after=started - 10)
+    fixed = costs.fixed_costs(timeline, ticks, started, upload_s, slots, done_at)
+    return FinishedLoad(len(finished), done_at - started, run_ids, fixed)
 
 
 # --- the bare loop -----------------------------------------------------------------------------------

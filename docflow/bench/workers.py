@@ -20,6 +20,7 @@ import yaml
 
 from docflow.bench import BenchOptions, costs
 from docflow.bench.pipeline import (
+    finished_load,
     latencies_of,
     make_documents,
     pct,
@@ -86,25 +87,18 @@ def with_workers(
         time.sleep(2)  # Postgres backends flush their statistics within a second of going idle
         pg_after = costs.pg_counters(database_url)
         cpu_after = _cpu(deployed)
-    from dagster import DagsterRunStatus, RunsFilter
-
-    finished = [r for r in rows.values() if r["status"] in ("done", "failed")]
-    done_at = max(r["updated_at"].timestamp() for r in finished) if finished else float("nan")
-    wall = done_at - started
-    runs = instance.get_runs(RunsFilter(tags={TENANT_KEY: tenant}, statuses=[DagsterRunStatus.SUCCESS]))
-    timeline = costs.run_timeline(instance, [r.run_id for r in runs])
-    ticks = costs.sensor_ticks(instance, after=started - 10)
-    per_hour = n / wall * 3600 if wall > 0 else None
+    load = finished_load(instance, rows, tenant, started, upload_s, workers)
+    per_hour = n / load.wall_s * 3600 if load.wall_s > 0 else None
     return {
         "workers": workers,
         "docs": n,
         "docs_done": sum(r["status"] == "done" for r in rows.values()),
-        "runs": len(runs),
-        "wall_s": round(wall, 2),
+        "runs": len(load.run_ids),
+        "wall_s": round(load.wall_s, 2),
         "docs_per_hour": round(per_hour) if per_hour else None,
         "docs_per_hour_per_worker": round(per_hour / workers) if per_hour else None,
         "latency_p50_s": round(pct(latencies_of(rows, uploaded), 50), 2),
-        "fixed_costs": costs.fixed_costs(timeline, ticks, started, upload_s, workers, done_at),
+        "fixed_costs": load.fixed_costs,
         "pg_per_doc": costs.pg_per_doc(pg_before, pg_after, n),
         "cpu_s_per_doc": {k: round((cpu_after.get(k, 0) - cpu_before.get(k, 0)) / n, 3) for k in cpu_after},
         **{k: v for k, v in deployed.processes.items() if k != "cpu_s_by_process"},
