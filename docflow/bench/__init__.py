@@ -70,6 +70,15 @@ class BenchOptions:
         raise ValueError(f"--extra {key}={value}: expected 1/0, true/false, yes/no or on/off")
 
 
+def free_port() -> int:
+    """A TCP port free on the loopback now, for a service a section starts."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def machine() -> dict[str, Any]:
     import os
 

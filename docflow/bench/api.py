@@ -34,7 +34,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -45,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from docflow.bench import free_port
 from docflow.settings import Settings
 
 UPLOADS = 200
@@ -52,12 +52,6 @@ SSE_CLIENTS = 50
 SEQUENTIAL = 20  # of the SSE clients' documents, uploaded one at a time first
 P95_RATIO_TARGET = 1.25  # docflow's upload p95 over the floor app's
 ROUNDS = 3  # bursts to each server (the machine's other load varies from one burst to the next)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -538,7 +532,7 @@ def api_section(settings: Settings, options, progress: Callable[[str], None]) ->
     key = create_api_key(rt.store, tenant, "bench")
     for t in (tenant, floor_tenant):
         set_limits(rt.store, t, docs_per_day=SSE_CLIENTS + rounds * UPLOADS + 10, bytes_per_day=None)
-    port, floor_port = _free_port(), _free_port()
+    port, floor_port = free_port(), free_port()
     workers = int(options.extra.get("api_workers", os.cpu_count() or 1))
     cmd = [sys.executable, "-m", "docflow.cli", "api", "--port", str(port), "--workers", str(workers)]
     floor_cmd = [

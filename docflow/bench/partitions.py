@@ -28,7 +28,6 @@ stopped at the end; no daemon runs, so the runs the bench creates stay queued, a
 import contextlib
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -40,7 +39,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from docflow.bench import BenchOptions
+from docflow.bench import BenchOptions, free_port
 from docflow.bench.pipeline import stop_process
 from docflow.settings import Settings
 
@@ -158,12 +157,6 @@ def apply_retention(rt, instance, days: int, now: datetime, progress) -> dict[st
 # --- the services the UI and the daemon paths talk to ---------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class Services:
     """A code server for the docflow location, a workspace file naming it, and a dagster-webserver on it."""
 
@@ -185,7 +178,7 @@ class Services:
     def start_code_server(self, timeout_s: float = 300) -> None:
         import yaml
 
-        port = _free_port()
+        port = free_port()
         cmd = [sys.executable, "-m", "dagster", "code-server", "start", "-m", "docflow.definitions"]
         self.code_server = self._popen([*cmd, "-h", "127.0.0.1", "-p", str(port)], "code-server.log")
         health = [sys.executable, "-m", "dagster", "api", "grpc-health-check", "-p", str(port)]
@@ -200,7 +193,7 @@ class Services:
     def start_webserver(self, timeout_s: float = 300) -> None:
         import httpx
 
-        port = _free_port()
+        port = free_port()
         webserver = Path(sys.executable).parent / "dagster-webserver"
         cmd = [str(webserver), "-w", str(self.workspace), "-h", "127.0.0.1", "-p", str(port)]
         self.webserver = self._popen(cmd, "webserver.log")

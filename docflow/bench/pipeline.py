@@ -10,7 +10,6 @@ import multiprocessing
 import os
 import random
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -25,7 +24,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from docflow import ingest
-from docflow.bench import BenchOptions, costs
+from docflow.bench import BenchOptions, costs, free_port
 from docflow.bench.costs import ProcessSampler
 from docflow.orchestration.instance import configure_pools, dagster_env, open_instance
 from docflow.orchestration.processes import daemon_command
@@ -100,9 +99,7 @@ def _start_daemon(env: dict[str, str], log: Path) -> list[subprocess.Popen]:
 
     import yaml
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     out = log.open("w")
     run = {"env": env, "cwd": REPO_ROOT, "stdout": out, "stderr": subprocess.STDOUT}
     code = [sys.executable, "-m", "dagster", "code-server", "start", "-m", "docflow.definitions"]
